@@ -1,0 +1,129 @@
+package domain
+
+const tokenAggregate = "token"
+
+// scopeRank orders scopes: each scope implies the ones ranked below it.
+var scopeRank = map[string]int{ScopeRead: 1, ScopeWrite: 2, ScopeAdmin: 3}
+
+// ValidScope reports whether s is read, write or admin.
+func ValidScope(s string) bool { return scopeRank[s] > 0 }
+
+// ScopeAllows reports whether a token with scope have may do what needs scope need:
+// admin ⊇ write ⊇ read. Unknown scopes allow nothing and are allowed by nothing.
+func ScopeAllows(have, need string) bool {
+	h, n := scopeRank[have], scopeRank[need]
+	return h > 0 && n > 0 && h >= n
+}
+
+// Permits reports whether the token may act with scope need on project (a token bound to a
+// project reaches only that project; project "" asks about project-independent resources, which
+// only unbound tokens reach). A revoked token permits nothing.
+func (t *APIToken) Permits(project, need string) bool {
+	if t == nil || t.ID == "" || t.Revoked {
+		return false
+	}
+	if t.Project != "" && t.Project != project {
+		return false
+	}
+	return ScopeAllows(t.Scope, need)
+}
+
+// IssueToken records a new API token. id is chosen by the caller (URL-safe, ValidKey), hash is
+// the lowercase hex SHA-256 of the secret (the secret itself never reaches the domain), project
+// is empty for a token valid in every project.
+func IssueToken(id, name, hash, scope, project string) ([]Event, error) {
+	if !ValidKey(id) {
+		return nil, Invalid("id", "invalid token id %q", truncate(id, 120))
+	}
+	if err := validName("name", name); err != nil {
+		return nil, err
+	}
+	if !validSHA256Hex(hash) {
+		return nil, Invalid("hash", "hash must be a lowercase hex SHA-256 (64 characters)")
+	}
+	if !ValidScope(scope) {
+		return nil, Invalid("scope", "scope must be %q, %q or %q, not %q", ScopeRead, ScopeWrite, ScopeAdmin, truncate(scope, 40))
+	}
+	if project != "" && !ValidKey(project) {
+		return nil, Invalid("project", "invalid project key %q", truncate(project, 120))
+	}
+	return []Event{&TokenIssued{ID: id, Name: name, Hash: hash, Scope: scope, Project: project}}, nil
+}
+
+func validSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Revoke revokes the token; it stops working at once. Revoking a revoked token is EConflict.
+func (t *APIToken) Revoke() ([]Event, error) {
+	if t == nil || t.ID == "" {
+		return nil, Errorf(ENotFound, "token not found")
+	}
+	if t.Revoked {
+		return nil, Errorf(EConflict, "token %q is already revoked", t.ID)
+	}
+	return []Event{&TokenRevoked{ID: t.ID}}, nil
+}
+
+// Apply changes the in-memory state by one event of the token stream and bumps Version. Events
+// of other aggregates are ignored.
+func (t *APIToken) Apply(e Event) { t.apply(e) }
+
+func (t *APIToken) apply(e Event) bool {
+	switch e := e.(type) {
+	case *TokenIssued:
+		t.ID, t.Name, t.Hash, t.Scope, t.Project = e.ID, e.Name, e.Hash, e.Scope, e.Project
+	case *TokenRevoked:
+		t.Revoked = true
+	default:
+		return false
+	}
+	t.Version++
+	return true
+}
+
+// ApplyRecorded decodes a stored event and applies it, taking Version and the timestamps from the
+// record.
+func (t *APIToken) ApplyRecorded(r RecordedEvent) error {
+	e, err := r.Decode()
+	if err != nil {
+		return err
+	}
+	if err := checkOrder(tokenAggregate, r, t.ID != "", isType[*TokenIssued](e)); err != nil {
+		return err
+	}
+	if !t.apply(e) {
+		return unexpectedEvent(tokenAggregate, r)
+	}
+	t.Version = r.Version
+	switch e.(type) {
+	case *TokenIssued:
+		t.CreatedAt = r.OccurredAt
+	case *TokenRevoked:
+		t.RevokedAt = r.OccurredAt
+	}
+	return nil
+}
+
+// FoldToken rebuilds a token from its stream. It returns (nil, nil) for an empty stream.
+func FoldToken(events []RecordedEvent) (*APIToken, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	t := &APIToken{}
+	for _, r := range events {
+		if err := t.ApplyRecorded(r); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}

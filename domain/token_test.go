@@ -1,0 +1,109 @@
+package domain_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vexil-flags/vexil/domain"
+)
+
+var hash = strings.Repeat("ab", 32)
+
+func TestIssueToken(t *testing.T) {
+	tests := []struct {
+		name                            string
+		id, tname, hash, scope, project string
+		then                            []domain.Event
+		code, field                     string
+	}{
+		{name: "unbound", id: "tok-1", tname: "CI", hash: hash, scope: "write",
+			then: []domain.Event{&domain.TokenIssued{ID: "tok-1", Name: "CI", Hash: hash, Scope: "write"}}},
+		{name: "bound to a project", id: "tok-1", tname: "CI", hash: hash, scope: "read", project: "acme",
+			then: []domain.Event{&domain.TokenIssued{ID: "tok-1", Name: "CI", Hash: hash, Scope: "read", Project: "acme"}}},
+		{name: "invalid id", id: "", tname: "CI", hash: hash, scope: "read", code: domain.EInvalid, field: "id"},
+		{name: "missing name", id: "tok-1", hash: hash, scope: "read", code: domain.EInvalid, field: "name"},
+		{name: "short hash", id: "tok-1", tname: "CI", hash: "abc", scope: "read", code: domain.EInvalid, field: "hash"},
+		{name: "uppercase hash", id: "tok-1", tname: "CI", hash: strings.ToUpper(hash), scope: "read", code: domain.EInvalid, field: "hash"},
+		{name: "unknown scope", id: "tok-1", tname: "CI", hash: hash, scope: "root", code: domain.EInvalid, field: "scope"},
+		{name: "invalid project", id: "tok-1", tname: "CI", hash: hash, scope: "read", project: "a b", code: domain.EInvalid, field: "project"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := domain.IssueToken(tc.id, tc.tname, tc.hash, tc.scope, tc.project)
+			then(t, got, err, tc.then, tc.code, tc.field)
+		})
+	}
+}
+
+func TestRevokeToken(t *testing.T) {
+	issued := &domain.TokenIssued{ID: "tok-1", Name: "CI", Hash: hash, Scope: "admin"}
+	tests := []struct {
+		name  string
+		given []domain.Event
+		then  []domain.Event
+		code  string
+	}{
+		{name: "revoke", given: []domain.Event{issued}, then: []domain.Event{&domain.TokenRevoked{ID: "tok-1"}}},
+		{name: "revoke twice", given: []domain.Event{issued, &domain.TokenRevoked{ID: "tok-1"}}, code: domain.EConflict},
+		{name: "revoke a missing token", code: domain.ENotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := domain.FoldToken(record(t, "token/tok-1", tc.given...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tok.Revoke()
+			then(t, got, err, tc.then, tc.code, "")
+		})
+	}
+}
+
+func TestScopeAllows(t *testing.T) {
+	tests := []struct {
+		have, need string
+		want       bool
+	}{
+		{"read", "read", true}, {"read", "write", false}, {"read", "admin", false},
+		{"write", "read", true}, {"write", "write", true}, {"write", "admin", false},
+		{"admin", "read", true}, {"admin", "write", true}, {"admin", "admin", true},
+		{"", "read", false}, {"root", "read", false}, {"admin", "", false}, {"admin", "root", false},
+	}
+	for _, tc := range tests {
+		if got := domain.ScopeAllows(tc.have, tc.need); got != tc.want {
+			t.Errorf("ScopeAllows(%q, %q) = %v, want %v", tc.have, tc.need, got, tc.want)
+		}
+	}
+}
+
+func TestFoldToken(t *testing.T) {
+	tok, err := domain.FoldToken(record(t, "token/tok-1",
+		&domain.TokenIssued{ID: "tok-1", Name: "CI", Hash: hash, Scope: "write", Project: "acme"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.ID != "tok-1" || tok.Scope != "write" || tok.Project != "acme" || tok.Revoked ||
+		tok.Version != 1 || !tok.CreatedAt.Equal(t0) || !tok.RevokedAt.IsZero() {
+		t.Fatalf("issued: %+v", tok)
+	}
+	if !tok.Permits("acme", "write") || tok.Permits("acme", "admin") || tok.Permits("other", "read") || tok.Permits("", "read") {
+		t.Errorf("permits of a project-bound write token are wrong")
+	}
+	tok, err = domain.FoldToken(record(t, "token/tok-1",
+		&domain.TokenIssued{ID: "tok-1", Name: "CI", Hash: hash, Scope: "admin"}, &domain.TokenRevoked{ID: "tok-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.Revoked || tok.Version != 2 || !tok.RevokedAt.Equal(t0.Add(60e9)) {
+		t.Fatalf("revoked: %+v", tok)
+	}
+	if tok.Permits("acme", "read") {
+		t.Errorf("a revoked token permits")
+	}
+	if tok, err := domain.FoldToken(nil); tok != nil || err != nil {
+		t.Fatalf("empty stream: %v %v", tok, err)
+	}
+	if _, err := domain.FoldToken(record(t, "token/tok-1", &domain.TokenRevoked{ID: "tok-1"})); err == nil {
+		t.Fatalf("a stream without TokenIssued folded")
+	}
+}
