@@ -1,0 +1,14 @@
+// Package migrations embeds Vexil's SQL migrations, run by golang-migrate (see
+// services/postgres.Migrate).
+//
+// The same files work on TimescaleDB and on plain PostgreSQL >= 14: 0001 creates the timescaledb
+// extension when the server offers it, and later files branch on its presence inside DO blocks, so
+// on plain PostgreSQL the same relation names exist as ordinary tables and materialized views.
+package migrations
+
+import "embed"
+
+// FS holds the *.up.sql and *.down.sql files.
+//
+//go:embed *.sql
+var FS embed.FS

@@ -1,0 +1,198 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// DB is a pool, a connection or a transaction.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// EventTables are the raw event hypertables (tables on plain PostgreSQL) whose chunk interval,
+// compression and retention the configuration sets.
+var EventTables = []string{"evaluation_events", "goal_events", "goal_attributions"}
+
+// Rollups are the aggregate relations in refresh order (each after what it reads).
+var Rollups = []string{
+	"evaluations_per_minute", "evaluations_per_hour", "evaluations_per_day",
+	"goals_per_hour", "goals_per_day",
+	"goal_variations_per_hour", "goal_variations_per_day",
+	"telemetry_ingest_per_minute",
+}
+
+// BatchLogRetention is how long telemetry_batches rows are kept (the ingest panels).
+const BatchLogRetention = 30 * 24 * time.Hour
+
+// HasTimescale reports whether the database has TimescaleDB (migration 0001's function).
+func HasTimescale(ctx context.Context, db DB) (bool, error) {
+	var ok bool
+	if err := db.QueryRow(ctx, `SELECT vexil_has_timescale()`).Scan(&ok); err != nil {
+		return false, fmt.Errorf("telemetry: vexil_has_timescale(): %w", err)
+	}
+	return ok, nil
+}
+
+// Policies are the storage intervals of the raw event tables.
+type Policies struct {
+	ChunkInterval time.Duration // TimescaleDB: the time range of one chunk (new chunks)
+	CompressAfter time.Duration // TimescaleDB: chunks older than this are compressed
+	Retention     time.Duration // rows (chunks) older than this are dropped
+}
+
+// ApplyPolicies sets the chunk interval and the compression and retention policies of the
+// event hypertables on TimescaleDB (a policy already at the wanted interval is left alone), in
+// one transaction under an advisory lock so concurrent projector instances do not race. It does
+// nothing on plain PostgreSQL, where DeleteExpired does the retention.
+func ApplyPolicies(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, p Policies) (changed int, err error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	ts, err := HasTimescale(ctx, tx)
+	if err != nil || !ts {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('vexil-telemetry-policies'))`); err != nil {
+		return 0, err
+	}
+	for _, table := range EventTables {
+		var chunk, compress, retention *time.Duration
+		if err := tx.QueryRow(ctx, `SELECT
+			  (SELECT d.time_interval FROM timescaledb_information.dimensions d
+			    WHERE d.hypertable_name = $1 AND d.dimension_number = 1),
+			  (SELECT (j.config->>'compress_after')::interval FROM timescaledb_information.jobs j
+			    WHERE j.hypertable_name = $1 AND j.proc_name = 'policy_compression'),
+			  (SELECT (j.config->>'drop_after')::interval FROM timescaledb_information.jobs j
+			    WHERE j.hypertable_name = $1 AND j.proc_name = 'policy_retention')`, table).Scan(&chunk, &compress, &retention); err != nil {
+			return 0, fmt.Errorf("telemetry: read policies of %s: %w", table, err)
+		}
+		if p.ChunkInterval > 0 && (chunk == nil || *chunk != p.ChunkInterval) {
+			if _, err := tx.Exec(ctx, `SELECT set_chunk_time_interval($1::regclass, $2::interval)`, table, intervalText(p.ChunkInterval)); err != nil {
+				return 0, fmt.Errorf("telemetry: chunk interval of %s: %w", table, err)
+			}
+			changed++
+		}
+		if p.CompressAfter > 0 && (compress == nil || *compress != p.CompressAfter) {
+			if _, err := tx.Exec(ctx, `SELECT remove_compression_policy($1::regclass, if_exists => true)`, table); err != nil {
+				return 0, fmt.Errorf("telemetry: compression policy of %s: %w", table, err)
+			}
+			if _, err := tx.Exec(ctx, `SELECT add_compression_policy($1::regclass, $2::interval)`, table, intervalText(p.CompressAfter)); err != nil {
+				return 0, fmt.Errorf("telemetry: compression policy of %s: %w", table, err)
+			}
+			changed++
+		}
+		if p.Retention > 0 && (retention == nil || *retention != p.Retention) {
+			if _, err := tx.Exec(ctx, `SELECT remove_retention_policy($1::regclass, if_exists => true)`, table); err != nil {
+				return 0, fmt.Errorf("telemetry: retention policy of %s: %w", table, err)
+			}
+			if _, err := tx.Exec(ctx, `SELECT add_retention_policy($1::regclass, $2::interval)`, table, intervalText(p.Retention)); err != nil {
+				return 0, fmt.Errorf("telemetry: retention policy of %s: %w", table, err)
+			}
+			changed++
+		}
+	}
+	return changed, tx.Commit(ctx)
+}
+
+// intervalText writes d as PostgreSQL reads it back in policies ("30 days", not "720:00:00").
+func intervalText(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return fmt.Sprintf("%d microseconds", d.Microseconds())
+}
+
+// RefreshRollups refreshes the materialized views of plain PostgreSQL, in dependency order,
+// CONCURRENTLY (readers are never blocked). On TimescaleDB it refreshes the continuous
+// aggregates over [from, to) instead (zero times: unbounded), for tests and operators:
+// production relies on the refresh policies. Each CALL runs in its own transaction, so db must
+// not be in one.
+func RefreshRollups(ctx context.Context, db DB, from, to time.Time) error {
+	ts, err := HasTimescale(ctx, db)
+	if err != nil {
+		return err
+	}
+	bound := func(t time.Time) any {
+		if t.IsZero() {
+			return nil
+		}
+		return t
+	}
+	for _, view := range Rollups {
+		if ts {
+			_, err = db.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)`,
+				view, bound(from), bound(to))
+		} else {
+			_, err = db.Exec(ctx, `REFRESH MATERIALIZED VIEW CONCURRENTLY `+pgx.Identifier{view}.Sanitize())
+		}
+		if err != nil {
+			return fmt.Errorf("telemetry: refresh %s: %w", view, err)
+		}
+	}
+	return nil
+}
+
+// sqlReattribute attributes stored goals to exposures recorded or moved since $1 (and adds the
+// attributions inserted to the per-user goal sums). Write does the same in the transaction that
+// stores an exposure; this pass repairs the one case it cannot see: a goal and its user's first
+// exposure stored at the same moment by two concurrent transactions (each misses the other's
+// uncommitted row). Idempotent: attributions already there are skipped.
+const sqlReattribute = `WITH units AS (
+  SELECT project, environment, user_key, subject_kind, subject, variation, first_exposed_at
+  FROM experiment_exposures WHERE updated_at >= $1
+),` + attributeAndSum + `
+SELECT g.occurred_at, g.event_id, u.project, u.environment, g.goal, u.subject_kind, u.subject, u.variation,
+       u.user_key, g.value
+FROM units u CROSS JOIN LATERAL (
+  SELECT occurred_at, event_id, goal, value FROM goal_events g
+  WHERE g.project = u.project AND g.environment = u.environment AND g.user_key = u.user_key
+    AND g.occurred_at >= u.first_exposed_at
+  OFFSET 0) g` + attributeAndSumEnd + `
+SELECT count(*) FROM att`
+
+// Reattribute runs the repair pass over exposures recorded or moved since since, and returns
+// how many attributions it added (0 unless a race was repaired).
+func Reattribute(ctx context.Context, db DB, since time.Time) (int64, error) {
+	var n int64
+	if err := db.QueryRow(ctx, sqlReattribute, since).Scan(&n); err != nil {
+		return 0, fmt.Errorf("telemetry: re-attribute goals: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteExpired deletes raw rows older than retention (and batch log rows older than
+// BatchLogRetention) on plain PostgreSQL; TimescaleDB drops whole chunks by policy instead.
+func DeleteExpired(ctx context.Context, db DB, retention time.Duration) (int64, error) {
+	ts, err := HasTimescale(ctx, db)
+	if err != nil || ts || retention <= 0 {
+		return 0, err
+	}
+	var total int64
+	for _, t := range []struct {
+		table, column string
+		keep          time.Duration
+	}{
+		{"evaluation_events", "occurred_at", retention},
+		{"goal_events", "occurred_at", retention},
+		{"goal_attributions", "occurred_at", retention},
+		{"telemetry_batches", "received_at", BatchLogRetention},
+	} {
+		tag, err := db.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s < now() - $1::interval`, t.table, t.column), t.keep)
+		if err != nil {
+			return total, fmt.Errorf("telemetry: delete expired %s: %w", t.table, err)
+		}
+		total += tag.RowsAffected()
+	}
+	return total, nil
+}
