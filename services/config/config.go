@@ -1,0 +1,301 @@
+// Package config reads Vexil's configuration: VEXIL_* environment variables, overridden by
+// command-line flags, with defaults that work on a fresh machine of the kind Vexil develops on
+// (PostgreSQL and Redis on loopback) with no configuration at all.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Roles a process can run. "console" is the management API and console routes; "api" is the SDK API.
+const (
+	RoleAPI        = "api"
+	RoleConsole    = "console"
+	RoleProjector  = "projector"
+	RoleExperiment = "experiment"
+	RoleRelay      = "relay"
+)
+
+// AllRoles is what `vexil serve` runs by default.
+var AllRoles = []string{RoleAPI, RoleConsole, RoleProjector, RoleExperiment, RoleRelay}
+
+// Config is the whole configuration of one process.
+type Config struct {
+	DatabaseURL     string
+	RedisURL        string
+	HTTPAddr        string
+	StreamPrefix    string
+	AdminToken      string
+	Roles           []string
+	Migrate         bool          // run migrations at serve start
+	LogLevel        string        // debug, info, warn, error
+	LogFormat       string        // json or text
+	MaxBodyBytes    int64         // request body limit of the management API
+	ConsistencyWait time.Duration // how long a write waits for read models (read-your-writes)
+
+	SDKMaxContextBytes int64         // largest OFREP request body; larger answers 413
+	SDKRateLimit       float64       // requests per second per SDK key; 0 = unlimited
+	SSEHeartbeat       time.Duration // SSE keep-alive interval
+	ReconcileInterval  time.Duration // how often the api role compares snapshot versions with the database
+	AnalysisInterval   time.Duration // how often the experiment role analyses running experiments
+	SchedulerInterval  time.Duration // how often the experiment role applies due scheduled changes and rollout steps
+	AutoOpsInterval    time.Duration // how often the experiment role measures auto-ops rules
+
+	EventsMaxBatch           int           // events per POST /sdk/v1/events request (413 past it)
+	EventsMaxBodyBytes       int64         // body limit of POST /sdk/v1/events (413 past it)
+	EventsMaxAge             time.Duration // oldest occurred_at accepted
+	TelemetryMaxLag          int64         // stream messages the projector may be behind before ingest answers 429
+	TelemetryStreamMaxLen    int64         // cap of the telemetry stream
+	TelemetryWorkers         int           // telemetry messages one projector process stores at once
+	TelemetryRedeliverAfter  time.Duration // idle time after which a dead consumer's message is taken over
+	TelemetryRetention       time.Duration // raw events are kept this long
+	TelemetryCompressAfter   time.Duration // TimescaleDB: event chunks are compressed after this
+	TelemetryChunkInterval   time.Duration // TimescaleDB: time range of one event chunk
+	TelemetryRefreshInterval time.Duration // telemetry maintenance interval (plain-PostgreSQL rollup refresh)
+}
+
+// setting documents one option once, for the flag set, the environment and the README table.
+type setting struct {
+	env, flag, def, help string
+}
+
+var settings = []setting{
+	{"VEXIL_DATABASE_URL", "database-url", "postgres://postgres@127.0.0.1:5432/vexil?sslmode=disable", "PostgreSQL/TimescaleDB URL; the database is created if missing"},
+	{"VEXIL_REDIS_URL", "redis-url", "redis://127.0.0.1:6379/0", "Redis URL for the event streams"},
+	{"VEXIL_HTTP_ADDR", "http-addr", "127.0.0.1:8080", "listen address; one port serves every role's routes"},
+	{"VEXIL_STREAM_PREFIX", "stream-prefix", "vexil", "prefix of every Redis key and stream, so instances can share a Redis"},
+	{"VEXIL_ADMIN_TOKEN", "admin-token", "", "bootstrap admin token; if unset one is generated on first start, stored hashed and printed once"},
+	{"VEXIL_ROLES", "roles", strings.Join(AllRoles, ","), "comma list of roles to run: api,console,projector,experiment,relay"},
+	{"VEXIL_MIGRATE", "migrate", "true", "run database migrations when serve starts"},
+	{"VEXIL_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"VEXIL_LOG_FORMAT", "log-format", "json", "json or text"},
+	{"VEXIL_MAX_BODY_BYTES", "max-body-bytes", "1048576", "largest accepted management request body (bytes); larger answers 413"},
+	{"VEXIL_CONSISTENCY_WAIT", "consistency-wait", "2s", "how long a management write waits for read models before answering"},
+	{"VEXIL_SDK_MAX_CONTEXT_BYTES", "sdk-max-context-bytes", "65536", "largest SDK evaluation request body (bytes); larger answers 413"},
+	{"VEXIL_SDK_RATE_LIMIT", "sdk-rate-limit", "0", "requests per second allowed per SDK key (429 with Retry-After past it); 0 = unlimited"},
+	{"VEXIL_SSE_HEARTBEAT", "sse-heartbeat", "15s", "interval of SSE keep-alive comments"},
+	{"VEXIL_RECONCILE_INTERVAL", "reconcile-interval", "10s", "how often the api role reconciles its in-memory rulesets with the database"},
+	{"VEXIL_ANALYSIS_INTERVAL", "analysis-interval", "5m", "how often the experiment role analyses every running experiment"},
+	{"VEXIL_SCHEDULER_INTERVAL", "scheduler-interval", "1s", "how often the experiment role applies due scheduled changes and rollout steps (the delay of a due change)"},
+	{"VEXIL_AUTOOPS_INTERVAL", "autoops-interval", "30s", "how often the experiment role measures the auto-ops rules (one query per rule)"},
+	{"VEXIL_EVENTS_MAX_BATCH", "events-max-batch", "1000", "most events one POST /sdk/v1/events request may carry; more answers 413"},
+	{"VEXIL_EVENTS_MAX_BODY_BYTES", "events-max-body-bytes", "1048576", "largest POST /sdk/v1/events body (bytes); larger answers 413"},
+	{"VEXIL_EVENTS_MAX_AGE", "events-max-age", "48h", "oldest occurred_at accepted (at most 60h, inside the rollups' refresh windows); older events are refused one by one"},
+	{"VEXIL_TELEMETRY_MAX_LAG", "telemetry-max-lag", "1000", "telemetry stream messages the projector may be behind before ingest answers 429 with Retry-After"},
+	{"VEXIL_TELEMETRY_STREAM_MAXLEN", "telemetry-stream-maxlen", "20000", "cap of the telemetry stream in messages (at least 4x telemetry-max-lag, so trimming drops only stored messages)"},
+	{"VEXIL_TELEMETRY_WORKERS", "telemetry-workers", "4", "telemetry messages one projector process stores at once"},
+	{"VEXIL_TELEMETRY_REDELIVER_AFTER", "telemetry-redeliver-after", "30s", "how long a telemetry message held by a projector that died waits before another projector takes it"},
+	{"VEXIL_TELEMETRY_RETENTION", "telemetry-retention", "90d", "raw telemetry events are kept this long (at least 7d; rollups are kept longer on TimescaleDB)"},
+	{"VEXIL_TELEMETRY_COMPRESS_AFTER", "telemetry-compress-after", "7d", "TimescaleDB: event chunks older than this are compressed (more than events-max-age)"},
+	{"VEXIL_TELEMETRY_CHUNK_INTERVAL", "telemetry-chunk-interval", "1d", "TimescaleDB: time range of one event chunk"},
+	{"VEXIL_TELEMETRY_REFRESH_INTERVAL", "telemetry-refresh-interval", "1m", "telemetry maintenance interval: rollup refresh on plain PostgreSQL, goal re-attribution, retention"},
+}
+
+// Settings returns (env, flag, default, help) rows for documentation.
+func Settings() [][4]string {
+	out := make([][4]string, len(settings))
+	for i, s := range settings {
+		out[i] = [4]string{s.env, "--" + s.flag, s.def, s.help}
+	}
+	return out
+}
+
+// Parse reads the environment (lookup, usually os.LookupEnv) and then args, which override it.
+func Parse(name string, args []string, lookup func(string) (string, bool)) (*Config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	vals := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		def := s.def
+		if v, ok := lookup(s.env); ok {
+			def = v
+		}
+		vals[s.flag] = fs.String(s.flag, def, s.help+" (env "+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("config: unexpected arguments %q", fs.Args())
+	}
+	c := &Config{
+		DatabaseURL:  *vals["database-url"],
+		RedisURL:     *vals["redis-url"],
+		HTTPAddr:     *vals["http-addr"],
+		StreamPrefix: *vals["stream-prefix"],
+		AdminToken:   *vals["admin-token"],
+		LogLevel:     *vals["log-level"],
+		LogFormat:    *vals["log-format"],
+	}
+	var err error
+	if c.Migrate, err = strconv.ParseBool(*vals["migrate"]); err != nil {
+		return nil, fmt.Errorf("config: migrate: %w", err)
+	}
+	if c.MaxBodyBytes, err = strconv.ParseInt(*vals["max-body-bytes"], 10, 64); err != nil || c.MaxBodyBytes <= 0 {
+		return nil, fmt.Errorf("config: max-body-bytes must be a positive integer, got %q", *vals["max-body-bytes"])
+	}
+	if c.ConsistencyWait, err = time.ParseDuration(*vals["consistency-wait"]); err != nil {
+		return nil, fmt.Errorf("config: consistency-wait: %w", err)
+	}
+	if c.SDKMaxContextBytes, err = strconv.ParseInt(*vals["sdk-max-context-bytes"], 10, 64); err != nil || c.SDKMaxContextBytes <= 0 {
+		return nil, fmt.Errorf("config: sdk-max-context-bytes must be a positive integer, got %q", *vals["sdk-max-context-bytes"])
+	}
+	if c.SDKRateLimit, err = strconv.ParseFloat(*vals["sdk-rate-limit"], 64); err != nil || c.SDKRateLimit < 0 {
+		return nil, fmt.Errorf("config: sdk-rate-limit must be a non-negative number, got %q", *vals["sdk-rate-limit"])
+	}
+	if c.SSEHeartbeat, err = time.ParseDuration(*vals["sse-heartbeat"]); err != nil || c.SSEHeartbeat <= 0 {
+		return nil, fmt.Errorf("config: sse-heartbeat must be a positive duration, got %q", *vals["sse-heartbeat"])
+	}
+	if c.ReconcileInterval, err = time.ParseDuration(*vals["reconcile-interval"]); err != nil || c.ReconcileInterval <= 0 {
+		return nil, fmt.Errorf("config: reconcile-interval must be a positive duration, got %q", *vals["reconcile-interval"])
+	}
+	if err := c.parseTelemetry(vals); err != nil {
+		return nil, err
+	}
+	if c.AnalysisInterval, err = time.ParseDuration(*vals["analysis-interval"]); err != nil || c.AnalysisInterval <= 0 {
+		return nil, fmt.Errorf("config: analysis-interval must be a positive duration, got %q", *vals["analysis-interval"])
+	}
+	if c.SchedulerInterval, err = time.ParseDuration(*vals["scheduler-interval"]); err != nil || c.SchedulerInterval <= 0 {
+		return nil, fmt.Errorf("config: scheduler-interval must be a positive duration, got %q", *vals["scheduler-interval"])
+	}
+	if c.AutoOpsInterval, err = time.ParseDuration(*vals["autoops-interval"]); err != nil || c.AutoOpsInterval <= 0 {
+		return nil, fmt.Errorf("config: autoops-interval must be a positive duration, got %q", *vals["autoops-interval"])
+	}
+	if c.Roles, err = ParseRoles(*vals["roles"]); err != nil {
+		return nil, err
+	}
+	return c, c.validate()
+}
+
+// FromEnv parses the process environment and args.
+func FromEnv(name string, args []string) (*Config, error) {
+	return Parse(name, args, os.LookupEnv)
+}
+
+// ParseRoles parses a comma list of roles.
+func ParseRoles(s string) ([]string, error) {
+	var roles []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !slices.Contains(AllRoles, r) {
+			return nil, fmt.Errorf("config: unknown role %q (known: %s)", r, strings.Join(AllRoles, ","))
+		}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	if len(roles) == 0 {
+		return nil, fmt.Errorf("config: no role given")
+	}
+	return roles, nil
+}
+
+// Has reports whether the process runs role.
+func (c *Config) Has(role string) bool { return slices.Contains(c.Roles, role) }
+
+func (c *Config) validate() error {
+	if _, err := url.Parse(c.DatabaseURL); err != nil || c.DatabaseURL == "" {
+		return fmt.Errorf("config: database-url is not a URL: %q", c.DatabaseURL)
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+		return fmt.Errorf("config: redis-url must be redis:// or rediss://, got %q", c.RedisURL)
+	}
+	if c.StreamPrefix == "" || strings.ContainsAny(c.StreamPrefix, " \t\n") {
+		return fmt.Errorf("config: stream-prefix must be non-empty without spaces, got %q", c.StreamPrefix)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log-level must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return fmt.Errorf("config: log-format must be json or text, got %q", c.LogFormat)
+	}
+	return nil
+}
+
+// parseTelemetry reads the events and telemetry settings.
+func (c *Config) parseTelemetry(vals map[string]*string) error {
+	positive := func(name string, min int64) (int64, error) {
+		n, err := strconv.ParseInt(*vals[name], 10, 64)
+		if err != nil || n < min {
+			return 0, fmt.Errorf("config: %s must be an integer of at least %d, got %q", name, min, *vals[name])
+		}
+		return n, nil
+	}
+	duration := func(name string, min time.Duration) (time.Duration, error) {
+		d, err := ParseLongDuration(*vals[name])
+		if err != nil || d < min {
+			return 0, fmt.Errorf("config: %s must be a duration of at least %s (e.g. 90s, 2h, 30d), got %q", name, min, *vals[name])
+		}
+		return d, nil
+	}
+	var err error
+	var n int64
+	if n, err = positive("events-max-batch", 1); err != nil {
+		return err
+	}
+	if n > 10000 {
+		return fmt.Errorf("config: events-max-batch must be at most 10000, got %d", n)
+	}
+	c.EventsMaxBatch = int(n)
+	if c.EventsMaxBodyBytes, err = positive("events-max-body-bytes", 1024); err != nil {
+		return err
+	}
+	if c.EventsMaxAge, err = duration("events-max-age", time.Minute); err != nil {
+		return err
+	}
+	if c.EventsMaxAge > 60*time.Hour {
+		return fmt.Errorf("config: events-max-age must be at most 60h (the rollups refresh the last 3 days), got %s", c.EventsMaxAge)
+	}
+	if c.TelemetryMaxLag, err = positive("telemetry-max-lag", 1); err != nil {
+		return err
+	}
+	if c.TelemetryStreamMaxLen, err = positive("telemetry-stream-maxlen", 4*c.TelemetryMaxLag); err != nil {
+		return fmt.Errorf("%w (4 times telemetry-max-lag)", err)
+	}
+	if n, err = positive("telemetry-workers", 1); err != nil {
+		return err
+	}
+	if n > 64 {
+		return fmt.Errorf("config: telemetry-workers must be at most 64, got %d", n)
+	}
+	c.TelemetryWorkers = int(n)
+	if c.TelemetryRedeliverAfter, err = duration("telemetry-redeliver-after", time.Second); err != nil {
+		return err
+	}
+	if c.TelemetryRetention, err = duration("telemetry-retention", 7*24*time.Hour); err != nil {
+		return err
+	}
+	if c.TelemetryCompressAfter, err = duration("telemetry-compress-after", c.EventsMaxAge+time.Hour); err != nil {
+		return fmt.Errorf("%w (more than events-max-age)", err)
+	}
+	if c.TelemetryChunkInterval, err = duration("telemetry-chunk-interval", time.Hour); err != nil {
+		return err
+	}
+	if c.TelemetryRefreshInterval, err = duration("telemetry-refresh-interval", time.Second); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ParseLongDuration is time.ParseDuration that also takes whole days, "30d".
+func ParseLongDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*366 {
+			return 0, fmt.Errorf("config: invalid number of days %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}

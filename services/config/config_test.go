@@ -1,0 +1,55 @@
+package config_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/vexil-flags/vexil/services/config"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestDefaultsWorkWithNoConfiguration(t *testing.T) {
+	c, err := config.Parse("vexil", nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.StreamPrefix != "vexil" || c.RedisURL != "redis://127.0.0.1:6379/0" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if len(c.Roles) != len(config.AllRoles) || !c.Migrate || c.ConsistencyWait != 2*time.Second {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	c, err := config.Parse("vexil", []string{"--stream-prefix", "flagged", "--roles", "api, relay"},
+		env(map[string]string{"VEXIL_STREAM_PREFIX": "fromenv", "VEXIL_HTTP_ADDR": ":9999"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StreamPrefix != "flagged" || c.HTTPAddr != ":9999" {
+		t.Fatalf("got prefix %q addr %q", c.StreamPrefix, c.HTTPAddr)
+	}
+	if !c.Has(config.RoleAPI) || !c.Has(config.RoleRelay) || c.Has(config.RoleProjector) {
+		t.Fatalf("roles %v", c.Roles)
+	}
+}
+
+func TestRejectsBadSettings(t *testing.T) {
+	for name, args := range map[string][]string{
+		"unknown role":   {"--roles", "api,bogus"},
+		"empty roles":    {"--roles", ","},
+		"bad redis":      {"--redis-url", "http://x"},
+		"bad log level":  {"--log-level", "loud"},
+		"bad body limit": {"--max-body-bytes", "-1"},
+		"bad wait":       {"--consistency-wait", "soon"},
+		"stray argument": {"extra"},
+	} {
+		if _, err := config.Parse("vexil", args, env(nil)); err == nil {
+			t.Errorf("%s: expected an error", name)
+		}
+	}
+}
