@@ -1,0 +1,133 @@
+package console
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/services/experiments"
+	"github.com/vexil-flags/vexil/services/httpapi"
+)
+
+// Server is the management REST API.
+type Server struct {
+	app      *App
+	log      *slog.Logger
+	maxBody  int64
+	analyzer *experiments.Analyzer // nil: no on-demand analysis or reports
+}
+
+// NewServer builds the management API over app. maxBody bounds request bodies (413 past it).
+func NewServer(app *App, log *slog.Logger, maxBody int64) *Server {
+	return &Server{app: app, log: log, maxBody: maxBody}
+}
+
+// route is one operation of the API. The table drives both registration and the OpenAPI
+// document, and a test checks the two against echo's registered routes.
+type route struct {
+	method, path string
+	scope        string // "" for the unauthenticated OpenAPI document
+	summary      string
+	tag          string
+	request      any // zero value of the JSON body type, or nil
+	response     any // zero value of the JSON response type, or nil
+	status       int // success status
+	query        []string
+	handler      func(*Server, echo.Context) error
+}
+
+// Register adds the management routes to e under /api/v1.
+func (s *Server) Register(e *echo.Echo) {
+	g := e.Group("/api/v1")
+	for _, r := range allRoutes() {
+		h := func(r route) echo.HandlerFunc { return func(c echo.Context) error { return r.handler(s, c) } }(r)
+		if r.scope == "" {
+			g.Add(r.method, r.path, h)
+			continue
+		}
+		g.Add(r.method, r.path, h, s.authenticate, require(r.scope))
+	}
+}
+
+// allRoutes is every operation of the management API, grouped by area in their own tables.
+func allRoutes() []route {
+	return append(append(routes(), experimentRoutes()...), historyRoutes()...)
+}
+
+// decode reads a strict JSON body.
+func (s *Server) decode(c echo.Context, v any) error {
+	return httpapi.DecodeJSON(c, s.maxBody, v)
+}
+
+// meta builds event metadata from the request: the token, X-Vexil-Reason, the request id.
+func meta(c echo.Context) domain.Metadata {
+	reason := c.Request().Header.Get("X-Vexil-Reason")
+	if len(reason) > 1000 {
+		reason = reason[:1000]
+	}
+	return domain.Metadata{Actor: actor(c), Reason: reason, RequestID: httpapi.RequestID(c)}
+}
+
+// expectedVersion reads If-Match: "N" (the ETag of a previous GET) for optimistic concurrency.
+func expectedVersion(c echo.Context) (int64, error) {
+	h := c.Request().Header.Get("If-Match")
+	if h == "" || h == "*" {
+		return AnyVersion, nil
+	}
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
+	if err != nil || v < 0 {
+		return 0, domain.Invalid("If-Match", "If-Match must be the quoted version from an ETag, e.g. \"3\"")
+	}
+	return v, nil
+}
+
+// withVersion answers an entity with its version as ETag.
+func withVersion(c echo.Context, status int, version int64, body any) error {
+	c.Response().Header().Set("ETag", strconv.Quote(strconv.FormatInt(version, 10)))
+	return c.JSON(status, body)
+}
+
+// page is the envelope of every list answer.
+type page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+func newPage[T any](items []T, next string) page[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return page[T]{Items: items, NextCursor: next}
+}
+
+// queryInt parses an optional integer query parameter.
+func queryInt(c echo.Context, name string) (int, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, domain.Invalid(name, "%s must be a non-negative integer", name)
+	}
+	return n, nil
+}
+
+// queryBool parses an optional boolean query parameter.
+func queryBool(c echo.Context, name string) (*bool, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return nil, domain.Invalid(name, "%s must be true or false", name)
+	}
+	return &b, nil
+}
+
+var _ = http.StatusOK

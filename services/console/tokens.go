@@ -1,0 +1,114 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/projections"
+)
+
+type createTokenRequest struct {
+	Name    string `json:"name"`
+	Scope   string `json:"scope"`
+	Project string `json:"project,omitempty"`
+}
+
+// tokenView is a token as listed: never its secret or hash.
+type tokenView struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Scope     string     `json:"scope"`
+	Project   string     `json:"project,omitempty"`
+	Revoked   bool       `json:"revoked"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// createdToken is answered once, at creation: the only time the secret is shown.
+type createdToken struct {
+	tokenView
+	Token string `json:"token"`
+}
+
+func (s *Server) listTokens(c echo.Context) error {
+	rows, err := s.app.pool.Query(c.Request().Context(),
+		`SELECT id, name, scope, project, revoked, created_at, revoked_at FROM rm_api_tokens ORDER BY created_at, id`)
+	if err != nil {
+		return fmt.Errorf("console: list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []tokenView
+	for rows.Next() {
+		var t tokenView
+		if err := rows.Scan(&t.ID, &t.Name, &t.Scope, &t.Project, &t.Revoked, &t.CreatedAt, &t.RevokedAt); err != nil {
+			return fmt.Errorf("console: scan token: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("console: list tokens: %w", err)
+	}
+	return c.JSON(http.StatusOK, newPage(out, ""))
+}
+
+// IssueToken creates an API token and returns its secret (shown once) and id.
+func (a *App) IssueToken(ctx context.Context, meta domain.Metadata, name, scope, project string) (secret, id string, t *domain.APIToken, err error) {
+	secret, hash := NewTokenSecret()
+	id = NewID(8)
+	if project != "" {
+		if _, err := a.LoadProject(ctx, project); err != nil {
+			if domain.ErrorCode(err) == domain.ENotFound {
+				return "", "", nil, domain.Invalid("project", "project %q does not exist", project)
+			}
+			return "", "", nil, err
+		}
+	}
+	agg, _, err := a.Execute(ctx, domain.TokenStream(id), 0, meta, func(projections.Aggregate) ([]domain.Event, error) {
+		return domain.IssueToken(id, name, hash, scope, project)
+	})
+	if err != nil {
+		return "", "", nil, err
+	}
+	return secret, id, agg.(*domain.APIToken), nil
+}
+
+func (s *Server) createToken(c echo.Context) error {
+	var req createTokenRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	secret, _, t, err := s.app.IssueToken(c.Request().Context(), meta(c), req.Name, req.Scope, req.Project)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, createdToken{tokenView: viewToken(t), Token: secret})
+}
+
+func viewToken(t *domain.APIToken) tokenView {
+	v := tokenView{ID: t.ID, Name: t.Name, Scope: t.Scope, Project: t.Project, Revoked: t.Revoked, CreatedAt: t.CreatedAt}
+	if t.Revoked {
+		at := t.RevokedAt
+		v.RevokedAt = &at
+	}
+	return v
+}
+
+func (s *Server) revokeToken(c echo.Context) error {
+	id := c.Param("id")
+	agg, _, err := s.app.Execute(c.Request().Context(), domain.TokenStream(id), AnyVersion, meta(c),
+		func(cur projections.Aggregate) ([]domain.Event, error) {
+			if cur == nil {
+				return nil, domain.Errorf(domain.ENotFound, "token %q not found", id)
+			}
+			return cur.(*domain.APIToken).Revoke()
+		})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewToken(agg.(*domain.APIToken)))
+}

@@ -1,0 +1,301 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/services/projector"
+	"github.com/vexil-flags/vexil/services/replay"
+)
+
+const usage = `vexil: event-sourced feature flags and experiments
+
+Usage:
+  vexil serve [--demo] [flags]        run the platform (every role by default; --roles to choose)
+  vexil migrate up|down N|version|force V [flags]
+  vexil seed demo [flags]             create the demo project (idempotent) and print its SDK keys
+  vexil audit verify [--heads] [flags] verify the event store's hash chains; exit 1 on any problem
+  vexil replay [--verify] [flags]     rebuild every read model from the event store and swap it in;
+                                      --verify compares instead and exits 1 on any difference
+  vexil help                          this text
+
+Flags (each also read from its environment variable):
+`
+
+// Main is the vexil command line.
+type Main struct {
+	Stdout, Stderr io.Writer
+	Lookup         func(string) (string, bool) // environment; os.LookupEnv by default
+}
+
+// Run executes one command line (without the program name).
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if m.Stdout == nil {
+		m.Stdout = os.Stdout
+	}
+	if m.Stderr == nil {
+		m.Stderr = os.Stderr
+	}
+	if m.Lookup == nil {
+		m.Lookup = os.LookupEnv
+	}
+	if len(args) == 0 {
+		m.printUsage()
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return m.serve(ctx, args[1:])
+	case "migrate":
+		return m.migrate(args[1:])
+	case "seed":
+		return m.seed(ctx, args[1:])
+	case "audit":
+		return m.audit(ctx, args[1:])
+	case "replay":
+		return m.replay(ctx, args[1:])
+	case "help", "-h", "--help":
+		m.printUsage()
+		return nil
+	}
+	m.printUsage()
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func (m *Main) printUsage() {
+	fmt.Fprint(m.Stderr, usage)
+	for _, s := range config.Settings() {
+		fmt.Fprintf(m.Stderr, "  %-20s %-24s default %q\n      %s\n", s[1], s[0], s[2], s[3])
+	}
+}
+
+func (m *Main) logger(cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(m.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(m.Stderr, opts))
+}
+
+func (m *Main) serve(ctx context.Context, args []string) error {
+	demo := false
+	var rest []string
+	for _, a := range args {
+		if a == "--demo" || a == "-demo" {
+			demo = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	cfg, err := config.Parse("vexil serve", rest, m.Lookup)
+	if err != nil {
+		return err
+	}
+	log := m.logger(cfg)
+	p, err := Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	if p.AdminToken != "" {
+		// Shown once: only its hash is stored.
+		fmt.Fprintf(m.Stderr, "\nGenerated the bootstrap admin token (shown only this once; set VEXIL_ADMIN_TOKEN to choose your own):\n\n    %s\n\n", p.AdminToken)
+	}
+	if demo {
+		res, err := SeedDemo(ctx, p.App)
+		if err != nil {
+			return err
+		}
+		if err := json.NewEncoder(m.Stdout).Encode(res); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(m.Stderr, "Vexil listens on http://%s (roles %v). Ctrl-C stops it.\n", p.Addr, cfg.Roles)
+	return p.Wait(ctx)
+}
+
+func (m *Main) seed(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "demo" {
+		return fmt.Errorf("usage: vexil seed demo [flags]")
+	}
+	cfg, err := config.Parse("vexil seed demo", args[1:], m.Lookup)
+	if err != nil {
+		return err
+	}
+	p, err := Open(ctx, cfg, m.logger(cfg))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	res, err := SeedDemo(ctx, p.App)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+func (m *Main) migrate(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: vexil migrate up|down N|version|force V [flags]")
+	}
+	verb, args := args[0], args[1:]
+	var n int
+	if verb == "down" || verb == "force" {
+		if len(args) == 0 {
+			return fmt.Errorf("usage: vexil migrate %s N", verb)
+		}
+		var err error
+		if n, err = strconv.Atoi(args[0]); err != nil {
+			return fmt.Errorf("migrate %s: %q is not a number", verb, args[0])
+		}
+		args = args[1:]
+	}
+	cfg, err := config.Parse("vexil migrate", args, m.Lookup)
+	if err != nil {
+		return err
+	}
+	if err := postgres.EnsureDatabase(context.Background(), cfg.DatabaseURL); err != nil {
+		return err
+	}
+	mg, err := postgres.NewMigrator(cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer mg.Close()
+	switch verb {
+	case "up":
+		err = mg.Up()
+	case "down":
+		err = mg.Down(n)
+	case "force":
+		err = mg.Force(n)
+	case "version":
+	default:
+		return fmt.Errorf("unknown migrate command %q (up, down N, version, force V)", verb)
+	}
+	if err != nil {
+		return err
+	}
+	v, dirty, err := mg.Version()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "version %d (latest %d)%s\n", v, postgres.LatestMigration(), map[bool]string{true: " dirty", false: ""}[dirty])
+	return nil
+}
+
+// ErrVerificationFailed makes the process exit non-zero when verification found problems.
+var ErrVerificationFailed = fmt.Errorf("verification failed")
+
+func (m *Main) audit(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return fmt.Errorf("usage: vexil audit verify [--heads] [flags]")
+	}
+	heads := false
+	var rest []string
+	for _, a := range args[1:] {
+		if a == "--heads" || a == "-heads" {
+			heads = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	cfg, err := config.Parse("vexil audit verify", rest, m.Lookup)
+	if err != nil {
+		return err
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rep, err := postgres.VerifyChains(ctx, pool, heads)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		return err
+	}
+	if len(rep.Problems) > 0 {
+		return fmt.Errorf("%w: %d problems in %d events", ErrVerificationFailed, len(rep.Problems), rep.Events)
+	}
+	return nil
+}
+
+func (m *Main) replay(ctx context.Context, args []string) error {
+	verifyOnly := false
+	var rest []string
+	for _, a := range args {
+		if a == "--verify" || a == "-verify" {
+			verifyOnly = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	cfg, err := config.Parse("vexil replay", rest, m.Lookup)
+	if err != nil {
+		return err
+	}
+	log := m.logger(cfg)
+	r := &replay.Replayer{DatabaseURL: cfg.DatabaseURL, Projections: ReadModels(), Log: log}
+	res, err := r.Rebuild(ctx)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetIndent("", "  ")
+	if verifyOnly {
+		defer r.Drop(context.WithoutCancel(ctx))
+		diffs, err := r.Verify(ctx, 20)
+		if err != nil {
+			return err
+		}
+		if diffs == nil {
+			diffs = []replay.Difference{}
+		}
+		if err := enc.Encode(map[string]any{"replay": res, "differences": diffs}); err != nil {
+			return err
+		}
+		if len(diffs) > 0 {
+			return fmt.Errorf("%w: %d differences between live and replayed read models", ErrVerificationFailed, len(diffs))
+		}
+		return nil
+	}
+	if err := r.Swap(ctx); err != nil {
+		return err
+	}
+	// Apply what was appended while the replay ran.
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store, err := postgres.NewEventStore(pool)
+	if err != nil {
+		return err
+	}
+	runner, err := projector.New(projector.Config{Pool: pool, Store: store, Projections: ReadModels(), Logger: log, SkipCatchUp: true})
+	if err != nil {
+		return err
+	}
+	if err := runner.CatchUp(ctx, ""); err != nil {
+		return err
+	}
+	return enc.Encode(map[string]any{"replay": res, "swapped": true})
+}

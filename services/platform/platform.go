@@ -1,0 +1,328 @@
+// Package platform is Vexil's composition root: it reads the configuration, opens PostgreSQL and
+// Redis, runs migrations, wires every role (api, console, projector, experiment, relay) onto one
+// process, and implements the command line (serve, migrate, seed). main stays a one-liner around
+// Main so end-to-end tests start the real program.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vexil-flags/vexil/projections"
+	"github.com/vexil-flags/vexil/projections/access"
+	"github.com/vexil-flags/vexil/projections/audit"
+	"github.com/vexil-flags/vexil/projections/catalog"
+	pdelivery "github.com/vexil-flags/vexil/projections/delivery"
+	experimentsrm "github.com/vexil-flags/vexil/projections/experiments"
+	"github.com/vexil-flags/vexil/projections/rulesets"
+	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/delivery"
+	"github.com/vexil-flags/vexil/services/experiments"
+	"github.com/vexil-flags/vexil/services/httpapi"
+	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/services/projector"
+	"github.com/vexil-flags/vexil/services/redisstream"
+	"github.com/vexil-flags/vexil/services/relay"
+	"github.com/vexil-flags/vexil/services/sdkapi"
+	"github.com/vexil-flags/vexil/services/telemetry"
+)
+
+// ReadModels are the asynchronous projections, in the order the projector applies them.
+func ReadModels() []projections.Projection {
+	return []projections.Projection{access.Projection{}, catalog.Projection{}, rulesets.Projection{}, audit.Projection{},
+		experimentsrm.Projection{}, pdelivery.Projection{}}
+}
+
+// Platform is a running Vexil process.
+type Platform struct {
+	Config *config.Config
+	Log    *slog.Logger
+	Pool   *pgxpool.Pool
+	Redis  *redis.Client
+	Store  *postgres.EventStore
+	App    *console.App
+	// Addr is the address the HTTP server listens on (useful when configured with port 0).
+	Addr string
+	// Analyzer runs experiment analyses (on a schedule in the experiment role, on demand in the
+	// console role).
+	Analyzer *experiments.Analyzer
+	// Scheduler applies due progressive-delivery work (experiment role); nil when the role does not
+	// run here.
+	Scheduler *delivery.Scheduler
+	// SDK is the api role's server, nil when the role does not run here.
+	SDK *sdkapi.Server
+	// AdminToken is set when this start generated the bootstrap admin token.
+	AdminToken string
+
+	echo     *echo.Echo
+	listener net.Listener
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errs     chan error
+}
+
+// Open connects to the database and Redis and runs migrations (if configured), without starting
+// any role. Callers must Close it.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Platform, error) {
+	if err := postgres.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	if cfg.Migrate {
+		if err := migrateUp(cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := redisstream.NewClient(cfg.RedisURL)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	store, err := postgres.NewEventStore(pool, postgres.WithInlineProjections(access.Projection{}), postgres.WithLogger(log))
+	if err != nil {
+		pool.Close()
+		rdb.Close()
+		return nil, err
+	}
+	app, err := console.NewApp(store, pool, log, cfg.ConsistencyWait)
+	if err != nil {
+		pool.Close()
+		rdb.Close()
+		return nil, err
+	}
+	return &Platform{Config: cfg, Log: log, Pool: pool, Redis: rdb, Store: store, App: app,
+		Analyzer: experiments.NewAnalyzer(pool, store, log), errs: make(chan error, 8)}, nil
+}
+
+func migrateUp(databaseURL string) error {
+	m, err := postgres.NewMigrator(databaseURL)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Up()
+}
+
+// Start bootstraps the admin token and starts the configured roles and the HTTP server. It
+// returns once the server listens.
+func (p *Platform) Start(ctx context.Context) error {
+	cfg := p.Config
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := newStreamMetrics(reg)
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	bus := redisstream.Config{URL: cfg.RedisURL, Prefix: cfg.StreamPrefix, Logger: p.Log}
+	telemetryMetrics := telemetry.NewMetrics(reg)
+
+	if cfg.Has(config.RoleRelay) {
+		pub, err := redisstream.NewPublisher(bus)
+		if err != nil {
+			cancel()
+			return err
+		}
+		r, err := relay.New(relay.Config{Pool: p.Pool, Publisher: pub, Topic: bus.DomainStream(),
+			Metrics: metrics, Logger: p.Log})
+		if err != nil {
+			cancel()
+			return err
+		}
+		p.run("relay", func() error { return r.Run(runCtx) })
+	}
+	var sdk *sdkapi.Server
+	var snaps *sdkapi.Snapshots
+	if cfg.Has(config.RoleAPI) {
+		// Telemetry ingest: POST /sdk/v1/events and the evaluation counters, to the telemetry stream.
+		events, err := telemetry.NewIngestor(telemetry.IngestConfig{Bus: bus, MaxLag: cfg.TelemetryMaxLag,
+			StreamMaxLen: cfg.TelemetryStreamMaxLen, Limits: telemetry.Limits{MaxBatch: cfg.EventsMaxBatch,
+				MaxBodyBytes: cfg.EventsMaxBodyBytes, MaxAge: cfg.EventsMaxAge}, Metrics: telemetryMetrics, Logger: p.Log})
+		if err != nil {
+			cancel()
+			return err
+		}
+		snaps = sdkapi.NewSnapshotsFor(p.Pool, p.Log, reg, sdkapi.TelemetryCountSink(events))
+		if err := snaps.Load(ctx); err != nil {
+			cancel()
+			return fmt.Errorf("platform: load rulesets: %w", err)
+		}
+		sdk = sdkapi.New(snaps, p.Log, reg, sdkapi.Options{MaxContextBytes: cfg.SDKMaxContextBytes,
+			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events})
+		fanout, err := redisstream.NewFanOutSubscriber(bus)
+		if err != nil {
+			cancel()
+			return err
+		}
+		apiStopped := make(chan struct{})
+		p.run("api", func() error {
+			defer close(apiStopped)
+			return sdk.Run(runCtx, sdkapi.FeedOptions{Subscriber: fanout, Topic: bus.DomainStream(), Reconcile: cfg.ReconcileInterval})
+		})
+		p.run("telemetry-ingest", func() error {
+			err := events.Run(runCtx)
+			<-apiStopped // the api role's last flush of evaluation counts goes through the ingestor
+			return errors.Join(err, events.Close())
+		})
+	}
+	if cfg.Has(config.RoleExperiment) {
+		p.run("experiment-analysis", func() error { return p.Analyzer.Run(runCtx, cfg.AnalysisInterval) })
+		// Progressive delivery: scheduled changes, rollout steps, auto-ops. One leader among the
+		// experiment instances (advisory lock); command ids make each change happen once anyway.
+		// Its commands do not wait for read models: nobody reads after them.
+		schedApp, err := console.NewApp(p.Store, p.Pool, p.Log, 0)
+		if err != nil {
+			cancel()
+			return err
+		}
+		sched, err := delivery.New(delivery.Config{App: schedApp, Store: p.Store, Pool: p.Pool,
+			Interval: cfg.SchedulerInterval, AutoOpsInterval: cfg.AutoOpsInterval, Logger: p.Log, Registerer: reg})
+		if err != nil {
+			cancel()
+			return err
+		}
+		p.Scheduler = sched
+		p.run("delivery-scheduler", func() error { return sched.Run(runCtx) })
+	}
+	if cfg.Has(config.RoleProjector) {
+		sub, err := redisstream.NewSubscriber(bus, bus.Group(projector.Role))
+		if err != nil {
+			cancel()
+			return err
+		}
+		dead, err := redisstream.NewPublisher(bus)
+		if err != nil {
+			cancel()
+			return err
+		}
+		runner, err := projector.New(projector.Config{Pool: p.Pool, Store: p.Store, Subscriber: sub,
+			Topic: bus.DomainStream(), DeadLetter: dead, DeadLetterTopic: bus.DeadLetterStream(),
+			Projections: ReadModels(), Metrics: metrics, Logger: p.Log, OnApplied: onApplied(sdk)})
+		if err != nil {
+			cancel()
+			return err
+		}
+		p.run("projector", func() error { return runner.Run(runCtx) })
+
+		// Telemetry projector: the telemetry stream into the event tables; rollup and policy upkeep.
+		telemetryBus := bus
+		telemetryBus.MaxIdleTime = cfg.TelemetryRedeliverAfter
+		consumer, err := telemetry.NewConsumer(telemetry.ConsumerConfig{Pool: p.Pool, Bus: telemetryBus,
+			Workers: cfg.TelemetryWorkers, Metrics: telemetryMetrics, Logger: p.Log})
+		if err != nil {
+			cancel()
+			return err
+		}
+		maintainer, err := telemetry.NewMaintainer(telemetry.MaintenanceConfig{Pool: p.Pool, Interval: cfg.TelemetryRefreshInterval,
+			Policies: ptelemetry.Policies{ChunkInterval: cfg.TelemetryChunkInterval, CompressAfter: cfg.TelemetryCompressAfter,
+				Retention: cfg.TelemetryRetention}, Metrics: telemetryMetrics, Logger: p.Log})
+		if err != nil {
+			cancel()
+			return err
+		}
+		p.run("telemetry", func() error { return consumer.Run(runCtx) })
+		p.run("telemetry-maintenance", func() error { return maintainer.Run(runCtx) })
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = httpapi.ErrorHandler(p.Log)
+	e.Use(httpapi.Recover(p.Log), httpapi.Requests(p.Log, httpapi.NewMetrics(reg)))
+	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps}).register(e)
+	if sdk != nil {
+		sdk.Register(e)
+	}
+	p.SDK = sdk
+	if cfg.Has(config.RoleConsole) {
+		srv := console.NewServer(p.App, p.Log, cfg.MaxBodyBytes).WithAnalyzer(p.Analyzer)
+		srv.Register(e)
+		srv.RegisterHooks(e) // public webhook triggers: their secret, no bearer token
+	}
+	p.echo = e
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("platform: listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	p.listener = ln
+	p.Addr = ln.Addr().String()
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	e.Server = srv
+	p.run("http", func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("platform: http server: %w", err)
+		}
+		return nil
+	})
+	// After the roles start, so the token's read models are built while we wait for them.
+	token, err := BootstrapAdminToken(ctx, p.App, p.Pool, cfg.AdminToken)
+	if err != nil {
+		return err
+	}
+	p.AdminToken = token
+	p.Log.Info("vexil started", "addr", p.Addr, "roles", cfg.Roles, "stream_prefix", cfg.StreamPrefix)
+	return nil
+}
+
+// onApplied lets the in-process projector tell the api role at once that read models moved.
+func onApplied(sdk *sdkapi.Server) func(string, int64) {
+	if sdk == nil {
+		return nil
+	}
+	return sdk.Notify
+}
+
+// run starts a role in the background; its failure is reported by Wait.
+func (p *Platform) run(name string, fn func() error) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := fn(); err != nil {
+			p.Log.Error("role stopped", "role", name, "err", err)
+			p.errs <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// Wait blocks until ctx ends or a role fails.
+func (p *Platform) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-p.errs:
+		return err
+	}
+}
+
+// Close stops the HTTP server and every role, then closes the connections.
+func (p *Platform) Close() error {
+	if p.echo != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = p.echo.Server.Shutdown(ctx)
+		cancel()
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.wg.Wait()
+	p.Redis.Close()
+	p.Pool.Close()
+	return nil
+}

@@ -1,0 +1,134 @@
+package sdkapi
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/domain/evaluation"
+)
+
+// counters counts server-side evaluations of one snapshot per flag and variation. The hot path is
+// one map lookup and one atomic add; nothing allocates.
+type counters struct {
+	flags map[string]*flagCounts
+}
+
+type flagCounts struct {
+	variations []string       // variation keys by index
+	n          []atomic.Int64 // per variation; the last slot counts evaluations that served none
+}
+
+func newCounters(rs *domain.Ruleset) *counters {
+	c := &counters{flags: make(map[string]*flagCounts, len(rs.Flags))}
+	for key, f := range rs.Flags {
+		fc := &flagCounts{variations: make([]string, len(f.Variations)), n: make([]atomic.Int64, len(f.Variations)+1)}
+		for i, v := range f.Variations {
+			fc.variations[i] = v.Key
+		}
+		c.flags[key] = fc
+	}
+	return c
+}
+
+// record counts one evaluation result.
+func (c *counters) record(r *evaluation.Result) {
+	fc := c.flags[r.FlagKey]
+	if fc == nil {
+		return // unknown flag: nothing to attribute
+	}
+	i := r.VariationIndex
+	if i < 0 || i >= len(fc.variations) {
+		i = len(fc.variations)
+	}
+	fc.n[i].Add(1)
+}
+
+// EvaluationCount is how often a variation of a flag was served in an environment during a window.
+type EvaluationCount struct {
+	Project     string    `json:"project"`
+	Environment string    `json:"environment"`
+	Flag        string    `json:"flag"`
+	Variation   string    `json:"variation"` // "" when no variation was served (errors)
+	Count       int64     `json:"count"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+}
+
+// CountSink receives batches of evaluation counts: the telemetry path stores them.
+type CountSink interface {
+	RecordEvaluationCounts(ctx context.Context, batch []EvaluationCount) error
+}
+
+// counterFlusher drains the counters of every snapshot on a timer into a batch for the sink and the
+// Prometheus counter. Retired snapshots (replaced by a reload) are drained once more, so no count
+// is lost across reloads.
+type counterFlusher struct {
+	sink   CountSink
+	metric *prometheus.CounterVec
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	retired []*snapshot
+	from    time.Time
+}
+
+func newCounterFlusher(sink CountSink, reg prometheus.Registerer, log *slog.Logger) *counterFlusher {
+	m := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vexil_sdk_evaluations_total",
+		Help: "Server-side flag evaluations (OFREP single and bulk) by project, environment, flag and variation.",
+	}, []string{"project", "environment", "flag", "variation"})
+	if reg != nil {
+		reg.MustRegister(m)
+	}
+	return &counterFlusher{sink: sink, metric: m, log: log, from: time.Now()}
+}
+
+func (f *counterFlusher) retire(s *snapshot) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	f.retired = append(f.retired, s)
+	f.mu.Unlock()
+}
+
+// flush drains the counts of current and retired snapshots into one batch.
+func (f *counterFlusher) flush(ctx context.Context, current []*snapshot) []EvaluationCount {
+	f.mu.Lock()
+	retired := f.retired
+	f.retired = nil
+	from := f.from
+	now := time.Now()
+	f.from = now
+	f.mu.Unlock()
+	var batch []EvaluationCount
+	for _, s := range append(retired, current...) {
+		for flag, fc := range s.counts.flags {
+			for i := range fc.n {
+				n := fc.n[i].Swap(0)
+				if n == 0 {
+					continue
+				}
+				variation := ""
+				if i < len(fc.variations) {
+					variation = fc.variations[i]
+				}
+				batch = append(batch, EvaluationCount{Project: s.id.project, Environment: s.id.environment,
+					Flag: flag, Variation: variation, Count: n, From: from, To: now})
+				f.metric.WithLabelValues(s.id.project, s.id.environment, flag, variation).Add(float64(n))
+			}
+		}
+	}
+	if len(batch) > 0 && f.sink != nil {
+		if err := f.sink.RecordEvaluationCounts(ctx, batch); err != nil {
+			f.log.Warn("evaluation counts not handed to telemetry", "err", err, "counts", len(batch))
+		}
+	}
+	return batch
+}

@@ -1,0 +1,123 @@
+package sdkapi
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/projections/access"
+	"github.com/vexil-flags/vexil/projections/rulesets"
+	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/services/projector"
+)
+
+// FeedOptions configure how the snapshots follow changes.
+type FeedOptions struct {
+	// Subscriber reads the domain stream in fan-out (every replica sees every change) from Topic.
+	// Nil: only reconciliation (and Notify) refresh the snapshots.
+	Subscriber message.Subscriber
+	Topic      string
+	// Reconcile is the interval of the full comparison of versions with the database, which
+	// repairs anything a missed notification left stale. Default 10s.
+	Reconcile time.Duration
+	// ProjectionWait bounds how long a notification waits for the rulesets read model to apply the
+	// change it announces. Default 5s.
+	ProjectionWait time.Duration
+}
+
+// notification is a stream that changed, to be reflected in the snapshots.
+type notification struct {
+	streamID string
+	version  int64
+	applied  bool // the read models are known to include it (in-process projector hook)
+}
+
+// Notify tells the snapshots that the read models applied streamID up to version; the projector
+// calls it in-process when both roles run together. It never blocks: if the queue is full the
+// reconciliation catches up.
+func (s *Server) Notify(streamID string, version int64) {
+	select {
+	case s.notes <- notification{streamID: streamID, version: version, applied: true}:
+	default:
+	}
+}
+
+// Run follows changes until ctx ends: it consumes the domain stream, applies in-process
+// notifications, reconciles on a timer, and flushes evaluation counts. The snapshots must have
+// been loaded (Snapshots.Load) before serving.
+func (s *Server) Run(ctx context.Context, opts FeedOptions) error {
+	if opts.Reconcile <= 0 {
+		opts.Reconcile = 10 * time.Second
+	}
+	if opts.ProjectionWait <= 0 {
+		opts.ProjectionWait = 5 * time.Second
+	}
+	if opts.Subscriber != nil {
+		msgs, err := opts.Subscriber.Subscribe(ctx, opts.Topic)
+		if err != nil {
+			return err
+		}
+		defer opts.Subscriber.Close()
+		go func() {
+			for msg := range msgs {
+				var a postgres.AppendedEvents
+				if err := json.Unmarshal(msg.Payload, &a); err == nil && a.StreamID != "" {
+					select {
+					case s.notes <- notification{streamID: a.StreamID, version: a.LastVersion()}:
+					case <-ctx.Done():
+					}
+				}
+				msg.Ack() // fan-out: nothing to redeliver; reconciliation repairs misses
+			}
+		}()
+	}
+	reconcile := time.NewTicker(opts.Reconcile)
+	defer reconcile.Stop()
+	flush := time.NewTicker(s.opts.FlushInterval)
+	defer flush.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.FlushCounts(fctx)
+			cancel()
+			return nil
+		case n := <-s.notes:
+			s.apply(ctx, n, opts.ProjectionWait)
+		case <-reconcile.C:
+			if err := s.snaps.Load(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("snapshot reconciliation failed; serving the last snapshot", "err", err)
+			}
+		case <-flush.C:
+			s.FlushCounts(ctx)
+		}
+	}
+}
+
+// apply refreshes the project a changed stream belongs to.
+func (s *Server) apply(ctx context.Context, n notification, wait time.Duration) {
+	kind := domain.StreamKind(n.streamID)
+	if kind != "project" && kind != "flag" && kind != "segment" {
+		return
+	}
+	parts := strings.SplitN(n.streamID, "/", 3)
+	if len(parts) < 2 {
+		return
+	}
+	project := parts[1]
+	if !n.applied {
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		err := projector.WaitFor(wctx, s.snaps.pool, n.streamID, n.version, []string{rulesets.Name, access.Name})
+		cancel()
+		if err != nil {
+			s.log.Debug("read models behind a notification; refreshing anyway", "stream", n.streamID, "err", err)
+		}
+	}
+	if err := s.snaps.RefreshProject(ctx, project, kind == "project"); err != nil && ctx.Err() == nil {
+		s.log.Warn("snapshot refresh failed; serving the last snapshot", "project", project, "err", err)
+	}
+}

@@ -1,0 +1,135 @@
+package sdkapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/projections/access"
+)
+
+// Options configure the SDK API.
+type Options struct {
+	// MaxContextBytes bounds an evaluation request body; larger answers 413. Default 64 KiB.
+	MaxContextBytes int64
+	// RateLimit is the sustained requests per second allowed per SDK key (burst of the same size);
+	// past it the API answers 429 with Retry-After. 0 disables limiting.
+	RateLimit float64
+	// Heartbeat is the interval of SSE keep-alive comments. Default 15s.
+	Heartbeat time.Duration
+	// Sink receives evaluation counts in batches (the telemetry path); nil keeps them in /metrics only.
+	Sink CountSink
+	// FlushInterval of evaluation counts. Default 10s.
+	FlushInterval time.Duration
+	// Events takes POST /sdk/v1/events batches to the telemetry stream (events.go); nil answers 503.
+	Events EventIngestor
+}
+
+func (o *Options) defaults() {
+	if o.MaxContextBytes <= 0 {
+		o.MaxContextBytes = 64 << 10
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 10 * time.Second
+	}
+}
+
+// Server is the SDK-facing API.
+type Server struct {
+	snaps   *Snapshots
+	log     *slog.Logger
+	opts    Options
+	limiter *limiter
+	flusher *counterFlusher
+	streams *streamMetrics
+	notes   chan notification
+}
+
+// New builds the api role's server and its snapshots (empty until Load or Run).
+func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Options) *Server {
+	opts.defaults()
+	s := &Server{snaps: snaps, log: log, opts: opts, flusher: snaps.counterLog, streams: newStreamMetrics(reg, snaps),
+		notes: make(chan notification, 1024)}
+	if opts.RateLimit > 0 {
+		s.limiter = newLimiter(opts.RateLimit)
+	}
+	return s
+}
+
+// NewSnapshotsFor builds the snapshots and the counter flusher that a Server reports through.
+func NewSnapshotsFor(db *pgxpool.Pool, log *slog.Logger, reg prometheus.Registerer, sink CountSink) *Snapshots {
+	return NewSnapshots(db, log, newCounterFlusher(sink, reg, log))
+}
+
+// Register adds the SDK routes.
+func (s *Server) Register(e *echo.Echo) {
+	e.POST("/ofrep/v1/evaluate/flags/:key", s.evaluateFlag)
+	e.POST("/ofrep/v1/evaluate/flags", s.evaluateFlags)
+	e.GET("/ofrep/v1/configuration", s.configuration)
+	e.GET("/sdk/v1/ruleset", s.ruleset)
+	e.GET("/sdk/v1/stream", s.stream)
+	e.POST("/sdk/v1/events", s.postEvents)
+}
+
+// FlushCounts drains the evaluation counters now (also done every FlushInterval by Run).
+func (s *Server) FlushCounts(ctx context.Context) []EvaluationCount {
+	return s.flusher.flush(ctx, s.snaps.all())
+}
+
+// sdkKeyOf reads the SDK key from Authorization: Bearer, X-API-Key, or (SSE only, since browsers'
+// EventSource cannot set headers) the key query parameter.
+func sdkKeyOf(r *http.Request, allowQuery bool) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if k, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(k)
+		}
+	}
+	if k := r.Header.Get("X-API-Key"); k != "" {
+		return strings.TrimSpace(k)
+	}
+	if allowQuery {
+		return r.URL.Query().Get("key")
+	}
+	return ""
+}
+
+// authorize resolves the request's SDK key to its environment snapshot. needServer refuses
+// client-side keys with 403.
+func (s *Server) authorize(c echo.Context, needServer, allowQuery bool) (access.SDKKey, *snapshot, error) {
+	key := sdkKeyOf(c.Request(), allowQuery)
+	if key == "" {
+		return access.SDKKey{}, nil, domain.Errorf(domain.EUnauthorized, "an SDK key is required: Authorization: Bearer <key> or X-API-Key")
+	}
+	k, ok := s.snaps.lookupKey(key)
+	if !ok {
+		return access.SDKKey{}, nil, domain.Errorf(domain.EUnauthorized, "unknown or rotated SDK key")
+	}
+	if needServer && k.Kind != domain.ServerSideKey {
+		return access.SDKKey{}, nil, domain.Errorf(domain.EForbidden, "this endpoint needs a server-side SDK key; client-side keys get pre-evaluated results only")
+	}
+	if s.limiter != nil {
+		if wait, ok := s.limiter.allow(key, time.Now()); !ok {
+			secs := int(wait.Seconds())
+			if time.Duration(secs)*time.Second < wait || secs < 1 {
+				secs++
+			}
+			c.Response().Header().Set("Retry-After", itoa(secs))
+			return access.SDKKey{}, nil, domain.Errorf(domain.ERateLimited, "rate limit of this SDK key reached; retry later")
+		}
+	}
+	snap := s.snaps.snapshotOf(envID{k.Project, k.Environment})
+	if snap == nil {
+		return access.SDKKey{}, nil, domain.Errorf(domain.EUnavailable, "the environment's ruleset is not loaded yet; retry shortly")
+	}
+	return k, snap, nil
+}

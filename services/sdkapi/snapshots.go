@@ -1,0 +1,286 @@
+// Package sdkapi is the `api` role: the SDK-facing API. It holds every environment's compiled
+// ruleset in memory and evaluates without any database or Redis round trip: OFREP single and bulk
+// evaluation, the server-side ruleset download, and an SSE stream of changes.
+//
+// Snapshots are loaded from the rulesets read model at start, refreshed when the domain stream
+// says a project changed (every replica reads the stream in fan-out), and reconciled by version
+// on a timer, so a missed notification only delays a change. If PostgreSQL or Redis is down,
+// evaluation keeps serving the last snapshot and /readyz reports the degraded state.
+package sdkapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/domain/evaluation"
+	"github.com/vexil-flags/vexil/projections/access"
+	"github.com/vexil-flags/vexil/projections/rulesets"
+)
+
+// envID names an environment of a project.
+type envID struct{ project, environment string }
+
+// snapshot is one environment's ruleset as served: immutable once published.
+type snapshot struct {
+	id       envID
+	version  int64
+	compiled *evaluation.Compiled
+	ruleset  []byte // the JSON server-side SDKs download
+	etag     string // quoted version
+	loadedAt time.Time
+	counts   *counters
+}
+
+// environment holds the current snapshot of one environment and its SSE subscribers.
+type environment struct {
+	current atomic.Pointer[snapshot]
+	hub     *hub
+}
+
+// Snapshots is the in-memory state of the api role.
+type Snapshots struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	mu   sync.RWMutex // guards envs (the map, not the snapshots, which are atomic)
+	envs map[envID]*environment
+
+	keys atomic.Pointer[map[string]access.SDKKey] // replaced whole on reload
+
+	reloadMu   sync.Mutex // one reload at a time; a reload is idempotent by version
+	lastOK     atomic.Int64
+	lastErr    atomic.Pointer[string]
+	counterLog *counterFlusher
+}
+
+// NewSnapshots returns empty snapshots; call Load before serving.
+func NewSnapshots(pool *pgxpool.Pool, log *slog.Logger, flusher *counterFlusher) *Snapshots {
+	s := &Snapshots{pool: pool, log: log, envs: map[envID]*environment{}, counterLog: flusher}
+	empty := map[string]access.SDKKey{}
+	s.keys.Store(&empty)
+	return s
+}
+
+// Load reads every environment and SDK key; it is the start-up load and the reconciliation.
+func (s *Snapshots) Load(ctx context.Context) error {
+	versions, err := rulesets.Versions(ctx, s.pool)
+	if err != nil {
+		s.fail(err)
+		return err
+	}
+	if err := s.reloadKeys(ctx); err != nil {
+		s.fail(err)
+		return err
+	}
+	for _, v := range versions {
+		if err := s.refresh(ctx, envID{v.Project, v.Environment}, v.Version); err != nil {
+			s.fail(err)
+			return err
+		}
+	}
+	s.ok()
+	return nil
+}
+
+// RefreshProject reloads the environments of one project whose version moved, and its keys.
+func (s *Snapshots) RefreshProject(ctx context.Context, project string, keysToo bool) error {
+	rows, err := s.pool.Query(ctx, `SELECT environment, version FROM rm_rulesets WHERE project = $1`, project)
+	if err != nil {
+		s.fail(err)
+		return fmt.Errorf("sdkapi: versions of %s: %w", project, err)
+	}
+	type ev struct {
+		env     string
+		version int64
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ev, error) {
+		var e ev
+		return e, r.Scan(&e.env, &e.version)
+	})
+	if err != nil {
+		s.fail(err)
+		return fmt.Errorf("sdkapi: versions of %s: %w", project, err)
+	}
+	if keysToo {
+		if err := s.reloadKeys(ctx); err != nil {
+			s.fail(err)
+			return err
+		}
+	}
+	for _, e := range list {
+		if err := s.refresh(ctx, envID{project, e.env}, e.version); err != nil {
+			s.fail(err)
+			return err
+		}
+	}
+	s.ok()
+	return nil
+}
+
+// refresh loads an environment if the known version differs from the loaded one.
+func (s *Snapshots) refresh(ctx context.Context, id envID, version int64) error {
+	env := s.environment(id, true)
+	if cur := env.current.Load(); cur != nil && cur.version == version {
+		return nil
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if cur := env.current.Load(); cur != nil && cur.version == version {
+		return nil
+	}
+	rs, err := rulesets.Load(ctx, s.pool, id.project, id.environment)
+	if err != nil {
+		return fmt.Errorf("sdkapi: load %s/%s: %w", id.project, id.environment, err)
+	}
+	compiled, err := evaluation.Compile(rs)
+	if err != nil {
+		return fmt.Errorf("sdkapi: compile %s/%s: %w", id.project, id.environment, err)
+	}
+	for _, p := range compiled.Problems() {
+		s.log.Warn("ruleset problem: the flag answers an error until fixed", "project", id.project,
+			"environment", id.environment, "problem", p.Error())
+	}
+	body, err := json.Marshal(rs)
+	if err != nil {
+		return fmt.Errorf("sdkapi: marshal %s/%s: %w", id.project, id.environment, err)
+	}
+	next := &snapshot{id: id, version: rs.Version, compiled: compiled, ruleset: body,
+		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: newCounters(rs)}
+	prev := env.current.Swap(next)
+	if prev != nil {
+		s.counterLog.retire(prev) // its counts are flushed, not lost
+	}
+	env.hub.publish(changeOf(prev, next))
+	return nil
+}
+
+// environment returns the holder of id, creating it if asked.
+func (s *Snapshots) environment(id envID, create bool) *environment {
+	s.mu.RLock()
+	env := s.envs[id]
+	s.mu.RUnlock()
+	if env != nil || !create {
+		return env
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if env = s.envs[id]; env == nil {
+		env = &environment{hub: newHub()}
+		s.envs[id] = env
+	}
+	return env
+}
+
+// snapshotOf returns the current snapshot of an environment, nil if none is loaded.
+func (s *Snapshots) snapshotOf(id envID) *snapshot {
+	env := s.environment(id, false)
+	if env == nil {
+		return nil
+	}
+	return env.current.Load()
+}
+
+// all returns every current snapshot.
+func (s *Snapshots) all() []*snapshot {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*snapshot, 0, len(s.envs))
+	for _, e := range s.envs {
+		if cur := e.current.Load(); cur != nil {
+			out = append(out, cur)
+		}
+	}
+	return out
+}
+
+func (s *Snapshots) reloadKeys(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `SELECT key, project, environment, kind FROM rm_sdk_keys`)
+	if err != nil {
+		return fmt.Errorf("sdkapi: load SDK keys: %w", err)
+	}
+	keys := map[string]access.SDKKey{}
+	for rows.Next() {
+		var key string
+		var k access.SDKKey
+		if err := rows.Scan(&key, &k.Project, &k.Environment, &k.Kind); err != nil {
+			rows.Close()
+			return fmt.Errorf("sdkapi: scan SDK key: %w", err)
+		}
+		keys[key] = k
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sdkapi: load SDK keys: %w", err)
+	}
+	s.keys.Store(&keys)
+	return nil
+}
+
+// lookupKey resolves an SDK key from memory.
+func (s *Snapshots) lookupKey(key string) (access.SDKKey, bool) {
+	k, ok := (*s.keys.Load())[key]
+	return k, ok
+}
+
+func (s *Snapshots) ok() {
+	s.lastOK.Store(time.Now().UnixNano())
+	s.lastErr.Store(nil)
+}
+
+func (s *Snapshots) fail(err error) {
+	msg := err.Error()
+	s.lastErr.Store(&msg)
+}
+
+// Health describes the snapshots for /readyz: how many environments are served, when they were
+// last known fresh, and the last refresh error if the most recent refresh failed (degraded).
+type Health struct {
+	Environments int       `json:"environments"`
+	FreshAt      time.Time `json:"fresh_at"`
+	Degraded     string    `json:"degraded,omitempty"`
+}
+
+// Health reports the state of the snapshots.
+func (s *Snapshots) Health() Health {
+	h := Health{Environments: len(s.all())}
+	if t := s.lastOK.Load(); t > 0 {
+		h.FreshAt = time.Unix(0, t).UTC()
+	}
+	if e := s.lastErr.Load(); e != nil {
+		h.Degraded = "serving the last snapshot: " + *e
+	}
+	return h
+}
+
+// changeOf describes what changed between two snapshots of an environment, for SSE.
+func changeOf(prev, next *snapshot) change {
+	c := change{version: next.version, etag: next.etag, at: next.loadedAt}
+	if prev == nil {
+		return c
+	}
+	for _, key := range next.compiled.Flags() {
+		nf, _ := next.compiled.Flag(key)
+		pf, ok := prev.compiled.Flag(key)
+		if !ok || pf.Version != nf.Version {
+			c.flags = append(c.flags, key)
+		}
+	}
+	for _, key := range prev.compiled.Flags() {
+		if _, ok := next.compiled.Flag(key); !ok {
+			c.flags = append(c.flags, key)
+		}
+	}
+	return c
+}
+
+var _ = domain.ClientSideKey

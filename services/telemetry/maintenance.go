@@ -1,0 +1,149 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
+)
+
+// MaintenanceConfig configures a Maintainer.
+type MaintenanceConfig struct {
+	Pool *pgxpool.Pool
+	// Interval between maintenance passes: refresh of the rollups on plain PostgreSQL, the goal
+	// re-attribution pass, retention on plain PostgreSQL (at most hourly). Default 1m.
+	Interval time.Duration
+	// Policies of the raw event tables (TimescaleDB: applied at start; plain PostgreSQL: the
+	// retention is applied by deleting).
+	Policies ptelemetry.Policies
+	Metrics  *Metrics
+	Logger   *slog.Logger
+}
+
+// Maintainer runs the telemetry housekeeping of the projector role. Passes are serialized across
+// instances by a PostgreSQL advisory lock: with several projector instances one does each pass.
+type Maintainer struct {
+	cfg MaintenanceConfig
+	log *slog.Logger
+
+	lastSweep     time.Time
+	lastRetention time.Time
+}
+
+// maintenanceLock is the advisory lock key of a maintenance pass.
+const maintenanceLock = "vexil-telemetry-maintenance"
+
+// NewMaintainer validates cfg.
+func NewMaintainer(cfg MaintenanceConfig) (*Maintainer, error) {
+	if cfg.Pool == nil {
+		return nil, errors.New("telemetry: maintainer needs a pool")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Maintainer{cfg: cfg, log: cfg.Logger.With("role", "projector", "component", "telemetry-maintenance")}, nil
+}
+
+// Run applies the policies, then runs a pass every Interval until ctx ends. Failures are logged
+// and retried at the next interval.
+func (m *Maintainer) Run(ctx context.Context) error {
+	policiesApplied := false
+	// The first re-attribution pass after a start covers what a previous process may have missed.
+	m.lastSweep = time.Now().Add(-10 * m.cfg.Interval)
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		if !policiesApplied {
+			start := time.Now()
+			n, err := ptelemetry.ApplyPolicies(ctx, m.cfg.Pool, m.cfg.Policies)
+			m.cfg.Metrics.maintained("policies", time.Since(start).Seconds(), err)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				m.log.Warn("telemetry storage policies not applied; retrying", "err", err)
+			case err == nil:
+				policiesApplied = true
+				if n > 0 {
+					m.log.Info("telemetry storage policies applied", "changes", n, "retention", m.cfg.Policies.Retention,
+						"compress_after", m.cfg.Policies.CompressAfter, "chunk_interval", m.cfg.Policies.ChunkInterval)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := m.Pass(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("telemetry maintenance pass failed; retrying at the next interval", "err", err)
+		}
+	}
+}
+
+// Pass runs one maintenance pass now, unless another instance holds the lock (then it returns
+// nil at once).
+func (m *Maintainer) Pass(ctx context.Context) error {
+	conn, err := m.cfg.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, maintenanceLock).Scan(&locked); err != nil {
+		return err
+	}
+	if !locked {
+		return nil
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext($1))`, maintenanceLock)
+	}()
+	db := conn.Conn()
+	ts, err := ptelemetry.HasTimescale(ctx, db)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	// Re-attribution: overlapping windows, so a transaction that committed just after the
+	// previous pass started is covered by this one.
+	started := time.Now()
+	since := m.lastSweep.Add(-m.cfg.Interval)
+	n, err := ptelemetry.Reattribute(ctx, db, since)
+	m.cfg.Metrics.maintained("reattribute", time.Since(started).Seconds(), err)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		m.lastSweep = started
+		if n > 0 {
+			m.log.Info("goals re-attributed to exposures stored concurrently", "attributions", n)
+		}
+	}
+	if !ts {
+		start := time.Now()
+		err := ptelemetry.RefreshRollups(ctx, db, time.Time{}, time.Time{})
+		m.cfg.Metrics.maintained("refresh", time.Since(start).Seconds(), err)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if time.Since(m.lastRetention) >= time.Hour {
+			start := time.Now()
+			deleted, err := ptelemetry.DeleteExpired(ctx, db, m.cfg.Policies.Retention)
+			m.cfg.Metrics.maintained("retention", time.Since(start).Seconds(), err)
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				m.lastRetention = start
+				if deleted > 0 {
+					m.log.Info("expired telemetry rows deleted", "rows", deleted)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
