@@ -4,21 +4,45 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-const requestIDKey = "vexil.request_id"
-
 // RequestID returns the id of the request: the caller's X-Request-Id when sane, or a new one.
+// Requests keeps it in the response header, which is per request anyway, rather than in the
+// echo context's store (a map allocated per request).
 func RequestID(c echo.Context) string {
-	if v, ok := c.Get(requestIDKey).(string); ok {
-		return v
+	if v := c.Response().Header()[echo.HeaderXRequestID]; len(v) > 0 {
+		return v[0]
 	}
 	return ""
+}
+
+// requestIDs makes request ids: a random prefix chosen once per process and a counter. They only
+// need to be unique (they correlate logs and audit entries), not unpredictable, so a per-request
+// read of the system's random source is not worth its syscall.
+var requestIDs = func() *idSource {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &idSource{prefix: hex.EncodeToString(b[:])}
+}()
+
+type idSource struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func (s *idSource) next() string {
+	buf := make([]byte, 0, len(s.prefix)+1+13)
+	buf = append(buf, s.prefix...)
+	buf = append(buf, '-')
+	return string(strconv.AppendUint(buf, s.n.Add(1), 36))
 }
 
 // Recover turns a panic in a handler into a 500 with a logged stack, never a dropped connection.
@@ -43,12 +67,9 @@ func Requests(log *slog.Logger, m *Metrics) echo.MiddlewareFunc {
 			start := time.Now()
 			id := c.Request().Header.Get(echo.HeaderXRequestID)
 			if id == "" || len(id) > 128 {
-				var b [8]byte
-				_, _ = rand.Read(b[:])
-				id = hex.EncodeToString(b[:])
+				id = requestIDs.next()
 			}
-			c.Set(requestIDKey, id)
-			c.Response().Header().Set(echo.HeaderXRequestID, id)
+			c.Response().Header()[echo.HeaderXRequestID] = []string{id}
 			err := next(c)
 			if err != nil {
 				c.Error(err) // write the error now so the status below is the real one
@@ -60,8 +81,7 @@ func Requests(log *slog.Logger, m *Metrics) echo.MiddlewareFunc {
 			}
 			elapsed := time.Since(start)
 			if m != nil {
-				m.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Inc()
-				m.duration.WithLabelValues(c.Request().Method, route).Observe(elapsed.Seconds())
+				m.observe(c.Request().Method, route, status, elapsed)
 			}
 			if log.Enabled(c.Request().Context(), slog.LevelDebug) || status >= 500 {
 				log.Log(c.Request().Context(), levelOf(status), "request", "method", c.Request().Method,
@@ -84,6 +104,42 @@ func levelOf(status int) slog.Level {
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// children caches routeMetrics by routeKey. Routes are the registered patterns (or
+	// "unmatched"), methods the standard ones (or OTHER) and statuses what handlers answer, so
+	// the set, like the metrics' series, is bounded whatever clients send.
+	children sync.Map
+}
+
+// routeMetrics are the metric children of one method, route and status, looked up once:
+// WithLabelValues hashes its labels and formats the status on every call.
+type routeMetrics struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+type routeKey struct {
+	method, route string
+	status        int
+}
+
+func (m *Metrics) observe(method, route string, status int, elapsed time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+	default:
+		method = "OTHER" // a client-chosen token must not make a series of its own
+	}
+	k := routeKey{method, route, status}
+	rm, ok := m.children.Load(k)
+	if !ok {
+		rm, _ = m.children.LoadOrStore(k, &routeMetrics{
+			requests: m.requests.WithLabelValues(method, route, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(method, route),
+		})
+	}
+	r := rm.(*routeMetrics)
+	r.requests.Inc()
+	r.duration.Observe(elapsed.Seconds())
 }
 
 // NewMetrics registers the request metrics on reg.

@@ -16,10 +16,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,13 +48,11 @@ func benchInstall(tb testing.TB, s *Snapshots, rs *domain.Ruleset) {
 	if ps := compiled.Problems(); len(ps) > 0 {
 		tb.Fatalf("ruleset problems: %v", ps)
 	}
-	body, err := json.Marshal(rs)
+	id := envID{rs.Project, rs.Environment}
+	snap, err := newSnapshot(id, rs, compiled)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	id := envID{rs.Project, rs.Environment}
-	snap := &snapshot{id: id, version: rs.Version, compiled: compiled, ruleset: body,
-		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: newCounters(rs)}
 	s.environment(id, true).current.Store(snap)
 }
 

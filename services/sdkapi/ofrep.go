@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,36 +27,11 @@ const (
 	codeGeneral        = "GENERAL"
 )
 
-// evaluationSuccess is OFREP's evaluationSuccess.
-type evaluationSuccess struct {
-	Key      string         `json:"key"`
-	Value    any            `json:"value"`
-	Reason   string         `json:"reason"`
-	Variant  string         `json:"variant,omitempty"`
-	Metadata map[string]any `json:"metadata,omitempty"`
-}
-
 // evaluationFailure is OFREP's evaluationFailure (and flagNotFound).
 type evaluationFailure struct {
 	Key          string `json:"key,omitempty"`
 	ErrorCode    string `json:"errorCode"`
 	ErrorDetails string `json:"errorDetails,omitempty"`
-}
-
-// refreshConnection is OFREP's SSE change-notification endpoint (ADR 0008).
-type refreshConnection struct {
-	Type               string `json:"type"`
-	URL                string `json:"url"`
-	InactivityDelaySec int    `json:"inactivityDelaySec,omitempty"`
-}
-
-// bulkSuccess is OFREP's bulkEvaluationSuccess. The SSE endpoint is listed under both names the
-// protocol's drafts used (refreshConnections, eventStreams), so providers of either draft find it.
-type bulkSuccess struct {
-	Flags              []any               `json:"flags"`
-	RefreshConnections []refreshConnection `json:"refreshConnections,omitempty"`
-	EventStreams       []refreshConnection `json:"eventStreams,omitempty"`
-	Metadata           map[string]any      `json:"metadata,omitempty"`
 }
 
 // evaluationRequest is OFREP's (bulk)evaluationRequest. Unknown fields are ignored, as the
@@ -69,40 +45,79 @@ func ofrepError(c echo.Context, status int, key, code, details string) error {
 	return c.JSON(status, evaluationFailure{Key: key, ErrorCode: code, ErrorDetails: details})
 }
 
-// readContext reads the request and returns the raw context bytes and the decoded context.
-// A failure has already been answered (ok false).
-func (s *Server) readContext(c echo.Context, key string) (raw []byte, ctx *evaluation.Context, ok bool, err error) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, s.opts.MaxContextBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+// readContext reads the request body into buf and decodes its context: by hand for the flat
+// contexts SDKs send, through encoding/json for anything else (ofrepjson.go). raw is the context
+// value's bytes (in buf), which the bulk ETag hashes. A failure has already been answered (ok
+// false).
+func (s *Server) readContext(c echo.Context, key string, buf *[]byte) (raw []byte, ctx *evaluation.Context, ok bool, err error) {
+	req := c.Request()
+	if err := readBody(req.Body, req.ContentLength, s.opts.MaxContextBytes, buf); err != nil {
+		if errors.Is(err, errTooLarge) {
 			return nil, nil, false, ofrepError(c, http.StatusRequestEntityTooLarge, key, codeInvalidContext,
 				"the request is larger than the limit of "+strconv.FormatInt(s.opts.MaxContextBytes, 10)+" bytes")
 		}
 		return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeParseError, "could not read the request body")
 	}
-	var req evaluationRequest
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeParseError, "malformed JSON: "+err.Error())
+	body := *buf
+	attrs, raw, fast := decodeFlatRequest(body)
+	if !fast {
+		var req evaluationRequest
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, &req); err != nil {
+				return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeParseError, "malformed JSON: "+err.Error())
+			}
+		}
+		raw = bytes.TrimSpace(req.Context)
+		if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+			if raw[0] != '{' {
+				return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeInvalidContext, "context must be a JSON object")
+			}
+			if err := json.Unmarshal(raw, &attrs); err != nil {
+				return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeInvalidContext, "context is not a valid JSON object: "+err.Error())
+			}
 		}
 	}
-	attrs := map[string]any{}
-	trimmed := bytes.TrimSpace(req.Context)
-	if len(trimmed) > 0 && !bytes.Equal(trimmed, []byte("null")) {
-		if trimmed[0] != '{' {
-			return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeInvalidContext, "context must be a JSON object")
-		}
-		if err := json.Unmarshal(trimmed, &attrs); err != nil {
-			return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeInvalidContext, "context is not a valid JSON object: "+err.Error())
-		}
+	if attrs == nil {
+		attrs = map[string]any{}
 	}
 	if tk, present := attrs[evaluation.OpenFeatureTargetingKey]; present {
 		if _, isString := tk.(string); !isString {
 			return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeInvalidContext, "targetingKey must be a string")
 		}
 	}
-	return trimmed, evaluation.FromOpenFeature(attrs), true, nil
+	return raw, contextOf(attrs), true, nil
+}
+
+// errTooLarge: the body is larger than MaxContextBytes.
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads r into *buf, at most limit bytes (errTooLarge past that), sized by the declared
+// length when there is one. It is http.MaxBytesReader without the wrapper allocated per request.
+func readBody(r io.Reader, declared, limit int64, buf *[]byte) error {
+	if declared > limit {
+		return errTooLarge
+	}
+	b := (*buf)[:0]
+	if declared > 0 && int64(cap(b)) < declared+1 {
+		b = make([]byte, 0, declared+1) // +1 so the final read sees EOF without growing
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		*buf = b
+		if int64(len(b)) > limit {
+			return errTooLarge
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // answerAuthError answers an authorization failure in the protocol's shape.
@@ -119,17 +134,68 @@ func visible(kind string, f *domain.FlagConfig) bool {
 	return kind == domain.ServerSideKey || f.ClientSide
 }
 
-func success(r *evaluation.Result) evaluationSuccess {
-	md := map[string]any{"flagVersion": r.FlagVersion}
-	if r.RuleID != "" {
-		md["ruleId"] = r.RuleID
+// appendSuccess appends OFREP's evaluationSuccess for r: key, value, reason, variant, and the
+// metadata SDKs attach to their evaluation events (flagVersion, ruleId, and experiment, so
+// exposures are attributed to the experiment that served them).
+func (snap *snapshot) appendSuccess(dst []byte, r *evaluation.Result) []byte {
+	dst = append(dst, `{"key":`...)
+	dst = appendString(dst, r.FlagKey)
+	dst = append(dst, `,"value":`...)
+	dst = append(dst, snap.valueJSON(r)...)
+	dst = append(dst, `,"reason":`...)
+	dst = appendString(dst, r.Reason)
+	if r.Variation != "" {
+		dst = append(dst, `,"variant":`...)
+		dst = appendString(dst, r.Variation)
 	}
+	dst = append(dst, `,"metadata":{`...)
 	if r.Experiment != "" {
-		// SDKs put it on the evaluation events they send, so exposures are attributed.
-		md["experiment"] = r.Experiment
+		dst = append(dst, `"experiment":`...)
+		dst = appendString(dst, r.Experiment)
+		dst = append(dst, ',')
 	}
-	return evaluationSuccess{Key: r.FlagKey, Value: r.Value, Reason: r.Reason, Variant: r.Variation, Metadata: md}
+	dst = append(dst, `"flagVersion":`...)
+	dst = strconv.AppendInt(dst, r.FlagVersion, 10)
+	if r.RuleID != "" {
+		dst = append(dst, `,"ruleId":`...)
+		dst = appendString(dst, r.RuleID)
+	}
+	return append(dst, "}}"...)
 }
+
+// appendFailure appends OFREP's evaluationFailure.
+func appendFailure(dst []byte, f evaluationFailure) []byte {
+	dst = append(dst, '{')
+	if f.Key != "" {
+		dst = append(dst, `"key":`...)
+		dst = appendString(dst, f.Key)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"errorCode":`...)
+	dst = appendString(dst, f.ErrorCode)
+	if f.ErrorDetails != "" {
+		dst = append(dst, `,"errorDetails":`...)
+		dst = appendString(dst, f.ErrorDetails)
+	}
+	return append(dst, '}')
+}
+
+// writeJSON answers status with a JSON body already encoded. A body larger than net/http's
+// chunking buffer gets its Content-Length, so it is not chunked; net/http computes it for the
+// smaller ones.
+func writeJSON(c echo.Context, status int, body []byte) error {
+	h := c.Response().Header()
+	h[echo.HeaderContentType] = jsonContentType
+	if len(body) > 2048 {
+		h[echo.HeaderContentLength] = []string{strconv.Itoa(len(body))}
+	}
+	c.Response().WriteHeader(status)
+	_, err := c.Response().Write(body)
+	return err
+}
+
+// jsonContentType is shared by every answer; net/http only reads it.
+var jsonContentType = []string{echo.MIMEApplicationJSON}
 
 // failure maps an evaluation error to its OFREP code and status.
 func failure(r *evaluation.Result) (int, evaluationFailure) {
@@ -153,7 +219,9 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 	if err != nil {
 		return answerAuthError(c, key, err)
 	}
-	_, ctx, ok, err := s.readContext(c, key)
+	buf := getBuf()
+	defer putBuf(buf)
+	_, ctx, ok, err := s.readContext(c, key, buf)
 	if !ok {
 		return err
 	}
@@ -164,11 +232,16 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 	if k.Kind == domain.ServerSideKey {
 		snap.counts.record(&r)
 	}
+	out := (*buf)[:0] // the request body is decoded: reuse its buffer for the answer
 	if r.IsError() {
 		status, f := failure(&r)
-		return c.JSON(status, f)
+		out = appendFailure(out, f)
+		*buf = out
+		return writeJSON(c, status, out)
 	}
-	return c.JSON(http.StatusOK, success(&r))
+	out = append(snap.appendSuccess(out, &r), '\n')
+	*buf = out
+	return writeJSON(c, http.StatusOK, out)
 }
 
 // bulkETag identifies a bulk answer by the environment's ruleset version and the exact context,
@@ -199,7 +272,9 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	if err != nil {
 		return answerAuthError(c, "", err)
 	}
-	raw, ctx, ok, err := s.readContext(c, "")
+	buf := getBuf()
+	defer putBuf(buf)
+	raw, ctx, ok, err := s.readContext(c, "", buf)
 	if !ok {
 		return err
 	}
@@ -210,27 +285,49 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	}
 	var filter func(*domain.FlagConfig) bool
 	if k.Kind == domain.ClientSideKey {
-		filter = func(f *domain.FlagConfig) bool { return f.ClientSide }
+		filter = clientSideOnly
 	}
-	results := snap.compiled.EvaluateAll(ctx, filter)
-	out := bulkSuccess{Flags: make([]any, 0, len(results)), Metadata: map[string]any{"version": snap.version}}
-	for i := range results {
-		r := &results[i]
+	results := resultsPool.Get().(*[]evaluation.Result)
+	defer func() {
+		clear(*results) // drop references to values and contexts
+		*results = (*results)[:0]
+		resultsPool.Put(results)
+	}()
+	*results = snap.compiled.AppendAll((*results)[:0], ctx, filter)
+	out := append((*buf)[:0], `{"flags":[`...)
+	for i := range *results {
+		r := &(*results)[i]
 		if k.Kind == domain.ServerSideKey {
 			snap.counts.record(r)
 		}
+		if i > 0 {
+			out = append(out, ',')
+		}
 		if r.IsError() {
 			_, f := failure(r)
-			out.Flags = append(out.Flags, f)
+			out = appendFailure(out, f)
 			continue
 		}
-		out.Flags = append(out.Flags, success(r))
+		out = snap.appendSuccess(out, r)
 	}
-	conn := refreshConnection{Type: "sse", URL: streamURL(c, k.Kind), InactivityDelaySec: 120}
-	out.RefreshConnections = []refreshConnection{conn}
-	out.EventStreams = out.RefreshConnections
-	return c.JSON(http.StatusOK, out)
+	// The SSE endpoint is listed under both names the protocol's drafts used.
+	conn := append([]byte(`{"type":"sse","url":`), appendString(nil, streamURL(c, k.Kind))...)
+	conn = append(conn, `,"inactivityDelaySec":120}`...)
+	out = append(out, `],"refreshConnections":[`...)
+	out = append(out, conn...)
+	out = append(out, `],"eventStreams":[`...)
+	out = append(out, conn...)
+	out = append(out, `],"metadata":{"version":`...)
+	out = strconv.AppendInt(out, snap.version, 10)
+	out = append(out, "}}\n"...)
+	*buf = out
+	return writeJSON(c, http.StatusOK, out)
 }
+
+func clientSideOnly(f *domain.FlagConfig) bool { return f.ClientSide }
+
+// resultsPool holds bulk evaluation results; AppendAll fills one per request.
+var resultsPool = sync.Pool{New: func() any { r := make([]evaluation.Result, 0, 128); return &r }}
 
 // streamURL is the SSE endpoint for this key. Client-side keys are public, so the URL carries the
 // key for browsers' EventSource; server-side keys are secrets and stay in headers.

@@ -39,6 +39,41 @@ type snapshot struct {
 	etag     string // quoted version
 	loadedAt time.Time
 	counts   *counters
+	values   map[string][][]byte // flag key -> JSON of each variation's value, by index
+}
+
+// newSnapshot prepares what serving an environment needs beyond the compiled ruleset: the JSON
+// of the ruleset download, and the JSON of every variation value, encoded once here rather than
+// on every evaluation.
+func newSnapshot(id envID, rs *domain.Ruleset, compiled *evaluation.Compiled) (*snapshot, error) {
+	body, err := json.Marshal(rs)
+	if err != nil {
+		return nil, fmt.Errorf("sdkapi: marshal %s/%s: %w", id.project, id.environment, err)
+	}
+	values := make(map[string][][]byte, len(rs.Flags))
+	for key, f := range rs.Flags {
+		vs := make([][]byte, len(f.Variations))
+		for i, v := range f.Variations {
+			if vs[i], err = json.Marshal(v.Value); err != nil {
+				return nil, fmt.Errorf("sdkapi: marshal %s/%s flag %s variation %s: %w", id.project, id.environment, key, v.Key, err)
+			}
+		}
+		values[key] = vs
+	}
+	return &snapshot{id: id, version: rs.Version, compiled: compiled, ruleset: body, values: values,
+		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: newCounters(rs)}, nil
+}
+
+// valueJSON is the JSON of the value r served.
+func (s *snapshot) valueJSON(r *evaluation.Result) []byte {
+	if vs := s.values[r.FlagKey]; r.VariationIndex >= 0 && r.VariationIndex < len(vs) {
+		return vs[r.VariationIndex]
+	}
+	b, err := json.Marshal(r.Value)
+	if err != nil {
+		return []byte("null")
+	}
+	return b
 }
 
 // environment holds the current snapshot of one environment and its SSE subscribers.
@@ -150,12 +185,10 @@ func (s *Snapshots) refresh(ctx context.Context, id envID, version int64) error 
 		s.log.Warn("ruleset problem: the flag answers an error until fixed", "project", id.project,
 			"environment", id.environment, "problem", p.Error())
 	}
-	body, err := json.Marshal(rs)
+	next, err := newSnapshot(id, rs, compiled)
 	if err != nil {
-		return fmt.Errorf("sdkapi: marshal %s/%s: %w", id.project, id.environment, err)
+		return err
 	}
-	next := &snapshot{id: id, version: rs.Version, compiled: compiled, ruleset: body,
-		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: newCounters(rs)}
 	prev := env.current.Swap(next)
 	if prev != nil {
 		s.counterLog.retire(prev) // its counts are flushed, not lost

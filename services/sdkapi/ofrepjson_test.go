@@ -1,0 +1,215 @@
+package sdkapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/domain/evaluation"
+)
+
+// The shapes of OFREP's answers as encoding/json writes them: the reference the hand-written
+// encoder is compared with.
+type evaluationSuccess struct {
+	Key      string         `json:"key"`
+	Value    any            `json:"value"`
+	Reason   string         `json:"reason"`
+	Variant  string         `json:"variant,omitempty"`
+	Metadata map[string]any `json:"metadata,omitempty"`
+}
+
+type refreshConnection struct {
+	Type               string `json:"type"`
+	URL                string `json:"url"`
+	InactivityDelaySec int    `json:"inactivityDelaySec,omitempty"`
+}
+
+type bulkSuccess struct {
+	Flags              []any               `json:"flags"`
+	RefreshConnections []refreshConnection `json:"refreshConnections,omitempty"`
+	EventStreams       []refreshConnection `json:"eventStreams,omitempty"`
+	Metadata           map[string]any      `json:"metadata,omitempty"`
+}
+
+// slowDecode is what encoding/json makes of a request body: ok false on any error.
+func slowDecode(body []byte) (attrs map[string]any, raw []byte, ok bool) {
+	var req evaluationRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, nil, false
+		}
+	}
+	raw = bytes.TrimSpace(req.Context)
+	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		if raw[0] != '{' {
+			return nil, nil, false
+		}
+		if err := json.Unmarshal(raw, &attrs); err != nil {
+			return nil, nil, false
+		}
+	}
+	return attrs, raw, true
+}
+
+// checkSameDecoding fails unless the fast path either declines body or decodes it exactly as
+// encoding/json does (attributes and the raw context the ETag hashes).
+func checkSameDecoding(t *testing.T, body []byte) (fast bool) {
+	t.Helper()
+	attrs, raw, ok := decodeFlatRequest(body)
+	if !ok {
+		return false
+	}
+	want, wantRaw, wantOK := slowDecode(body)
+	if !wantOK {
+		t.Fatalf("fast path accepted %q, which encoding/json refuses", body)
+	}
+	if len(attrs) != 0 || len(want) != 0 {
+		if !reflect.DeepEqual(attrs, want) {
+			t.Fatalf("fast path decoded %q as %#v, encoding/json as %#v", body, attrs, want)
+		}
+	}
+	if !bytes.Equal(raw, wantRaw) {
+		t.Fatalf("raw context of %q: %q, encoding/json %q", body, raw, wantRaw)
+	}
+	return true
+}
+
+func TestDecodeFlatRequest(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		fast bool // the hand-written path takes it (otherwise encoding/json does)
+	}{
+		{``, true},
+		{"  \n", true},
+		{`{}`, true},
+		{`{"context":null}`, true},
+		{`{"context":{}}`, true},
+		{` { "context" : { "targetingKey" : "u-1" , "age" : 42 } } `, true},
+		{`{"context":{"targetingKey":"user-1","email":"u1@example.com","plan":"pro","age":30,"beta":false,"x":null,"ratio":-0.25e-3,"big":1E+300}}`, true},
+		{`{"context":{"city":"Zürich","emoji":"😀"}}`, true},
+		{`{"context":{"a":1,"a":2}}`, true}, // the last duplicate wins, as in encoding/json
+		// Declined: encoding/json decides (and answers its own error where there is one).
+		{`{"context":{"address":{"city":"Paris"}}}`, false},
+		{`{"context":{"tags":["a","b"]}}`, false},
+		{`{"context":{"name":"a\"b"}}`, false},
+		{`{"context":{"name":"\u00e9"}}`, false},
+		{`{"Context":{"a":1}}`, false}, // encoding/json matches field names case-insensitively
+		{`{"context":{"a":1},"extra":true}`, false},
+		{`{"extra":true,"context":{"a":1}}`, false},
+		{`{"context":[1]}`, false},
+		{`{"context":"x"}`, false},
+		{`[]`, false},
+		{`null`, false},
+		{`{"context":{"a":01}}`, false},
+		{`{"context":{"a":+1}}`, false},
+		{`{"context":{"a":.5}}`, false},
+		{`{"context":{"a":1.}}`, false},
+		{`{"context":{"a":1e}}`, false},
+		{`{"context":{"a":0x10}}`, false},
+		{`{"context":{"a":1e400}}`, false}, // out of float64's range: encoding/json's error
+		{`{"context":{"a":Infinity}}`, false},
+		{`{"context":{"a":tru}}`, false},
+		{`{"context":{"a":1,}}`, false},
+		{`{"context":{"a" 1}}`, false},
+		{`{"context":{"a":1}`, false},
+		{`{"context":{"a":1}}}`, false},
+		{`{"context":{"a":1}} x`, false},
+		{"{\"context\":{\"a\":\"\x01\"}}", false},
+		{"{\"context\":{\"a\":\"\xff\"}}", false},
+	} {
+		if got := checkSameDecoding(t, []byte(tc.body)); got != tc.fast {
+			t.Errorf("%q: fast path %v, want %v", tc.body, got, tc.fast)
+		}
+	}
+}
+
+// FuzzDecodeRequest: for any body the hand-written decoder either declines or agrees with
+// encoding/json exactly.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{``, `{}`, `{"context":null}`, `{"context":{"targetingKey":"u","n":1.5e3,"b":true,"z":null}}`,
+		`{"context":{"a":-0}}`, `{"context":{"a":"x","a":"y"}}`, `{"context":{"a":{}}}`, `{"context":{"a":1e999}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkSameDecoding(t, body)
+	})
+}
+
+// The hand-written answers are byte for byte what encoding/json (echo's c.JSON) wrote before.
+func TestAnswersMatchEncodingJSON(t *testing.T) {
+	rs := &domain.Ruleset{Project: "p", Environment: "e", Version: 7, Flags: map[string]*domain.FlagConfig{
+		"f": {Key: "f", Type: domain.FlagJSON, Version: 3, Variations: []domain.Variation{
+			{Key: "a", Value: map[string]any{"html": "<b>&</b>", "n": 1.5, "list": []any{"x", nil, true}}},
+			{Key: "b<c>", Value: "line\nbreak \"quoted\" \u2028"},
+			{Key: "c", Value: math.MaxInt32 * 1024.0},
+		}},
+	}}
+	snap, err := newSnapshot(envID{"p", "e"}, rs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []evaluation.Result{
+		{FlagKey: "f", Value: rs.Flags["f"].Variations[0].Value, Variation: "a", VariationIndex: 0, Reason: "TARGETING_MATCH", RuleID: "rule-1", FlagVersion: 3},
+		{FlagKey: "f", Value: rs.Flags["f"].Variations[1].Value, Variation: "b<c>", VariationIndex: 1, Reason: "SPLIT", FlagVersion: 3, Experiment: "exp&1"},
+		{FlagKey: "f", Value: rs.Flags["f"].Variations[2].Value, Variation: "c", VariationIndex: 2, Reason: "DEFAULT", FlagVersion: 3},
+		{FlagKey: "f", VariationIndex: -1, Reason: "DISABLED", FlagVersion: 3}, // empty off variation
+		{FlagKey: "gone", Value: "v", Variation: "v", VariationIndex: 0, Reason: "STATIC", FlagVersion: 1},
+	} {
+		md := map[string]any{"flagVersion": r.FlagVersion}
+		if r.RuleID != "" {
+			md["ruleId"] = r.RuleID
+		}
+		if r.Experiment != "" {
+			md["experiment"] = r.Experiment
+		}
+		want, _ := json.Marshal(evaluationSuccess{Key: r.FlagKey, Value: r.Value, Reason: r.Reason, Variant: r.Variation, Metadata: md})
+		if got := snap.appendSuccess(nil, &r); !bytes.Equal(got, want) {
+			t.Errorf("result %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	for _, f := range []evaluationFailure{
+		{Key: "f", ErrorCode: "FLAG_NOT_FOUND", ErrorDetails: "flag f is not found"},
+		{ErrorCode: "PARSE_ERROR", ErrorDetails: `malformed JSON: invalid character '<' looking for "value"`},
+		{Key: "k", ErrorCode: "GENERAL"},
+	} {
+		want, _ := json.Marshal(f)
+		if got := appendFailure(nil, f); !bytes.Equal(got, want) {
+			t.Errorf("failure:\n got %s\nwant %s", got, want)
+		}
+	}
+	for _, s := range []string{"", "plain", "tab\there", "ünï", "a\\b", "\x7f", strings.Repeat("x", 100)} {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("string %q: got %s want %s", s, got, want)
+		}
+	}
+}
+
+func TestReadBodyLimit(t *testing.T) {
+	for _, tc := range []struct {
+		body     string
+		declared int64 // -1: unknown (chunked)
+		want     error
+	}{
+		{"", 0, nil},
+		{"0123456789", -1, nil},
+		{"0123456789", 10, nil},
+		{"0123456789a", -1, errTooLarge},
+		{"0123456789a", 11, errTooLarge}, // refused from the declared length, unread
+		{strings.Repeat("x", 5000), -1, errTooLarge},
+	} {
+		buf := getBuf()
+		err := readBody(strings.NewReader(tc.body), tc.declared, 10, buf)
+		if err != tc.want {
+			t.Errorf("%q (declared %d): %v, want %v", tc.body, tc.declared, err, tc.want)
+		}
+		if err == nil && string(*buf) != tc.body {
+			t.Errorf("read %q, want %q", *buf, tc.body)
+		}
+		putBuf(buf)
+	}
+}
