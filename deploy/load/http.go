@@ -50,6 +50,7 @@ type httpOptions struct {
 	rounds           int
 	goalLoad         bool
 	serveOnly        bool
+	pprofAddr        string
 	serveFor         time.Duration
 	envFile          string
 	machine          bool
@@ -74,6 +75,7 @@ func runHTTP(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.IntVar(&o.rounds, "rounds", 1, "repeat the sequence of targets this many times")
 	fs.BoolVar(&o.goalLoad, "goal-load", true, "after the closed-loop runs, run single evaluation open loop at 60% of the bare handler's req/s and report its latency (the goal's \"p99 at that load\")")
 	fs.BoolVar(&o.serveOnly, "serve-only", false, "start the servers, print their endpoints and wait (for wrk)")
+	fs.StringVar(&o.pprofAddr, "pprof", "", "with -serve-only: serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060) to profile the servers under load")
 	fs.DurationVar(&o.serveFor, "serve-for", 30*time.Minute, "with -serve-only: exit after this long")
 	fs.StringVar(&o.envFile, "env-file", "", "with -serve-only: also write the endpoints as shell variables to this file")
 	fs.BoolVar(&o.machine, "machine", false, "with -serve-only: print the endpoints as one JSON line")
@@ -193,6 +195,15 @@ func serveOnly(ctx context.Context, o httpOptions, ep *endpoints) error {
 		if err := os.Rename(tmp, o.envFile); err != nil {
 			return err
 		}
+	}
+	if o.pprofAddr != "" {
+		if !strings.HasPrefix(o.pprofAddr, "127.0.0.1:") {
+			return fmt.Errorf("-pprof must be a 127.0.0.1 address, not %q", o.pprofAddr)
+		}
+		// http.DefaultServeMux holds net/http/pprof's handlers (imported in sys.go).
+		srv := &http.Server{Addr: o.pprofAddr, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.ListenAndServe() }()
+		defer srv.Close()
 	}
 	if o.machine {
 		b, _ := json.Marshal(ep)
@@ -392,31 +403,54 @@ func measureHTTP(ctx context.Context, o httpOptions, ep *endpoints, child *os.Pr
 		}
 		fmt.Println()
 	}
-	var atGoal *loadResult
+	// "p99 under 10 ms at that load": single evaluation open loop at 60% of bare's median
+	// req/s, once per round (the goal is judged on the median round), each right after the bare
+	// handler at the same rate: the bare run shows how much of the tail is this machine and the
+	// load generator rather than evaluation.
+	var atGoal []*loadResult
 	if o.goalLoad && o.rate == 0 && len(all["bare"]) > 0 && ts["single"] != nil {
 		rate := 0.60 * median(all["bare"]).rps()
-		fmt.Printf("single evaluation, open loop at 60%% of the bare handler's median req/s (%.0f req/s), latency from the intended send time:\n", rate)
+		fmt.Printf("open loop at 60%% of the bare handler's median req/s (%.0f req/s), latency from the intended send time:\n", rate)
 		printHeader(child != nil)
-		var serverCPU0 float64
-		if child != nil {
-			serverCPU0 = pidCPU(child.Pid)
+		for round := 1; round <= o.rounds; round++ {
+			for _, name := range []string{"bare", "single"} {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				var serverCPU0 float64
+				if child != nil {
+					serverCPU0 = pidCPU(child.Pid)
+				}
+				res, err := runLoad(ts[name], o.client, o.conns, o.warmup, o.duration, rate)
+				if err != nil {
+					return err
+				}
+				serverCPU := -1.0
+				if child != nil {
+					serverCPU = pidCPU(child.Pid) - serverCPU0
+				}
+				res.name = name + "@60%"
+				printRow(res, median(all["bare"]).rps(), serverCPU)
+				if name == "single" {
+					atGoal = append(atGoal, res)
+				}
+			}
 		}
-		res, err := runLoad(ts["single"], o.client, o.conns, o.warmup, o.duration, rate)
-		if err != nil {
-			return err
-		}
-		serverCPU := -1.0
-		if child != nil {
-			serverCPU = pidCPU(child.Pid) - serverCPU0
-		}
-		res.name = "single@60%"
-		printRow(res, median(all["bare"]).rps(), serverCPU)
 		fmt.Println()
-		atGoal = res
 	}
 	fmt.Printf("load average after: %s\n", loadAverage())
 	summarize(o, all, atGoal)
 	return nil
+}
+
+// medianP99 is the run of median p99 latency (the upper median: conservative).
+func medianP99(rs []*loadResult) *loadResult {
+	if len(rs) == 0 {
+		return nil
+	}
+	rs = append([]*loadResult(nil), rs...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].lat.quantile(0.99) < rs[j].lat.quantile(0.99) })
+	return rs[len(rs)/2]
 }
 
 // median is the result of median req/s.
@@ -469,7 +503,7 @@ func printRow(r *loadResult, bare, serverCPU float64) {
 }
 
 // summarize checks the goals on the median round.
-func summarize(o httpOptions, all map[string][]*loadResult, atGoal *loadResult) {
+func summarize(o httpOptions, all map[string][]*loadResult, atGoals []*loadResult) {
 	bares := all["bare"]
 	if len(bares) == 0 {
 		return
@@ -516,11 +550,20 @@ func summarize(o httpOptions, all map[string][]*loadResult, atGoal *loadResult) 
 		if p99 {
 			q := r.lat.quantile(0.99)
 			line += fmt.Sprintf(", p99 %.2f ms in that closed-loop run", float64(q)/1e6)
-			if atGoal != nil { // "p99 under 10 ms at that load", literally
+			if atGoal := medianP99(atGoals); atGoal != nil { // "p99 under 10 ms at that load", literally
 				q = atGoal.lat.quantile(0.99)
 				line += fmt.Sprintf(", p99 %.2f ms open loop at 60%% of bare (%.0f of %.0f req/s sent)",
 					float64(q)/1e6, atGoal.rps(), atGoal.rate)
-				ok = ok && atGoal.errors == 0
+				if len(atGoals) > 1 {
+					var each []string
+					for _, r := range atGoals {
+						each = append(each, fmt.Sprintf("%.2f", float64(r.lat.quantile(0.99))/1e6))
+					}
+					line += " [rounds: " + strings.Join(each, ", ") + " ms]"
+				}
+				for _, r := range atGoals {
+					ok = ok && r.errors == 0
+				}
 			}
 			line += " (goal < 10 ms)"
 			ok = ok && q < 10*time.Millisecond
@@ -538,7 +581,7 @@ func summarize(o httpOptions, all map[string][]*loadResult, atGoal *loadResult) 
 		fmt.Printf("  %-38s %8.0f req/s = %5.1f%% of bare (diagnostic: the platform middleware alone)\n",
 			"bare handler + platform middleware", r.rps(), 100*rt)
 	}
-	if atGoal != nil && atGoal.rps() < 0.95*atGoal.rate {
+	if atGoal := medianP99(atGoals); atGoal != nil && atGoal.rps() < 0.95*atGoal.rate {
 		fmt.Printf("  note: the open-loop run could not send its target rate: single evaluation has no headroom at 60%% of bare here\n")
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	_ "net/http/pprof" // -serve-only -pprof
 	"os"
 	"runtime"
 	"strconv"

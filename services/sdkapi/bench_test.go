@@ -71,6 +71,12 @@ func benchRuleset(tb testing.TB, project, clientKey, serverKey string, n int) *d
 // benchEcho is the SDK API as services/platform wires it, over in-memory snapshots: "load" with
 // 1,000 flags (100 client_side) and "small" with 100 flags.
 func benchEcho(tb testing.TB) *echo.Echo {
+	e, _ := benchServer(tb)
+	return e
+}
+
+// benchServer is benchEcho with the snapshots it serves.
+func benchServer(tb testing.TB) (*echo.Echo, *Snapshots) {
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	reg := prometheus.NewRegistry()
 	snaps := NewSnapshots(nil, log, newCounterFlusher(nil, reg, log))
@@ -88,7 +94,7 @@ func benchEcho(tb testing.TB) *echo.Echo {
 	e.HTTPErrorHandler = httpapi.ErrorHandler(log)
 	e.Use(httpapi.Recover(log), httpapi.Requests(log, httpapi.NewMetrics(reg)))
 	srv.Register(e)
-	return e
+	return e, snaps
 }
 
 // benchWriter is a reusable ResponseWriter that keeps the status and counts the body, so the

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -45,22 +44,24 @@ func ofrepError(c echo.Context, status int, key, code, details string) error {
 	return c.JSON(status, evaluationFailure{Key: key, ErrorCode: code, ErrorDetails: details})
 }
 
-// readContext reads the request body into buf and decodes its context: by hand for the flat
-// contexts SDKs send, through encoding/json for anything else (ofrepjson.go). raw is the context
-// value's bytes (in buf), which the bulk ETag hashes. A failure has already been answered (ok
-// false).
-func (s *Server) readContext(c echo.Context, key string, buf *[]byte) (raw []byte, ctx *evaluation.Context, ok bool, err error) {
+// readContext reads the request body into st.buf and decodes its context into st: by hand for
+// the flat contexts SDKs send, through encoding/json for anything else (ofrepjson.go). raw is the
+// context value's bytes (in st.buf), which the bulk ETag hashes. A failure has already been
+// answered (ok false).
+func (s *Server) readContext(c echo.Context, key string, st *evalState) (raw []byte, ctx *evaluation.Context, ok bool, err error) {
 	req := c.Request()
-	if err := readBody(req.Body, req.ContentLength, s.opts.MaxContextBytes, buf); err != nil {
+	if err := readBody(req.Body, req.ContentLength, s.opts.MaxContextBytes, &st.buf); err != nil {
 		if errors.Is(err, errTooLarge) {
 			return nil, nil, false, ofrepError(c, http.StatusRequestEntityTooLarge, key, codeInvalidContext,
 				"the request is larger than the limit of "+strconv.FormatInt(s.opts.MaxContextBytes, 10)+" bytes")
 		}
 		return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeParseError, "could not read the request body")
 	}
-	body := *buf
-	attrs, raw, fast := decodeFlatRequest(body)
+	body := st.buf
+	attrs, raw, fast := decodeFlatRequest(body, st.attrs)
 	if !fast {
+		clear(st.attrs) // what the fast path had decoded before it declined
+		attrs = nil
 		var req evaluationRequest
 		if len(bytes.TrimSpace(body)) > 0 {
 			if err := json.Unmarshal(body, &req); err != nil {
@@ -78,14 +79,14 @@ func (s *Server) readContext(c echo.Context, key string, buf *[]byte) (raw []byt
 		}
 	}
 	if attrs == nil {
-		attrs = map[string]any{}
+		attrs = st.attrs // empty
 	}
 	if tk, present := attrs[evaluation.OpenFeatureTargetingKey]; present {
 		if _, isString := tk.(string); !isString {
 			return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeInvalidContext, "targetingKey must be a string")
 		}
 	}
-	return raw, contextOf(attrs), true, nil
+	return raw, contextOf(&st.ctx, attrs), true, nil
 }
 
 // errTooLarge: the body is larger than MaxContextBytes.
@@ -219,9 +220,9 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 	if err != nil {
 		return answerAuthError(c, key, err)
 	}
-	buf := getBuf()
-	defer putBuf(buf)
-	_, ctx, ok, err := s.readContext(c, key, buf)
+	st := getEvalState()
+	defer st.put()
+	_, ctx, ok, err := s.readContext(c, key, st)
 	if !ok {
 		return err
 	}
@@ -232,15 +233,15 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 	if k.Kind == domain.ServerSideKey {
 		snap.counts.record(&r)
 	}
-	out := (*buf)[:0] // the request body is decoded: reuse its buffer for the answer
+	out := st.buf[:0] // the request body is decoded: reuse its buffer for the answer
 	if r.IsError() {
 		status, f := failure(&r)
 		out = appendFailure(out, f)
-		*buf = out
+		st.buf = out
 		return writeJSON(c, status, out)
 	}
 	out = append(snap.appendSuccess(out, &r), '\n')
-	*buf = out
+	st.buf = out
 	return writeJSON(c, http.StatusOK, out)
 }
 
@@ -272,9 +273,9 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	if err != nil {
 		return answerAuthError(c, "", err)
 	}
-	buf := getBuf()
-	defer putBuf(buf)
-	raw, ctx, ok, err := s.readContext(c, "", buf)
+	st := getEvalState()
+	defer st.put()
+	raw, ctx, ok, err := s.readContext(c, "", st)
 	if !ok {
 		return err
 	}
@@ -287,16 +288,10 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	if k.Kind == domain.ClientSideKey {
 		filter = clientSideOnly
 	}
-	results := resultsPool.Get().(*[]evaluation.Result)
-	defer func() {
-		clear(*results) // drop references to values and contexts
-		*results = (*results)[:0]
-		resultsPool.Put(results)
-	}()
-	*results = snap.compiled.AppendAll((*results)[:0], ctx, filter)
-	out := append((*buf)[:0], `{"flags":[`...)
-	for i := range *results {
-		r := &(*results)[i]
+	st.results = snap.compiled.AppendAll(st.results[:0], ctx, filter)
+	out := append(st.buf[:0], `{"flags":[`...)
+	for i := range st.results {
+		r := &st.results[i]
 		if k.Kind == domain.ServerSideKey {
 			snap.counts.record(r)
 		}
@@ -320,14 +315,11 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	out = append(out, `],"metadata":{"version":`...)
 	out = strconv.AppendInt(out, snap.version, 10)
 	out = append(out, "}}\n"...)
-	*buf = out
+	st.buf = out
 	return writeJSON(c, http.StatusOK, out)
 }
 
 func clientSideOnly(f *domain.FlagConfig) bool { return f.ClientSide }
-
-// resultsPool holds bulk evaluation results; AppendAll fills one per request.
-var resultsPool = sync.Pool{New: func() any { r := make([]evaluation.Result, 0, 128); return &r }}
 
 // streamURL is the SSE endpoint for this key. Client-side keys are public, so the URL carries the
 // key for browsers' EventSource; server-side keys are secrets and stay in headers.

@@ -20,11 +20,11 @@ import (
 
 // decodeFlatRequest is the fast path of an OFREP request body: {"context": {...}} (or no
 // context, or "context": null) whose attributes are strings without escapes, JSON numbers,
-// booleans or null. It returns the attributes (nil without a context) and the raw bytes of the
-// context value; ok is false when the body is anything else (other members, nested values,
+// booleans or null. It returns the attributes (into, filled, or a new map when into is nil; nil
+// without a context) and the raw bytes of the context value; ok is false when the body is anything else (other members, nested values,
 // escapes, invalid JSON), and then the caller decodes it with encoding/json.
-func decodeFlatRequest(body []byte) (attrs map[string]any, raw []byte, ok bool) {
-	p := flatParser{b: body}
+func decodeFlatRequest(body []byte, into map[string]any) (attrs map[string]any, raw []byte, ok bool) {
+	p := flatParser{b: body, into: into}
 	p.space()
 	if p.eof() {
 		return nil, nil, true // an empty body has no context
@@ -70,8 +70,9 @@ func decodeFlatRequest(body []byte) (attrs map[string]any, raw []byte, ok bool) 
 }
 
 type flatParser struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	into map[string]any // the empty map to fill, or nil
 }
 
 func (p *flatParser) eof() bool        { return p.i >= len(p.b) }
@@ -101,7 +102,10 @@ func (p *flatParser) space() {
 func (p *flatParser) object() (map[string]any, bool) {
 	p.i++ // '{'
 	p.space()
-	m := make(map[string]any, min(bytes.Count(p.b[p.i:], []byte{':'}), 64)) // a size hint, not a bound
+	m := p.into
+	if m == nil {
+		m = make(map[string]any, min(bytes.Count(p.b[p.i:], []byte{':'}), 64)) // a size hint, not a bound
+	}
 	if p.peek('}') {
 		p.i++
 		return m, true
@@ -274,10 +278,10 @@ func (p *flatParser) number() (any, bool) {
 	return f, true
 }
 
-// contextOf builds the evaluation context from decoded attributes without copying the map:
-// targetingKey becomes the key (the caller has checked it is a string) and is removed.
-func contextOf(attrs map[string]any) *evaluation.Context {
-	c := &evaluation.Context{Attributes: attrs}
+// contextOf fills c from decoded attributes without copying the map: targetingKey becomes the
+// key (the caller has checked it is a string) and is removed, as evaluation.FromOpenFeature does.
+func contextOf(c *evaluation.Context, attrs map[string]any) *evaluation.Context {
+	*c = evaluation.Context{Attributes: attrs}
 	if tk, ok := attrs[evaluation.OpenFeatureTargetingKey]; ok {
 		c.Key, _ = tk.(string)
 		delete(attrs, evaluation.OpenFeatureTargetingKey)
@@ -300,15 +304,32 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// bufPool holds request and answer buffers of the OFREP handlers.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// evalState is what one OFREP request needs besides the snapshot, pooled so that a request
+// allocates little: the body (then the answer) buffer, the attribute map, the context and the
+// bulk results. Nothing of it outlives the handler: results hold values of the snapshot, and
+// attributes are copied out of the body.
+type evalState struct {
+	buf     []byte
+	attrs   map[string]any
+	ctx     evaluation.Context
+	results []evaluation.Result
+}
 
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+var evalStates = sync.Pool{New: func() any {
+	return &evalState{buf: make([]byte, 0, 4096), attrs: make(map[string]any, 16)}
+}}
 
-// putBuf returns a buffer unless it grew past 1 MiB (a one-off huge answer is not kept).
-func putBuf(b *[]byte) {
-	if cap(*b) <= 1<<20 {
-		*b = (*b)[:0]
-		bufPool.Put(b)
+func getEvalState() *evalState { return evalStates.Get().(*evalState) }
+
+// put returns st to the pool, unless a one-off huge request grew it (kept buffers stay small).
+func (st *evalState) put() {
+	if cap(st.buf) > 1<<20 || len(st.attrs) > 64 || cap(st.results) > 4096 {
+		return
 	}
+	st.buf = st.buf[:0]
+	clear(st.attrs)
+	st.ctx = evaluation.Context{}
+	clear(st.results) // drop references to snapshot values
+	st.results = st.results[:0]
+	evalStates.Put(st)
 }

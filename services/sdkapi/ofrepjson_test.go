@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/vexil-flags/vexil/deploy/load/fixture"
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/domain/evaluation"
 )
@@ -59,7 +62,13 @@ func slowDecode(body []byte) (attrs map[string]any, raw []byte, ok bool) {
 // encoding/json does (attributes and the raw context the ETag hashes).
 func checkSameDecoding(t *testing.T, body []byte) (fast bool) {
 	t.Helper()
-	attrs, raw, ok := decodeFlatRequest(body)
+	attrs, raw, ok := decodeFlatRequest(body, nil)
+	pooled := getEvalState() // the handlers' way: filling a pooled, empty map
+	defer pooled.put()
+	attrs2, raw2, ok2 := decodeFlatRequest(body, pooled.attrs)
+	if ok != ok2 || !bytes.Equal(raw, raw2) || (len(attrs) > 0 || len(attrs2) > 0) && !reflect.DeepEqual(attrs, attrs2) {
+		t.Fatalf("%q: decoding into a new map (%v %v %q) and into a pooled one (%v %v %q) differ", body, ok, attrs, raw, ok2, attrs2, raw2)
+	}
 	if !ok {
 		return false
 	}
@@ -202,7 +211,8 @@ func TestReadBodyLimit(t *testing.T) {
 		{"0123456789a", 11, errTooLarge}, // refused from the declared length, unread
 		{strings.Repeat("x", 5000), -1, errTooLarge},
 	} {
-		buf := getBuf()
+		st := getEvalState()
+		buf := &st.buf
 		err := readBody(strings.NewReader(tc.body), tc.declared, 10, buf)
 		if err != tc.want {
 			t.Errorf("%q (declared %d): %v, want %v", tc.body, tc.declared, err, tc.want)
@@ -210,6 +220,82 @@ func TestReadBodyLimit(t *testing.T) {
 		if err == nil && string(*buf) != tc.body {
 			t.Errorf("read %q, want %q", *buf, tc.body)
 		}
-		putBuf(buf)
+		st.put()
+	}
+}
+
+// The handlers answer, for every flag of the load fixture and contexts both flat (the
+// hand-written decoder) and not (encoding/json), exactly what decoding with encoding/json,
+// evaluating and encoding with encoding/json gives.
+func TestHandlersMatchTheEncodingJSONPath(t *testing.T) {
+	e, snaps := benchServer(t)
+	snap := snaps.snapshotOf(envID{"load", fixture.Environment})
+	bodies := [][]byte{[]byte(`{}`), []byte(`{"context":null}`), []byte(``)}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 12; i++ {
+		c := fixture.Context(r)
+		if i%3 == 1 { // nested and escaped values take the encoding/json path
+			c["address"] = map[string]any{"city": "Zürich", "zip": "8001"}
+			c["note"] = "line\nbreak"
+		}
+		body := fixture.RequestBody(c)
+		if i%3 == 2 { // the fast path fills attributes, then declines: the last "context" wins
+			body = append(body[:len(body)-1], `,"context":null}`...)
+		}
+		bodies = append(bodies, body)
+	}
+	w := &benchWriter{h: http.Header{}, keep: true}
+	serve := func(path string, body []byte) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1"+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+benchServerKey)
+		w.reset()
+		e.ServeHTTP(w, req)
+		return w.status, append([]byte(nil), w.last...)
+	}
+	for _, body := range bodies {
+		attrs, _, ok := slowDecode(body)
+		if !ok {
+			t.Fatalf("bad fixture body %s", body)
+		}
+		if attrs == nil {
+			attrs = map[string]any{}
+		}
+		ctx := evaluation.FromOpenFeature(attrs)
+		var bulkWant []any
+		for _, key := range snap.compiled.Flags() {
+			res := snap.compiled.Evaluate(key, ctx)
+			var want []byte
+			wantStatus := http.StatusOK
+			if res.IsError() {
+				var f evaluationFailure
+				wantStatus, f = failure(&res)
+				want, _ = json.Marshal(f)
+				bulkWant = append(bulkWant, f)
+			} else {
+				md := map[string]any{"flagVersion": res.FlagVersion}
+				if res.RuleID != "" {
+					md["ruleId"] = res.RuleID
+				}
+				if res.Experiment != "" {
+					md["experiment"] = res.Experiment
+				}
+				success := evaluationSuccess{Key: res.FlagKey, Value: res.Value, Reason: res.Reason, Variant: res.Variation, Metadata: md}
+				want, _ = json.Marshal(success)
+				want = append(want, '\n')
+				bulkWant = append(bulkWant, success)
+			}
+			status, got := serve("/ofrep/v1/evaluate/flags/"+key, body)
+			if status != wantStatus || !bytes.Equal(got, want) {
+				t.Fatalf("flag %s, body %s:\n got %d %s\nwant %d %s", key, body, status, got, wantStatus, want)
+			}
+		}
+		status, got := serve("/ofrep/v1/evaluate/flags", body)
+		conn := refreshConnection{Type: "sse", URL: "http://127.0.0.1/sdk/v1/stream", InactivityDelaySec: 120}
+		want, _ := json.Marshal(bulkSuccess{Flags: bulkWant, RefreshConnections: []refreshConnection{conn},
+			EventStreams: []refreshConnection{conn}, Metadata: map[string]any{"version": snap.version}})
+		want = append(want, '\n')
+		if status != http.StatusOK || !bytes.Equal(got, want) {
+			t.Fatalf("bulk, body %s:\n got %d %.300s\nwant %.300s", body, status, got, want)
+		}
 	}
 }
