@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -562,5 +563,36 @@ func TestTranslateError(t *testing.T) {
 	}
 	if postgres.IsTransient(errors.New("x")) {
 		t.Fatal("a plain error is not transient")
+	}
+}
+
+// One database URL configures both the pool and the migrator: pgxpool's pool_* parameters must
+// not reach the server through the migrator's connection.
+func TestMigratorAcceptsPoolParameters(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	url += sep + "pool_max_conns=3&pool_min_conns=1"
+	m, err := postgres.NewMigrator(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Up(); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if got := pool.Config().MaxConns; got != 3 {
+		t.Fatalf("pool MaxConns = %d, want 3", got)
+	}
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations rows %d (%v), want 1", n, err)
 	}
 }
