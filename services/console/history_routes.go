@@ -5,8 +5,6 @@ import (
 	"github.com/vexil-flags/vexil/projections/audit"
 )
 
-var exportParams = append([]string{"format"}, auditParams...)
-
 // historyRoutes are time travel, explain and the history exports.
 func historyRoutes() []route {
 	return []route{

@@ -18,6 +18,10 @@ const (
 var listParams = []string{"q", "tag", "archived", "cursor", "limit"}
 var auditParams = []string{"environment", "actor", "kind", "from", "to", "cursor", "limit"}
 
+// exportParams are auditParams and format (jsonl or csv), which every audit route accepts to
+// export the whole filtered log instead of a page.
+var exportParams = append([]string{"format"}, auditParams...)
+
 func routes() []route {
 	return []route{
 		{method: get, path: "/openapi.json", summary: "This OpenAPI document", tag: "meta", status: 200,
@@ -31,8 +35,8 @@ func routes() []route {
 			response: domain.Project{}, handler: (*Server).getProject},
 		{method: patch, path: "/projects/:project", scope: admin, tag: "projects", summary: "Rename or describe a project", status: 200,
 			request: updateProjectRequest{}, response: domain.Project{}, handler: (*Server).updateProject},
-		{method: get, path: "/projects/:project/audit", scope: read, tag: "audit", summary: "Audit log of a project, newest first",
-			status: 200, query: auditParams, response: page[audit.Entry]{}, handler: (*Server).projectAudit},
+		{method: get, path: "/projects/:project/audit", scope: read, tag: "audit", summary: "Audit log of a project, newest first; format=jsonl or csv exports it",
+			status: 200, query: exportParams, response: page[audit.Entry]{}, handler: (*Server).projectAudit},
 
 		{method: get, path: "/projects/:project/environments", scope: read, tag: "environments", summary: "List environments",
 			status: 200, response: page[domain.Environment]{}, handler: (*Server).listEnvironments},
@@ -66,8 +70,8 @@ func routes() []route {
 			status: 200, response: domain.Flag{}, handler: (*Server).archiveFlag},
 		{method: post, path: "/projects/:project/flags/:flag/restore", scope: write, tag: "flags", summary: "Restore an archived flag",
 			status: 200, response: domain.Flag{}, handler: (*Server).restoreFlag},
-		{method: get, path: "/projects/:project/flags/:flag/audit", scope: read, tag: "audit", summary: "Audit log of a flag, newest first",
-			status: 200, query: auditParams, response: page[audit.Entry]{}, handler: (*Server).flagAudit},
+		{method: get, path: "/projects/:project/flags/:flag/audit", scope: read, tag: "audit", summary: "Audit log of a flag, newest first; format=jsonl or csv exports it",
+			status: 200, query: exportParams, response: page[audit.Entry]{}, handler: (*Server).flagAudit},
 
 		{method: get, path: "/projects/:project/segments", scope: read, tag: "segments", summary: "List segments (filters: q, tag, archived; cursor pagination)",
 			status: 200, query: listParams, response: page[domain.Segment]{}, handler: (*Server).listSegments},
@@ -81,8 +85,8 @@ func routes() []route {
 			status: 200, response: domain.Segment{}, handler: (*Server).archiveSegment},
 		{method: post, path: "/projects/:project/segments/:segment/restore", scope: write, tag: "segments", summary: "Restore an archived segment",
 			status: 200, response: domain.Segment{}, handler: (*Server).restoreSegment},
-		{method: get, path: "/projects/:project/segments/:segment/audit", scope: read, tag: "audit", summary: "Audit log of a segment, newest first",
-			status: 200, query: auditParams, response: page[audit.Entry]{}, handler: (*Server).segmentAudit},
+		{method: get, path: "/projects/:project/segments/:segment/audit", scope: read, tag: "audit", summary: "Audit log of a segment, newest first; format=jsonl or csv exports it",
+			status: 200, query: exportParams, response: page[audit.Entry]{}, handler: (*Server).segmentAudit},
 
 		{method: get, path: "/projects/:project/environments/:environment/flags/:flag/stats", scope: read, tag: "stats",
 			summary: "Evaluations of a flag per variation over time (interval minute, hour or day; from, to), from the telemetry rollups", status: 200,
