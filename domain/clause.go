@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -415,13 +416,13 @@ func isNumeric(s string) bool {
 // alphanumeric ones (compared in ASCII order), and a shorter list is lower when all shared
 // identifiers are equal. Build metadata is ignored.
 func (v Semver) Compare(w Semver) int {
-	if c := cmpUint(v.Major, w.Major); c != 0 {
+	if c := cmp.Compare(v.Major, w.Major); c != 0 {
 		return c
 	}
-	if c := cmpUint(v.Minor, w.Minor); c != 0 {
+	if c := cmp.Compare(v.Minor, w.Minor); c != 0 {
 		return c
 	}
-	if c := cmpUint(v.Patch, w.Patch); c != 0 {
+	if c := cmp.Compare(v.Patch, w.Patch); c != 0 {
 		return c
 	}
 	switch {
@@ -437,7 +438,7 @@ func (v Semver) Compare(w Semver) int {
 			return c
 		}
 	}
-	return cmpInt(len(v.Prerelease), len(w.Prerelease))
+	return cmp.Compare(len(v.Prerelease), len(w.Prerelease))
 }
 
 func comparePrerelease(a, b string) int {
@@ -445,7 +446,7 @@ func comparePrerelease(a, b string) int {
 	switch {
 	case an && bn:
 		// No leading zeros, so the longer number is the larger; this also works beyond uint64.
-		if c := cmpInt(len(a), len(b)); c != 0 {
+		if c := cmp.Compare(len(a), len(b)); c != 0 {
 			return c
 		}
 		return strings.Compare(a, b)
@@ -455,26 +456,6 @@ func comparePrerelease(a, b string) int {
 		return 1
 	}
 	return strings.Compare(a, b)
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // String returns the canonical form: "1.2.0-rc.1+build.5", without a "v" prefix.

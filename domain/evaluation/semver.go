@@ -1,6 +1,7 @@
 package evaluation
 
 import (
+	"cmp"
 	"strings"
 
 	"github.com/vexil-flags/vexil/domain"
@@ -107,13 +108,13 @@ func validIdentifiers(s string, prerelease bool) bool {
 
 // compareSemver orders versions by semver.org precedence, like domain.Semver.Compare.
 func compareSemver(a, b semver) int {
-	if c := cmpUint(a.major, b.major); c != 0 {
+	if c := cmp.Compare(a.major, b.major); c != 0 {
 		return c
 	}
-	if c := cmpUint(a.minor, b.minor); c != 0 {
+	if c := cmp.Compare(a.minor, b.minor); c != 0 {
 		return c
 	}
-	if c := cmpUint(a.patch, b.patch); c != 0 {
+	if c := cmp.Compare(a.patch, b.patch); c != 0 {
 		return c
 	}
 	switch {
@@ -148,7 +149,7 @@ func comparePrerelease(a, b string) int {
 	switch {
 	case an && bn:
 		// No leading zeros, so the longer number is the larger, beyond uint64 too.
-		if c := cmpInt(len(a), len(b)); c != 0 {
+		if c := cmp.Compare(len(a), len(b)); c != 0 {
 			return c
 		}
 		return strings.Compare(a, b)
@@ -170,24 +171,4 @@ func isNumeric(s string) bool {
 		}
 	}
 	return true
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
