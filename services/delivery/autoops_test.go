@@ -279,43 +279,59 @@ func TestMeasure(t *testing.T) {
 }
 
 // SQLMetrics reads the experiment-unit tables: first exposure decides the variation, users seen
-// in two variations and users exposed before the rule was armed are left out, goals count per
-// user, value totals are capped.
+// in two variations, under two subjects, or exposed before the rule was armed are left out, goals
+// count per user and subject, value totals are capped; exposures to experiments on the flag count.
 func TestSQLMetricsReadsTheExperimentUnitTables(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	armed := h.start
+	// Experiments on the flag in this environment count; one on another flag does not.
+	for _, x := range []struct{ key, flag string }{{"exp-checkout", "checkout"}, {"exp-other", "search"}} {
+		if _, err := h.pool.Exec(h.ctx, `INSERT INTO rm_experiments (project, key, name, flag, environment, status, state,
+			version, created_at, updated_at) VALUES ($1, $2, $2, $3, 'production', 'running', '{}', 1, now(), now())`,
+			project, x.key, x.flag); err != nil {
+			t.Fatal(err)
+		}
+	}
 	exposures := []struct {
-		user, variation string
-		at              time.Time
-		multiple        bool
+		user, kind, subject, variation string
+		at                             time.Time
+		multiple                       bool
 	}{
-		{"u1", "true", armed.Add(time.Minute), false},
-		{"u2", "true", armed.Add(time.Minute), false},
-		{"u3", "true", armed.Add(time.Minute), true}, // seen in both: excluded
-		{"u4", "false", armed.Add(time.Minute), false},
-		{"u5", "true", armed.Add(-time.Hour), false}, // before the rule was armed: excluded
+		{"u1", "flag", "checkout", "true", armed.Add(time.Minute), false},
+		{"u2", "flag", "checkout", "true", armed.Add(time.Minute), false},
+		{"u3", "flag", "checkout", "true", armed.Add(time.Minute), true}, // seen in both: excluded
+		{"u4", "flag", "checkout", "false", armed.Add(time.Minute), false},
+		{"u5", "flag", "checkout", "true", armed.Add(-time.Hour), false}, // before the rule was armed: excluded
+		{"u6", "experiment", "exp-checkout", "false", armed.Add(time.Minute), false},
+		{"u7", "flag", "checkout", "true", armed.Add(time.Minute), false}, // under the flag and the experiment: excluded
+		{"u7", "experiment", "exp-checkout", "true", armed.Add(2 * time.Minute), false},
+		{"u8", "experiment", "exp-other", "true", armed.Add(time.Minute), false}, // another flag's experiment
+		{"u9", "experiment", "exp-checkout", "true", armed.Add(-time.Hour), false},
 	}
 	for _, e := range exposures {
 		if _, err := h.pool.Exec(h.ctx, `INSERT INTO experiment_exposures (project, environment, user_key, subject_kind, subject,
-			variation, first_exposed_at, multiple_variations) VALUES ($1, 'production', $2, 'flag', 'checkout', $3, $4, $5)`,
-			project, e.user, e.variation, e.at, e.multiple); err != nil {
+			variation, first_exposed_at, multiple_variations) VALUES ($1, 'production', $2, $3, $4, $5, $6, $7)`,
+			project, e.user, e.kind, e.subject, e.variation, e.at, e.multiple); err != nil {
 			t.Fatal(err)
 		}
 	}
 	goals := []struct {
-		user  string
-		goal  string
-		count int64
-		value float64
+		user, kind, subject string
+		goal                string
+		count               int64
+		value               float64
 	}{
-		{"u1", "revenue", 3, 500}, {"u2", "revenue", 1, 20}, {"u3", "revenue", 5, 5}, {"u4", "revenue", 2, 30},
-		{"u5", "revenue", 9, 9}, {"u2", "other", 7, 7},
+		{"u1", "flag", "checkout", "revenue", 3, 500}, {"u2", "flag", "checkout", "revenue", 1, 20},
+		{"u3", "flag", "checkout", "revenue", 5, 5}, {"u4", "flag", "checkout", "revenue", 2, 30},
+		{"u5", "flag", "checkout", "revenue", 9, 9}, {"u2", "flag", "checkout", "other", 7, 7},
+		{"u6", "experiment", "exp-checkout", "revenue", 4, 40}, {"u6", "flag", "checkout", "revenue", 50, 50}, // the experiment's, not the flag's
+		{"u7", "experiment", "exp-checkout", "revenue", 1, 1}, {"u8", "experiment", "exp-other", "revenue", 1, 1},
 	}
 	for _, g := range goals {
 		if _, err := h.pool.Exec(h.ctx, `INSERT INTO experiment_user_goals (project, environment, subject_kind, subject, user_key, goal,
-			conversions, value_sum, value_sum_squares, first_at, last_at) VALUES ($1, 'production', 'flag', 'checkout', $2, $3, $4, $5, 0, now(), now())`,
-			project, g.user, g.goal, g.count, g.value); err != nil {
+			conversions, value_sum, value_sum_squares, first_at, last_at) VALUES ($1, 'production', $2, $3, $4, $5, $6, $7, 0, now(), now())`,
+			project, g.kind, g.subject, g.user, g.goal, g.count, g.value); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -326,7 +342,7 @@ func TestSQLMetricsReadsTheExperimentUnitTables(t *testing.T) {
 	}
 	want := map[string]delivery.ArmCounts{
 		"true":  {Exposed: 2, Converted: 2, Events: 4, ValueSum: 120, ValueSumSquares: 100*100 + 20*20},
-		"false": {Exposed: 1, Converted: 1, Events: 2, ValueSum: 30, ValueSumSquares: 900},
+		"false": {Exposed: 2, Converted: 2, Events: 2 + 4, ValueSum: 30 + 40, ValueSumSquares: 900 + 1600},
 	}
 	if len(got) != 2 || got["true"] != want["true"] || got["false"] != want["false"] {
 		t.Fatalf("arms %+v, want %+v", got, want)

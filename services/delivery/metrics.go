@@ -48,31 +48,46 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// SQLMetrics reads the telemetry experiment-unit tables (migration 0010): a user's first exposure
-// to the flag (experiment_exposures, subject_kind 'flag') decides their variation, users seen in
-// two variations are left out, and their goal counts after that exposure come from
-// experiment_user_goals. Exposures to an experiment running on the flag are the experiment's
-// (subject_kind 'experiment') and are not counted here.
+// SQLMetrics reads the telemetry experiment-unit tables (migration 0010). A user's exposures
+// are attributed to the flag (subject_kind 'flag') or, inside a running experiment's allocation,
+// to that experiment (subject_kind 'experiment'); both served the flag's variations, so a rule
+// guarding the flag measures both: a guard blind to the experiment's traffic would let a bad
+// variation run there unchecked. The unit is the user: first exposure decides the variation;
+// users seen in two variations of a subject, or under two subjects (the flag and an experiment,
+// or two experiments, where goal attribution would be ambiguous), are left out, as are users
+// first exposed before Since; goal counts after that exposure come from experiment_user_goals
+// of the same subject.
 type SQLMetrics struct{ DB Querier }
 
 // Arms implements MetricsSource.
 func (m SQLMetrics) Arms(ctx context.Context, q MetricsQuery) (map[string]ArmCounts, error) {
 	rows, err := m.DB.Query(ctx, `
-		SELECT e.variation,
+		WITH subjects AS (
+		  SELECT 'flag'::text AS kind, $3::text AS subject
+		  UNION ALL
+		  SELECT 'experiment', key FROM rm_experiments WHERE project = $1 AND environment = $2 AND flag = $3
+		), units AS (
+		  SELECT e.subject_kind, e.subject, e.user_key, e.variation, e.multiple_variations,
+		         count(*) OVER w AS subjects_seen, min(e.first_exposed_at) OVER w AS first_seen
+		  FROM experiment_exposures e
+		  JOIN subjects s ON s.kind = e.subject_kind AND s.subject = e.subject
+		  WHERE e.project = $1 AND e.environment = $2
+		  WINDOW w AS (PARTITION BY e.user_key)
+		)
+		SELECT u.variation,
 		       count(*)                                           AS exposed,
 		       count(*) FILTER (WHERE coalesce(g.conversions, 0) > 0) AS converted,
 		       coalesce(sum(g.conversions), 0)::bigint             AS events,
 		       coalesce(sum(v.total), 0)                           AS value_sum,
 		       coalesce(sum(v.total * v.total), 0)                 AS value_sum_squares
-		FROM experiment_exposures e
+		FROM units u
 		LEFT JOIN experiment_user_goals g
-		  ON g.project = e.project AND g.environment = e.environment AND g.subject_kind = e.subject_kind
-		 AND g.subject = e.subject AND g.user_key = e.user_key AND g.goal = $4
+		  ON g.project = $1 AND g.environment = $2 AND g.subject_kind = u.subject_kind
+		 AND g.subject = u.subject AND g.user_key = u.user_key AND g.goal = $4
 		CROSS JOIN LATERAL (SELECT CASE WHEN $6::double precision > 0 THEN least(coalesce(g.value_sum, 0), $6::double precision)
 		                                ELSE coalesce(g.value_sum, 0) END AS total) v
-		WHERE e.project = $1 AND e.environment = $2 AND e.subject_kind = 'flag' AND e.subject = $3
-		  AND NOT e.multiple_variations AND e.variation = ANY($5) AND e.first_exposed_at >= $7
-		GROUP BY e.variation`,
+		WHERE u.subjects_seen = 1 AND NOT u.multiple_variations AND u.variation = ANY($5) AND u.first_seen >= $7
+		GROUP BY u.variation`,
 		q.Project, q.Environment, q.Flag, q.Goal, q.Variations, q.ValueCap, q.Since)
 	if err != nil {
 		return nil, fmt.Errorf("delivery: auto-ops metrics: %w", err)
