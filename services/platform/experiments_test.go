@@ -32,7 +32,7 @@ func runExperiment(t *testing.T, v *vexil, serverKey, flag string, users int, ra
 	})
 	rng := rand.New(rand.NewPCG(7, uint64(len(flag))))
 	var batch []map[string]any
-	sent := 0
+	sent, purchases := 0, 0
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -60,6 +60,7 @@ func runExperiment(t *testing.T, v *vexil, serverKey, flag string, users int, ra
 			"reason": res["reason"], "experiment_key": exp, "user_key": user, "occurred_at": at.Format(time.RFC3339Nano)})
 		sent++
 		if rng.Float64() < rates[variation] {
+			purchases++
 			batch = append(batch, map[string]any{"kind": "goal", "goal_key": "purchase", "user_key": user,
 				"occurred_at": at.Add(time.Second).Format(time.RFC3339Nano)},
 				map[string]any{"kind": "goal", "goal_key": "revenue", "user_key": user, "value": 20 + 10*rng.Float64(),
@@ -76,7 +77,12 @@ func runExperiment(t *testing.T, v *vexil, serverKey, flag string, users int, ra
 		_ = v.p.Pool.QueryRow(ctx, `SELECT count(*) FROM experiment_exposures WHERE subject_kind = 'experiment' AND subject = $1`, exp).Scan(&n)
 		return n == sent
 	})
-	time.Sleep(500 * time.Millisecond) // goal events of the last batch
+	waitUntil(t, 90*time.Second, "goals to be attributed", func() bool {
+		var n int
+		_ = v.p.Pool.QueryRow(ctx, `SELECT coalesce(sum(conversions), 0) FROM experiment_user_goals
+			WHERE subject_kind = 'experiment' AND subject = $1 AND goal = 'purchase'`, exp).Scan(&n)
+		return n == purchases
+	})
 	v.must(200, "POST", "/api/v1/projects/app/experiments/"+exp+"/analyze", nil)
 	return v.must(200, "GET", "/api/v1/projects/app/experiments/"+exp+"/results", nil)
 }
