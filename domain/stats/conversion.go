@@ -112,40 +112,29 @@ func AnalyzeConversion(arms []ConversionArm, control int, prior BetaPrior, dir d
 	res := ConversionResult{Control: control, Direction: dir, Prior: prior,
 		Variations: make([]ConversionVariation, len(arms))}
 	posts := make([]*posterior, len(arms))
+	means := make([]float64, len(arms))
 	for i, a := range arms {
 		pa := prior.Alpha + float64(a.Conversions)
 		pb := prior.Beta + float64(a.Users-a.Conversions)
-		posts[i] = newBeta(pa, pb)
+		posts[i], means[i] = newBeta(pa, pb), pa/(pa+pb)
 		v := ConversionVariation{
 			Variation: a.Variation, Control: i == control, Users: a.Users, Conversions: a.Conversions,
-			PosteriorAlpha: pa, PosteriorBeta: pb, PosteriorMean: pa / (pa + pb),
-			ChanceToBeatControl: 0.5,
+			PosteriorAlpha: pa, PosteriorBeta: pb, PosteriorMean: means[i],
 		}
 		if a.Users > 0 {
 			v.Rate = float64(a.Conversions) / float64(a.Users)
 		}
-		v.CI95 = ordered(logistic(posts[i].quantile(0.025)), logistic(posts[i].quantile(0.975)))
 		res.Variations[i] = v
 	}
-
-	active, activeControl := participants(len(arms), control, func(i int) bool { return arms[i].Users > 0 })
-	cmp := compare(pick(posts, active), activeControl, dir == domain.GoalDecrease)
-	spread(res.Variations, active, cmp, func(v *ConversionVariation, chance, best, loss float64) {
-		v.ChanceToBeatControl, v.ProbabilityToBeBest, v.ExpectedLoss = chance, best, loss
-	})
-
-	if activeControl >= 0 {
-		c := posts[control]
-		for _, i := range active {
-			if i == control {
-				continue
-			}
-			v := &res.Variations[i]
-			v.Uplift = representable(v.PosteriorMean/res.Variations[control].PosteriorMean - 1)
-			lo := betaRatioQuantile(posts[i], c, 0.025)
-			hi := betaRatioQuantile(posts[i], c, 0.975)
-			v.UpliftCI95 = ordered(representable(lo-1), representable(hi-1))
-		}
+	outs := compareRates(posts, means, control, func(i int) bool { return arms[i].Users > 0 },
+		dir == domain.GoalDecrease, logistic,
+		func(t, c *posterior) (lo, hi float64) {
+			return betaRatioQuantile(t, c, 0.025) - 1, betaRatioQuantile(t, c, 0.975) - 1
+		})
+	for i, o := range outs {
+		v := &res.Variations[i]
+		v.CI95, v.ChanceToBeatControl, v.ProbabilityToBeBest, v.ExpectedLoss = o.ci95, o.chance, o.best, o.loss
+		v.Uplift, v.UpliftCI95 = o.uplift, o.upliftCI95
 	}
 	return res, nil
 }

@@ -97,44 +97,33 @@ func AnalyzeCount(arms []CountArm, control int, prior GammaPrior, dir domain.Goa
 	}
 	res := CountResult{Control: control, Direction: dir, Prior: prior, Variations: make([]CountVariation, len(arms))}
 	posts := make([]*posterior, len(arms))
+	means := make([]float64, len(arms))
 	for i, a := range arms {
 		shape := prior.Shape + float64(a.Events)
 		rate := prior.Rate + float64(a.Users)
-		posts[i] = newGamma(shape, rate)
+		posts[i], means[i] = newGamma(shape, rate), shape/rate
 		v := CountVariation{
 			Variation: a.Variation, Control: i == control, Users: a.Users, Events: a.Events,
-			PosteriorShape: shape, PosteriorRate: rate, PosteriorMean: shape / rate,
-			ChanceToBeatControl: 0.5,
+			PosteriorShape: shape, PosteriorRate: rate, PosteriorMean: means[i],
 		}
 		if a.Users > 0 {
 			v.Rate = float64(a.Events) / float64(a.Users)
 		}
-		v.CI95 = ordered(math.Exp(posts[i].quantile(0.025)), math.Exp(posts[i].quantile(0.975)))
 		res.Variations[i] = v
 	}
-
-	active, activeControl := participants(len(arms), control, func(i int) bool { return arms[i].Users > 0 })
-	cmp := compare(pick(posts, active), activeControl, dir == domain.GoalDecrease)
-	spread(res.Variations, active, cmp, func(v *CountVariation, chance, best, loss float64) {
-		v.ChanceToBeatControl, v.ProbabilityToBeBest, v.ExpectedLoss = chance, best, loss
-	})
-	if activeControl < 0 {
-		return res, nil
-	}
-	c := &res.Variations[control]
-	for _, i := range active {
-		if i == control {
-			continue
-		}
+	outs := compareRates(posts, means, control, func(i int) bool { return arms[i].Users > 0 },
+		dir == domain.GoalDecrease, math.Exp,
+		func(t, c *posterior) (lo, hi float64) {
+			// λ_t/λ_c = (b_c/b_t)·B/(1−B) and logit(B) is the quantile on the Beta's own t axis
+			// (a and b of a Gamma posterior are its shape and rate).
+			b := newBeta(t.a, c.a)
+			k := math.Log(c.b) - math.Log(t.b)
+			return math.Expm1(k + b.quantile(0.025)), math.Expm1(k + b.quantile(0.975))
+		})
+	for i, o := range outs {
 		v := &res.Variations[i]
-		v.Uplift = representable(v.PosteriorMean/c.PosteriorMean - 1)
-		// λ_t/λ_c = (b_c/b_t)·B/(1−B) and logit(B) is the quantile on the Beta's own t axis.
-		b := newBeta(v.PosteriorShape, c.PosteriorShape)
-		k := math.Log(c.PosteriorRate) - math.Log(v.PosteriorRate)
-		v.UpliftCI95 = ordered(
-			representable(math.Expm1(k+b.quantile(0.025))),
-			representable(math.Expm1(k+b.quantile(0.975))),
-		)
+		v.CI95, v.ChanceToBeatControl, v.ProbabilityToBeBest, v.ExpectedLoss = o.ci95, o.chance, o.best, o.loss
+		v.Uplift, v.UpliftCI95 = o.uplift, o.upliftCI95
 	}
 	return res, nil
 }
