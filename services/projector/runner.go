@@ -28,6 +28,7 @@ import (
 	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/redisstream"
+	"github.com/vexil-flags/vexil/services/resubscribe"
 )
 
 // Role is the name of this role, and the suffix of its consumer group (redisstream.Config.Group).
@@ -159,25 +160,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	r.log.Info("projector started", "stream", r.cfg.Topic, "projections", r.names)
-	backoff := time.Second
-	for {
-		started := time.Now()
-		err := r.consume(ctx, dead)
-		if ctx.Err() != nil {
-			r.log.Info("projector stopped")
-			return nil
-		}
-		if time.Since(started) > time.Minute {
-			backoff = time.Second
-		}
-		r.log.Warn("domain stream subscription ended; resubscribing", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
+	resubscribe.Loop(ctx, r.log, "domain stream subscription ended; resubscribing", "projector stopped",
+		func(ctx context.Context) error { return r.consume(ctx, dead) })
+	return nil
 }
 
 // consume runs one router over the subscription until ctx ends or the subscription fails.

@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/services/resubscribe"
 )
 
 // DefaultConsumerGroup is the relay's consumer group in watermill_offsets_outbox.
@@ -154,25 +155,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	}()
 
 	r.log.Info("relay started", "outbox", postgres.OutboxTopic, "destination", r.cfg.Topic)
-	backoff := time.Second
-	for {
-		started := time.Now()
-		err := r.consume(ctx, sub)
-		if ctx.Err() != nil {
-			r.log.Info("relay stopped")
-			return nil
-		}
-		if time.Since(started) > time.Minute {
-			backoff = time.Second
-		}
-		r.log.Warn("outbox subscription ended; resubscribing", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
+	resubscribe.Loop(ctx, r.log, "outbox subscription ended; resubscribing", "relay stopped",
+		func(ctx context.Context) error { return r.consume(ctx, sub) })
+	return nil
 }
 
 func (r *Relay) consume(ctx context.Context, sub message.Subscriber) error {

@@ -14,6 +14,7 @@ import (
 	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/redisstream"
+	"github.com/vexil-flags/vexil/services/resubscribe"
 )
 
 // ConsumerConfig configures a Consumer.
@@ -87,25 +88,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 // unreachable it retries with backoff; it returns an error only for a configuration mistake.
 func (c *Consumer) Run(ctx context.Context) error {
 	go c.sampleLag(ctx)
-	backoff := time.Second
-	for {
-		started := time.Now()
-		err := c.consume(ctx)
-		if ctx.Err() != nil {
-			c.log.Info("telemetry consumer stopped")
-			return nil
-		}
-		if time.Since(started) > time.Minute {
-			backoff = time.Second
-		}
-		c.log.Warn("telemetry stream subscription ended; resubscribing", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
+	resubscribe.Loop(ctx, c.log, "telemetry stream subscription ended; resubscribing", "telemetry consumer stopped",
+		c.consume)
+	return nil
 }
 
 func (c *Consumer) consume(ctx context.Context) error {
