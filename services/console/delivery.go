@@ -275,17 +275,24 @@ func idTaken(err error, what, id string) error {
 	return err
 }
 
-func deliveryQuery(c echo.Context, status bool) (delivery.ListQuery, error) {
+// listDelivery answers one page of a delivery list, filtered by the query parameters of
+// deliveryListParams (and status, with status true: deliveryStatusListParams).
+func listDelivery[T any](s *Server, c echo.Context, status bool,
+	list func(context.Context, delivery.Querier, delivery.ListQuery) ([]T, string, error)) error {
 	limit, err := queryInt(c, "limit")
 	if err != nil {
-		return delivery.ListQuery{}, err
+		return err
 	}
 	q := delivery.ListQuery{Project: c.Param("project"), Flag: c.QueryParam("flag"),
 		Environment: c.QueryParam("environment"), Cursor: c.QueryParam("cursor"), Limit: limit}
 	if status {
 		q.Status = c.QueryParam("status")
 	}
-	return q, nil
+	items, next, err := list(c.Request().Context(), s.app.pool, q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newPage(items, next))
 }
 
 // deliveryCommand runs a command on one delivery aggregate (If-Match honoured) and waits for the
@@ -312,15 +319,7 @@ func (s *Server) deliveryCommand(c echo.Context, streamID, what string, cmd func
 // --- scheduled changes ---
 
 func (s *Server) listSchedules(c echo.Context) error {
-	q, err := deliveryQuery(c, true)
-	if err != nil {
-		return err
-	}
-	items, next, err := delivery.ListSchedules(c.Request().Context(), s.app.pool, q)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, newPage(items, next))
+	return listDelivery(s, c, true, delivery.ListSchedules)
 }
 
 func (s *Server) createSchedule(c echo.Context) error {
@@ -408,19 +407,14 @@ func (s *Server) cancelSchedule(c echo.Context) error {
 // --- progressive rollouts ---
 
 func (s *Server) listRollouts(c echo.Context) error {
-	q, err := deliveryQuery(c, true)
-	if err != nil {
-		return err
-	}
-	items, next, err := delivery.ListRollouts(c.Request().Context(), s.app.pool, q)
-	if err != nil {
-		return err
-	}
-	views := make([]rolloutView, len(items))
-	for i, r := range items {
-		views[i] = viewRollout(r)
-	}
-	return c.JSON(http.StatusOK, newPage(views, next))
+	return listDelivery(s, c, true, func(ctx context.Context, db delivery.Querier, q delivery.ListQuery) ([]rolloutView, string, error) {
+		items, next, err := delivery.ListRollouts(ctx, db, q)
+		views := make([]rolloutView, len(items))
+		for i, r := range items {
+			views[i] = viewRollout(r)
+		}
+		return views, next, err
+	})
 }
 
 // parseEvery reads a template's step interval: a Go duration or whole days.
@@ -608,15 +602,7 @@ func (s *Server) decodeOptional(c echo.Context, v any) error {
 // --- auto-ops rules ---
 
 func (s *Server) listAutoOpsRules(c echo.Context) error {
-	q, err := deliveryQuery(c, false)
-	if err != nil {
-		return err
-	}
-	items, next, err := delivery.ListRules(c.Request().Context(), s.app.pool, q)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, newPage(items, next))
+	return listDelivery(s, c, false, delivery.ListRules)
 }
 
 func (s *Server) createAutoOpsRule(c echo.Context) error {
@@ -715,15 +701,7 @@ func (s *Server) listAutoOpsFirings(c echo.Context) error {
 // --- webhook triggers ---
 
 func (s *Server) listTriggers(c echo.Context) error {
-	q, err := deliveryQuery(c, false)
-	if err != nil {
-		return err
-	}
-	items, next, err := delivery.ListTriggers(c.Request().Context(), s.app.pool, q)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, newPage(items, next))
+	return listDelivery(s, c, false, delivery.ListTriggers)
 }
 
 // triggerURL is the webhook URL of a trigger as this request reached the server (behind a proxy,
