@@ -45,37 +45,14 @@ type env struct {
 
 func setup(t *testing.T) env {
 	t.Helper()
-	url := pgtest.NewDatabase(t)
-	m, err := postgres.NewMigrator(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Up(); err != nil {
-		t.Fatal(err)
-	}
-	_ = m.Close()
-	ctx := context.Background()
-	pool, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := pool.Exec(ctx, `CREATE TABLE test_applied (
+	pool, store := pgtest.NewEventStore(t, postgres.WithLogger(testLogger()))
+	if _, err := pool.Exec(context.Background(), `CREATE TABLE test_applied (
 		projection text NOT NULL, stream_id text NOT NULL, version bigint NOT NULL, history int NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	store, err := postgres.NewEventStore(pool, postgres.WithLogger(testLogger()))
-	if err != nil {
 		t.Fatal(err)
 	}
 	bus := redisstream.Config{URL: redistest.URL(), Prefix: redistest.NewPrefix(t), Logger: testLogger(),
 		NackResendSleep: 50 * time.Millisecond, BlockTime: 100 * time.Millisecond}
-	client, err := redisstream.NewClient(bus.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
-	return env{pool: pool, store: store, bus: bus, client: client}
+	return env{pool: pool, store: store, bus: bus, client: redistest.NewClient(t)}
 }
 
 // counting is a test projection: one row per applied event, with the length of the history it

@@ -49,3 +49,15 @@ func NewPrefix(tb testing.TB) string {
 	})
 	return prefix
 }
+
+// NewClient returns a client of the Redis server at URL, closed when tb ends.
+func NewClient(tb testing.TB) *redis.Client {
+	tb.Helper()
+	opts, err := redis.ParseURL(URL())
+	if err != nil {
+		tb.Fatalf("redistest: parse %s: %v", URL(), err)
+	}
+	client := redis.NewClient(opts)
+	tb.Cleanup(func() { _ = client.Close() })
+	return client
+}
