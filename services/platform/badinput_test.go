@@ -82,7 +82,7 @@ func TestBadInputIsAClearErrorAndWritesNothing(t *testing.T) {
 			if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 				t.Fatalf("content type %q", ct)
 			}
-			body := r.json(t)
+			body := r.JSON(t)
 			if body["code"] != c.code || body["message"] == "" || (c.field != "" && body["field"] != c.field) {
 				t.Fatalf("body %s, want code %q field %q", r.Body, c.code, c.field)
 			}

@@ -106,7 +106,7 @@ func TestScheduledChangesThroughTheAPI(t *testing.T) {
 		{map[string]any{"flag": "checkout", "environment": "production", "kind": "rename", "at": rfc3339(now.Add(time.Hour))}, "kind"},
 	} {
 		r := v.do("POST", base, c.body)
-		if r.Status != 400 || r.json(t)["field"] != c.field {
+		if r.Status != 400 || r.JSON(t)["field"] != c.field {
 			t.Fatalf("%v: %d %s, want 400 at %s", c.body, r.Status, r.Body, c.field)
 		}
 	}
@@ -117,7 +117,7 @@ func TestScheduledChangesThroughTheAPI(t *testing.T) {
 		t.Fatalf("created: %v", on)
 	}
 	if r := v.do("POST", base, map[string]any{"id": "launch", "flag": "checkout", "environment": "production",
-		"kind": "toggle", "on": true, "at": rfc3339(now.Add(time.Hour))}); r.Status != 409 || r.json(t)["field"] != "id" {
+		"kind": "toggle", "on": true, "at": rfc3339(now.Add(time.Hour))}); r.Status != 409 || r.JSON(t)["field"] != "id" {
 		t.Fatalf("same id again: %d %s", r.Status, r.Body)
 	}
 	// Edit (If-Match honoured), list, cancel.
@@ -208,7 +208,7 @@ func TestProgressiveRolloutThroughTheAPI(t *testing.T) {
 		{map[string]any{"flag": "checkout", "environment": "production", "variation": "maybe", "template": map[string]any{"every": "1h"}}, "variation"},
 	} {
 		r := v.do("POST", base, c.body)
-		if r.Status != 400 || r.json(t)["field"] != c.field {
+		if r.Status != 400 || r.JSON(t)["field"] != c.field {
 			t.Fatalf("%v: %d %s, want 400 at %s", c.body, r.Status, r.Body, c.field)
 		}
 	}
@@ -301,7 +301,7 @@ func TestWebhookTriggers(t *testing.T) {
 	setupShop(t, v)
 	v.must(200, "POST", "/api/v1/projects/shop/flags/checkout/environments/production/toggle", map[string]any{"on": true})
 	if r := v.do("POST", "/api/v1/projects/shop/triggers", map[string]any{"name": "kill", "flag": "checkout",
-		"environment": "production", "action": "explode"}); r.Status != 400 || r.json(t)["field"] != "action" {
+		"environment": "production", "action": "explode"}); r.Status != 400 || r.JSON(t)["field"] != "action" {
 		t.Fatalf("bad action: %d %s", r.Status, r.Body)
 	}
 	created := v.must(201, "POST", "/api/v1/projects/shop/triggers", map[string]any{"name": "PagerDuty kill switch",
@@ -325,7 +325,7 @@ func TestWebhookTriggers(t *testing.T) {
 	}
 	refused := func(r response) {
 		t.Helper()
-		if r.Status != 401 || r.json(t)["code"] != "unauthorized" || r.json(t)["message"] != "unknown trigger or wrong secret" {
+		if r.Status != 401 || r.JSON(t)["code"] != "unauthorized" || r.JSON(t)["message"] != "unknown trigger or wrong secret" {
 			t.Fatalf("want the one refusal: %d %s", r.Status, r.Body)
 		}
 	}
@@ -337,14 +337,14 @@ func TestWebhookTriggers(t *testing.T) {
 		t.Fatal("a refused call changed the flag")
 	}
 	r := call(hook, console.TriggerSecretHeader, secret)
-	if r.Status != 200 || r.json(t)["changed"] != true || r.json(t)["on"] != false {
+	if r.Status != 200 || r.JSON(t)["changed"] != true || r.JSON(t)["on"] != false {
 		t.Fatalf("call: %d %s", r.Status, r.Body)
 	}
 	if v.flagOn(t, "shop", "checkout", "production") {
 		t.Fatal("the trigger did not turn the flag off")
 	}
 	// Again: recorded, nothing to change. And ?secret= for tools that only call URLs.
-	if r := call(hook + "?secret=" + secret); r.Status != 200 || r.json(t)["changed"] != false {
+	if r := call(hook + "?secret=" + secret); r.Status != 200 || r.JSON(t)["changed"] != false {
 		t.Fatalf("second call: %d %s", r.Status, r.Body)
 	}
 	e := auditBy(t, v, "checkout", "trigger:"+id)[0]
@@ -398,7 +398,7 @@ func TestAutoOpsThroughTheAPI(t *testing.T) {
 		bad[k] = x
 	}
 	bad["min_probability"] = 1.5
-	if r := v.do("POST", base, bad); r.Status != 400 || r.json(t)["field"] != "min_probability" {
+	if r := v.do("POST", base, bad); r.Status != 400 || r.JSON(t)["field"] != "min_probability" {
 		t.Fatalf("bad rule: %d %s", r.Status, r.Body)
 	}
 	created := v.must(201, "POST", base, rule)

@@ -46,7 +46,7 @@ func runExperiment(t *testing.T, v *vexil, serverKey, flag string, users int, ra
 	now := time.Now().UTC()
 	for i := 0; i < users; i++ {
 		user := fmt.Sprintf("%s-user-%d", flag, i)
-		res := e.call("POST", "/ofrep/v1/evaluate/flags/"+flag, serverKey, `{"context":{"targetingKey":"`+user+`"}}`).json(t)
+		res := e.call("POST", "/ofrep/v1/evaluate/flags/"+flag, serverKey, `{"context":{"targetingKey":"`+user+`"}}`).JSON(t)
 		variation := res["variant"].(string)
 		md := res["metadata"].(map[string]any)
 		if md["experiment"] != exp {

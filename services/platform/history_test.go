@@ -106,7 +106,7 @@ func TestExplainAgreesWithLiveEvaluation(t *testing.T) {
 	for _, flag := range []string{"dark-mode", "greeting", "layout"} {
 		for _, cx := range contexts {
 			body, _ := json.Marshal(map[string]any{"context": cx})
-			live := e.call("POST", "/ofrep/v1/evaluate/flags/"+flag, e.serverKey, string(body)).json(t)
+			live := e.call("POST", "/ofrep/v1/evaluate/flags/"+flag, e.serverKey, string(body)).JSON(t)
 			ex := e.v.must(200, "POST", "/api/v1/projects/app/environments/production/explain", map[string]any{"flag": flag, "context": cx})
 			if ex["variation"] != live["variant"] || ex["reason"] != live["reason"] {
 				t.Fatalf("%s %v: explain %v/%v, live %v/%v", flag, cx, ex["variation"], ex["reason"], live["variant"], live["reason"])

@@ -76,7 +76,7 @@ func TestOpenFeatureOFREPProvider(t *testing.T) {
 		if r.Status != 200 {
 			return false
 		}
-		m := r.json(t)
+		m := r.JSON(t)
 		return m["variant"] == "wide" && m["reason"] == "DEFAULT"
 	})
 
@@ -122,7 +122,7 @@ func TestOpenFeatureOFREPProvider(t *testing.T) {
 				t.Fatalf("%s: variant %q with value %q", user, d1.Variant, d1.Value)
 			}
 			// the provider reports what the wire says
-			w := raw(serverKey, "banner-text", `{"targetingKey":"`+user+`"}`).json(t)
+			w := raw(serverKey, "banner-text", `{"targetingKey":"`+user+`"}`).JSON(t)
 			ofWant(t, "variant on the wire", w["variant"], any(d1.Variant))
 			seen[d1.Variant] = true
 		}
@@ -201,7 +201,7 @@ func TestOpenFeatureOFREPProvider(t *testing.T) {
 		// On the wire Vexil serves the off variation with reason DISABLED, as OFREP's
 		// evaluationSuccess describes (a value present is the evaluated value; only a response
 		// without a value, ADR 0006's codeDefaultFlag, defers to the code default).
-		w := raw(serverKey, "kill-switch", `{"targetingKey":"user-1"}`).json(t)
+		w := raw(serverKey, "kill-switch", `{"targetingKey":"user-1"}`).JSON(t)
 		if w["value"] != false || w["reason"] != "DISABLED" || w["variant"] != "false" {
 			t.Fatalf("disabled flag on the wire: %v", w)
 		}

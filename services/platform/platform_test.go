@@ -1,29 +1,23 @@
 package platform_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
-	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
 )
 
-const adminToken = "vxl_test-admin-token-0123456789"
+// adminToken is the bootstrap admin token of the platforms started here.
+const adminToken = telemetrytest.AdminToken
 
 // vexil is a running platform under test with a client for its API.
 type vexil struct {
 	t     testing.TB
+	tv    *telemetrytest.Vexil
 	p     *platform.Platform
 	base  string
 	token string
@@ -32,99 +26,17 @@ type vexil struct {
 // startVexil runs every role of the real program on a fresh database and stream prefix.
 func startVexil(t testing.TB, extra ...string) *vexil {
 	t.Helper()
-	args := append([]string{"--database-url", pgtest.NewDatabase(t), "--redis-url", redistest.URL(),
-		"--stream-prefix", redistest.NewPrefix(t), "--http-addr", "127.0.0.1:0", "--admin-token", adminToken,
-		"--consistency-wait", "5s"}, extra...)
-	cfg, err := config.Parse("test", args, func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		w := &testWriter{t: t}
-		// Registered first, so it runs last: background goroutines that log after the test
-		// ended (watermill's subscribers shutting down) must not call t.Log then.
-		t.Cleanup(func() { w.done.Store(true) })
-		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	ctx := context.Background()
-	p, err := platform.Open(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		p.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return &vexil{t: t, p: p, base: "http://" + p.Addr, token: adminToken}
-}
-
-type testWriter struct {
-	t    testing.TB
-	done atomic.Bool
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(strings.TrimSpace(string(b)))
-	}
-	return len(b), nil
+	tv := telemetrytest.Start(t, extra...)
+	return &vexil{t: t, tv: tv, p: tv.P, base: tv.Base, token: adminToken}
 }
 
 // response is an answer of the API.
-type response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type response = telemetrytest.Response
 
-func (r response) json(t testing.TB) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.Body, &m); err != nil {
-		t.Fatalf("answer is not a JSON object (%d): %s", r.Status, r.Body)
-	}
-	return m
-}
-
-// do sends a request; body may be a string (sent as is) or any value (sent as JSON).
+// do sends a request with v's token; body may be a string (sent as is) or any value (sent as JSON).
 func (v *vexil) do(method, path string, body any, headers ...string) response {
 	v.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		js, err := json.Marshal(b)
-		if err != nil {
-			v.t.Fatal(err)
-		}
-		rd = bytes.NewReader(js)
-	}
-	req, err := http.NewRequest(method, v.base+path, rd)
-	if err != nil {
-		v.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if v.token != "" {
-		req.Header.Set("Authorization", "Bearer "+v.token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		v.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	return v.tv.Do(method, path, v.token, body, headers...)
 }
 
 // must sends a request and fails the test unless the status is want.
@@ -137,7 +49,7 @@ func (v *vexil) must(want int, method, path string, body any, headers ...string)
 	if len(r.Body) == 0 {
 		return nil
 	}
-	return r.json(v.t)
+	return r.JSON(v.t)
 }
 
 func (v *vexil) as(token string) *vexil {
@@ -201,7 +113,7 @@ func TestFlagLifecycleThroughTheAPI(t *testing.T) {
 	if r.Status != 200 || r.Header.Get("ETag") != `"3"` {
 		t.Fatalf("flag after 3 events: %d etag %q", r.Status, r.Header.Get("ETag"))
 	}
-	prod := r.json(t)["environments"].(map[string]any)["production"].(map[string]any)
+	prod := r.JSON(t)["environments"].(map[string]any)["production"].(map[string]any)
 	if prod["on"] != false || len(prod["rules"].([]any)) != 1 {
 		t.Fatalf("production targeting: %v", prod)
 	}

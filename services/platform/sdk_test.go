@@ -57,7 +57,7 @@ func newSDKEnv(t *testing.T, extra ...string) *sdkEnv {
 		if r.Status != 200 {
 			return false
 		}
-		got := r.json(t)
+		got := r.JSON(t)
 		return got["reason"] == "DEFAULT" && got["variant"] == "b"
 	})
 	return e
@@ -120,7 +120,7 @@ func TestOFREPEvaluationShapes(t *testing.T) {
 			if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 				t.Fatalf("Content-Type %q", ct)
 			}
-			got := r.json(t)
+			got := r.JSON(t)
 			for k, want := range c.want {
 				if fmt.Sprint(got[k]) != fmt.Sprint(want) {
 					t.Fatalf("%s = %v, want %v (body %s)", k, got[k], want, r.Body)
@@ -193,7 +193,7 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 			if ra := r.Header.Get("Retry-After"); ra != "1" {
 				t.Fatalf("Retry-After %q, want whole seconds", ra)
 			}
-			if got := r.json(t); got["errorCode"] != "GENERAL" {
+			if got := r.JSON(t); got["errorCode"] != "GENERAL" {
 				t.Fatalf("429 body %v", got)
 			}
 		}
@@ -311,7 +311,7 @@ func TestToggleIsPushedOverSSEWithinOneSecond(t *testing.T) {
 	server := openStream(t, e.v.base+"/sdk/v1/stream", "", "Authorization", "Bearer "+e.serverKey)
 	client := openStream(t, e.v.base+"/sdk/v1/stream?key="+e.clientKey, "")
 	evaluate := func() any {
-		return e.call("POST", "/ofrep/v1/evaluate/flags/layout", e.clientKey, `{"context":{}}`).json(t)["value"]
+		return e.call("POST", "/ofrep/v1/evaluate/flags/layout", e.clientKey, `{"context":{}}`).JSON(t)["value"]
 	}
 	toggle := func(on bool) {
 		start := time.Now()

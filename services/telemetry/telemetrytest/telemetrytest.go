@@ -1,5 +1,6 @@
 // Package telemetrytest starts the real platform for end-to-end tests of the telemetry flow (SDK
-// event ingestion, the telemetry projector, console stats) and talks to it over HTTP.
+// event ingestion, the telemetry projector, console stats) and talks to it over HTTP. The
+// platform's own end-to-end tests (services/platform) start it here too.
 package telemetrytest
 
 import (
