@@ -42,6 +42,7 @@ type Config struct {
 
 	SDKMaxContextBytes int64         // largest OFREP request body; larger answers 413
 	SDKRateLimit       float64       // requests per second per SDK key; 0 = unlimited
+	TriggerRateLimit   int           // accepted calls a minute per webhook trigger; 0 = unlimited
 	SSEHeartbeat       time.Duration // SSE keep-alive interval
 	ReconcileInterval  time.Duration // how often the api role compares snapshot versions with the database
 	AnalysisInterval   time.Duration // how often the experiment role analyses running experiments
@@ -80,6 +81,7 @@ var settings = []setting{
 	{"VEXIL_CONSISTENCY_WAIT", "consistency-wait", "2s", "how long a management write waits for read models before answering"},
 	{"VEXIL_SDK_MAX_CONTEXT_BYTES", "sdk-max-context-bytes", "65536", "largest SDK evaluation request body (bytes); larger answers 413"},
 	{"VEXIL_SDK_RATE_LIMIT", "sdk-rate-limit", "0", "requests per second allowed per SDK key (429 with Retry-After past it); 0 = unlimited"},
+	{"VEXIL_TRIGGER_RATE_LIMIT", "trigger-rate-limit", "30", "accepted calls a minute per webhook trigger, in bursts of up to 10 (429 with Retry-After past it, nothing recorded); 0 = unlimited"},
 	{"VEXIL_SSE_HEARTBEAT", "sse-heartbeat", "15s", "interval of SSE keep-alive comments"},
 	{"VEXIL_RECONCILE_INTERVAL", "reconcile-interval", "10s", "how often the api role reconciles its in-memory rulesets with the database"},
 	{"VEXIL_ANALYSIS_INTERVAL", "analysis-interval", "5m", "how often the experiment role analyses every running experiment"},
@@ -148,6 +150,9 @@ func Parse(name string, args []string, lookup func(string) (string, bool)) (*Con
 	}
 	if c.SDKRateLimit, err = strconv.ParseFloat(*vals["sdk-rate-limit"], 64); err != nil || c.SDKRateLimit < 0 {
 		return nil, fmt.Errorf("config: sdk-rate-limit must be a non-negative number, got %q", *vals["sdk-rate-limit"])
+	}
+	if c.TriggerRateLimit, err = strconv.Atoi(*vals["trigger-rate-limit"]); err != nil || c.TriggerRateLimit < 0 {
+		return nil, fmt.Errorf("config: trigger-rate-limit must be a non-negative integer, got %q", *vals["trigger-rate-limit"])
 	}
 	if c.SSEHeartbeat, err = time.ParseDuration(*vals["sse-heartbeat"]); err != nil || c.SSEHeartbeat <= 0 {
 		return nil, fmt.Errorf("config: sse-heartbeat must be a positive duration, got %q", *vals["sse-heartbeat"])

@@ -805,7 +805,18 @@ func (s *Server) callTrigger(c echo.Context) error {
 	if host, _, err := net.SplitHostPort(remote); err == nil {
 		remote = host
 	}
-	view, err := s.app.callTrigger(c.Request().Context(), id, secret, remote, httpapi.RequestID(c))
+	allow := func() error {
+		if s.triggers == nil {
+			return nil
+		}
+		wait, ok := s.triggers.Allow(id, time.Now())
+		if ok {
+			return nil
+		}
+		c.Response().Header().Set("Retry-After", httpapi.RetryAfter(wait))
+		return domain.Errorf(domain.ERateLimited, "this trigger was called more often than its rate limit (VEXIL_TRIGGER_RATE_LIMIT a minute) allows; retry later")
+	}
+	view, err := s.app.callTrigger(c.Request().Context(), id, secret, remote, httpapi.RequestID(c), allow)
 	if err == errTriggerRefused {
 		// Logged with the trigger id and the caller, never the secret.
 		s.log.Warn("webhook trigger refused: unknown trigger or wrong secret", "trigger", truncateID(id),
@@ -828,7 +839,10 @@ func truncateID(s string) string {
 // callTrigger verifies a webhook call against the trigger's stream in the event store (so a
 // rotated secret or a disable takes effect the moment it is committed) and fires it: the flag's
 // FlagToggled (actor "trigger:<id>"), then the trigger's TriggerFired.
-func (a *App) callTrigger(ctx context.Context, id, secret, remote, requestID string) (*triggerFiredView, error) {
+//
+// allow is the caller's rate limit, asked only once the secret is verified, so that calls with
+// a wrong secret never use up the trigger's allowance.
+func (a *App) callTrigger(ctx context.Context, id, secret, remote, requestID string, allow func() error) (*triggerFiredView, error) {
 	if secret == "" || !domain.ValidKey(id) {
 		return nil, errTriggerRefused
 	}
@@ -851,6 +865,9 @@ func (a *App) callTrigger(ctx context.Context, id, secret, remote, requestID str
 	hash := HashToken(secret)
 	if !t.Verify(hash) {
 		return nil, errTriggerRefused
+	}
+	if err := allow(); err != nil {
+		return nil, err
 	}
 	cat, err := a.Catalog(ctx, project)
 	if err != nil {

@@ -19,11 +19,23 @@ type Server struct {
 	log      *slog.Logger
 	maxBody  int64
 	analyzer *experiments.Analyzer // nil: no on-demand analysis or reports
+	triggers *httpapi.Limiter      // calls of each webhook trigger; nil: unlimited
 }
 
 // NewServer builds the management API over app. maxBody bounds request bodies (413 past it).
 func NewServer(app *App, log *slog.Logger, maxBody int64) *Server {
 	return &Server{app: app, log: log, maxBody: maxBody}
+}
+
+// WithTriggerRateLimit limits each webhook trigger to perMinute accepted calls a minute, in
+// bursts of up to 10; past it a call answers 429 with Retry-After and records nothing. A caller
+// stuck in a loop (an alert re-firing every second) would otherwise append an event per call to
+// the trigger's stream and the audit log. 0 leaves triggers unlimited.
+func (s *Server) WithTriggerRateLimit(perMinute int) *Server {
+	if perMinute > 0 {
+		s.triggers = httpapi.NewLimiter(float64(perMinute)/60, float64(min(perMinute, 10)))
+	}
+	return s
 }
 
 // route is one operation of the API. The table drives both registration and the OpenAPI

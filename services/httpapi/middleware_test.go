@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,5 +73,35 @@ func TestRequestsMiddleware(t *testing.T) {
 		if counts[k] != v {
 			t.Fatalf("series %v, want %v", counts, want)
 		}
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	l := NewLimiter(2, 3) // 2 per second, bursts of 3
+	t0 := time.Unix(1_000_000, 0)
+	for i := 0; i < 3; i++ {
+		if _, ok := l.Allow("k", t0); !ok {
+			t.Fatalf("call %d of the burst refused", i+1)
+		}
+	}
+	wait, ok := l.Allow("k", t0)
+	if ok || wait != 500*time.Millisecond {
+		t.Fatalf("past the burst: ok %v, wait %v, want a refusal and 500ms", ok, wait)
+	}
+	if RetryAfter(wait) != "1" || RetryAfter(1500*time.Millisecond) != "2" || RetryAfter(2*time.Second) != "2" {
+		t.Fatalf("RetryAfter rounds up to whole seconds: %s %s %s", RetryAfter(wait), RetryAfter(1500*time.Millisecond), RetryAfter(2*time.Second))
+	}
+	if _, ok := l.Allow("other", t0); !ok {
+		t.Fatal("another key shares the bucket")
+	}
+	if _, ok := l.Allow("k", t0.Add(500*time.Millisecond)); !ok {
+		t.Fatal("a token refilled after 500ms was refused")
+	}
+	// Memory is bounded by the keys active recently: refilled buckets are swept.
+	for i := 0; i < 5000; i++ {
+		l.Allow(strconv.Itoa(i), t0.Add(time.Duration(i)*time.Second))
+	}
+	if n := len(l.keys); n > 2048 {
+		t.Fatalf("%d buckets kept for 5,000 one-off keys", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -491,4 +492,40 @@ func TestExperimentRoleAppliesDueChanges(t *testing.T) {
 		_ = json.Unmarshal(v.do("GET", "/api/v1/projects/shop/schedules?status=applied", nil).Body, &list)
 		return len(list.Items) == 1
 	})
+}
+
+// A trigger called in a loop is limited: past VEXIL_TRIGGER_RATE_LIMIT a call answers 429 with
+// Retry-After and records nothing; calls with a wrong secret never use up the allowance.
+func TestWebhookTriggerRateLimit(t *testing.T) {
+	t.Parallel()
+	v := startVexil(t, "--roles", noExperimentRole, "--trigger-rate-limit", "2")
+	setupShop(t, v)
+	created := v.must(201, "POST", "/api/v1/projects/shop/triggers", map[string]any{"name": "loop",
+		"flag": "checkout", "environment": "production", "action": "off"})
+	id := created["trigger"].(map[string]any)["id"].(string)
+	secret := created["secret"].(string)
+	hook := v.as("")
+	call := func(secret string) response {
+		return hook.do("POST", "/hooks/v1/triggers/"+id, `{}`, console.TriggerSecretHeader, secret)
+	}
+	for i := 0; i < 5; i++ {
+		if r := call("vxt_wrong"); r.Status != 401 {
+			t.Fatalf("wrong secret: %d %s", r.Status, r.Body)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if r := call(secret); r.Status != 200 {
+			t.Fatalf("call %d within the limit: %d %s", i+1, r.Status, r.Body)
+		}
+	}
+	r := call(secret)
+	if r.Status != 429 || r.JSON(t)["code"] != "rate_limited" {
+		t.Fatalf("call past the limit: %d %s", r.Status, r.Body)
+	}
+	if secs, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || secs < 1 || secs > 30 {
+		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+	if got := v.must(200, "GET", "/api/v1/projects/shop/triggers/"+id, nil); got["fired"].(float64) != 2 {
+		t.Fatalf("the refused call was recorded: %v", got)
+	}
 }

@@ -250,7 +250,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	}
 	p.SDK = sdk
 	if cfg.Has(config.RoleConsole) {
-		srv := console.NewServer(p.App, p.Log, cfg.MaxBodyBytes).WithAnalyzer(p.Analyzer)
+		srv := console.NewServer(p.App, p.Log, cfg.MaxBodyBytes).WithAnalyzer(p.Analyzer).WithTriggerRateLimit(cfg.TriggerRateLimit)
 		srv.Register(e)
 		srv.RegisterHooks(e) // public webhook triggers: their secret, no bearer token
 	}

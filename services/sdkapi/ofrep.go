@@ -357,5 +357,3 @@ func (s *Server) ruleset(c echo.Context) error {
 	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, snap.ruleset)
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

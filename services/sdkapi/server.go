@@ -13,6 +13,7 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections/access"
+	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
 // Options configure the SDK API.
@@ -49,7 +50,7 @@ type Server struct {
 	snaps   *Snapshots
 	log     *slog.Logger
 	opts    Options
-	limiter *limiter
+	limiter *httpapi.Limiter
 	flusher *counterFlusher
 	streams *streamMetrics
 	notes   chan notification
@@ -61,7 +62,7 @@ func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Opt
 	s := &Server{snaps: snaps, log: log, opts: opts, flusher: snaps.counterLog, streams: newStreamMetrics(reg, snaps),
 		notes: make(chan notification, 1024)}
 	if opts.RateLimit > 0 {
-		s.limiter = newLimiter(opts.RateLimit)
+		s.limiter = httpapi.NewLimiter(opts.RateLimit, opts.RateLimit) // bursts of one second's worth
 	}
 	return s
 }
@@ -118,12 +119,8 @@ func (s *Server) authorize(c echo.Context, needServer, allowQuery bool) (access.
 		return access.SDKKey{}, nil, domain.Errorf(domain.EForbidden, "this endpoint needs a server-side SDK key; client-side keys get pre-evaluated results only")
 	}
 	if s.limiter != nil {
-		if wait, ok := s.limiter.allow(key, time.Now()); !ok {
-			secs := int(wait.Seconds())
-			if time.Duration(secs)*time.Second < wait || secs < 1 {
-				secs++
-			}
-			c.Response().Header().Set("Retry-After", itoa(secs))
+		if wait, ok := s.limiter.Allow(key, time.Now()); !ok {
+			c.Response().Header().Set("Retry-After", httpapi.RetryAfter(wait))
 			return access.SDKKey{}, nil, domain.Errorf(domain.ERateLimited, "rate limit of this SDK key reached; retry later")
 		}
 	}
