@@ -377,6 +377,14 @@ func (e *Experiment) Start(cat *ExperimentCatalog, now time.Time) ([]Event, erro
 			Message: fmt.Sprintf("experiment %s is already running on flag %q in environment %q", quoteList(others), e.Flag, e.Environment),
 			Details: map[string]any{"experiments": others}}
 	}
+	// A rollout moves the default serve the experiment takes over, and its auto-ops may turn the
+	// flag off under the experiment: one owner of a flag's default at a time.
+	if rollouts := cat.ActiveRollouts(e.Flag, e.Environment); len(rollouts) > 0 {
+		return nil, &Error{Code: EConflict, Field: "flag",
+			Message: fmt.Sprintf("flag %q is being rolled out in environment %q (rollouts %s): let the rollout complete, or abort it, before starting an experiment on it",
+				e.Flag, e.Environment, quoteList(rollouts)),
+			Details: map[string]any{"rollouts": rollouts}}
+	}
 	if _, err := validateExperimentDefinition(e.Definition(), cat); err != nil {
 		return nil, &Error{Code: EConflict, Field: err.Field, Message: "the draft cannot start: " + err.Message}
 	}

@@ -12,6 +12,14 @@ type ExperimentCatalog struct {
 	Goals map[string]GoalInfo
 	// Experiments by key, archived ones included.
 	Experiments map[string]ExperimentInfo
+	// Rollouts that still have a say over a flag (scheduled, running or paused), by id.
+	Rollouts map[string]RolloutInfo
+}
+
+// RolloutInfo is what experiment validation needs to know about an active rollout.
+type RolloutInfo struct {
+	Flag        string `json:"flag"`
+	Environment string `json:"environment"`
 }
 
 // GoalInfo is what validation needs to know about a goal.
@@ -127,6 +135,36 @@ func (c *ExperimentCatalog) ExperimentsUsingGoal(goal string) []string {
 
 // RunningExperiments returns the keys of the experiments running on flag in environment env,
 // sorted.
+// AddRollout records a rollout if it is active, and forgets it otherwise.
+func (c *ExperimentCatalog) AddRollout(r *Rollout) {
+	if r == nil || r.ID == "" {
+		return
+	}
+	if !r.Active() {
+		delete(c.Rollouts, r.ID)
+		return
+	}
+	if c.Rollouts == nil {
+		c.Rollouts = map[string]RolloutInfo{}
+	}
+	c.Rollouts[r.ID] = RolloutInfo{Flag: r.Flag, Environment: r.Environment}
+}
+
+// ActiveRollouts lists, sorted, the active rollouts of flag in env.
+func (c *ExperimentCatalog) ActiveRollouts(flag, env string) []string {
+	if c == nil {
+		return nil
+	}
+	var out []string
+	for id, r := range c.Rollouts {
+		if r.Flag == flag && r.Environment == env {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (c *ExperimentCatalog) RunningExperiments(flag, env string) []string {
 	if c == nil {
 		return nil

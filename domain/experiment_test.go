@@ -231,6 +231,18 @@ func TestExperimentCommands(t *testing.T) {
 				c.Experiments["rival"] = domain.ExperimentInfo{Flag: "color", Environment: "production", Status: domain.ExperimentStatusRunning}
 			},
 			details: map[string]any{"experiments": []string{"rival"}}},
+		{name: "start while a rollout of the flag is active in the environment", given: draft, when: start, code: domain.EConflict, field: "flag",
+			cat: func(c *domain.ExperimentCatalog) {
+				c.AddRollout(&domain.Rollout{ID: "ramp", Flag: "color", Environment: "production", Status: domain.RolloutStatusPaused})
+				c.AddRollout(&domain.Rollout{ID: "staging-ramp", Flag: "color", Environment: "staging", Status: domain.RolloutStatusRunning})
+			},
+			details: map[string]any{"rollouts": []string{"ramp"}}},
+		{name: "start after the flag's rollout completed", given: draft, when: start,
+			cat: func(c *domain.ExperimentCatalog) {
+				c.AddRollout(&domain.Rollout{ID: "ramp", Flag: "color", Environment: "production", Status: domain.RolloutStatusRunning})
+				c.AddRollout(&domain.Rollout{ID: "ramp", Flag: "color", Environment: "production", Status: domain.RolloutStatusCompleted})
+			},
+			then: []domain.Event{&domain.ExperimentStarted{At: at(30)}}},
 		{name: "start while others run elsewhere or are stopped", given: draft, when: start,
 			cat: func(c *domain.ExperimentCatalog) {
 				c.Experiments["staging-run"] = domain.ExperimentInfo{Flag: "color", Environment: "staging", Status: domain.ExperimentStatusRunning}

@@ -161,8 +161,11 @@ type Rollout struct {
 // in.Environment, capturing the environment's default serve as Start. active lists the ids of the
 // other rollouts of this flag and environment that are not completed or aborted (the caller knows
 // them); any is EConflict (Details["rollouts"]): two plans would fight over one default serve.
+// experiments lists the experiments running on the flag in the environment; any is EConflict at
+// flag (Details["experiments"]): the experiment serves the default the rollout would move, and a
+// rollout's auto-ops could turn the flag off under it.
 // Errors as for ScheduleChange, plus EInvalid at variation, other, bucket_by and steps[i].
-func CreateRollout(in NewRollout, current *Flag, cat *Catalog, active []string, now time.Time) ([]Event, error) {
+func CreateRollout(in NewRollout, current *Flag, cat *Catalog, active, experiments []string, now time.Time) ([]Event, error) {
 	if !ValidKey(in.Project) {
 		return nil, Invalid("project", "invalid project key %q", truncate(in.Project, 120))
 	}
@@ -182,6 +185,12 @@ func CreateRollout(in NewRollout, current *Flag, cat *Catalog, active []string, 
 		return nil, &Error{Code: EConflict,
 			Message: fmt.Sprintf("flag %q is already being rolled out in environment %q (rollouts %s)", in.Flag, in.Environment, quoteList(others)),
 			Details: map[string]any{"rollouts": others}}
+	}
+	if len(experiments) > 0 {
+		return nil, &Error{Code: EConflict, Field: "flag",
+			Message: fmt.Sprintf("experiment %s is running on flag %q in environment %q and serves its default: stop it (or conclude it) before rolling the flag out",
+				quoteList(experiments), in.Flag, in.Environment),
+			Details: map[string]any{"experiments": experiments}}
 	}
 	v, other := in.Variation, in.Other
 	if current.Type == FlagBoolean && len(current.Variations) == 2 {

@@ -72,6 +72,7 @@ func TestCreateRollout(t *testing.T) {
 		in          domain.NewRollout
 		flag        []domain.Event // newCheckoutFlag() when nil
 		active      []string
+		experiments []string
 		then        []domain.Event
 		code, field string
 	}{
@@ -99,6 +100,7 @@ func TestCreateRollout(t *testing.T) {
 		{name: "archived flag", in: in(nil), flag: append(newCheckoutFlag(), &domain.FlagArchived{}), code: domain.EConflict},
 		{name: "unknown environment", in: in(func(r *domain.NewRollout) { r.Environment = "qa" }), code: domain.EInvalid, field: "environment"},
 		{name: "another active rollout", in: in(nil), active: []string{"r1", "r0"}, code: domain.EConflict},
+		{name: "an experiment running on the flag", in: in(nil), experiments: []string{"checkout-test"}, code: domain.EConflict, field: "flag"},
 		{name: "unknown variation", in: in(func(r *domain.NewRollout) { r.Variation = "maybe" }), code: domain.EInvalid, field: "variation"},
 		{name: "unknown other", in: in(func(r *domain.NewRollout) { r.Other = "maybe" }), code: domain.EInvalid, field: "other"},
 		{name: "other is the variation", in: in(func(r *domain.NewRollout) { r.Variation, r.Other = "true", "true" }),
@@ -135,12 +137,16 @@ func TestCreateRollout(t *testing.T) {
 			if given == nil {
 				given = newCheckoutFlag()
 			}
-			got, err := domain.CreateRollout(tc.in, foldFlag(t, given...), catalog(), tc.active, t0)
+			got, err := domain.CreateRollout(tc.in, foldFlag(t, given...), catalog(), tc.active, tc.experiments, t0)
 			then(t, got, err, tc.then, tc.code, tc.field)
-			if tc.code == domain.EConflict && tc.active != nil {
+			if tc.code == domain.EConflict && (tc.active != nil || tc.experiments != nil) {
 				var de *domain.Error
 				errors.As(err, &de)
-				if !reflect.DeepEqual(de.Details, map[string]any{"rollouts": []string{"r0"}}) {
+				want := map[string]any{"rollouts": []string{"r0"}}
+				if tc.experiments != nil {
+					want = map[string]any{"experiments": tc.experiments}
+				}
+				if !reflect.DeepEqual(de.Details, want) {
 					t.Fatalf("details %v", de.Details)
 				}
 			}
@@ -163,7 +169,7 @@ func newRolloutWorld(tb testing.TB, steps ...domain.RolloutStep) *rolloutWorld {
 	tb.Helper()
 	w := &rolloutWorld{tb: tb, flag: foldFlag(tb, newCheckoutFlag()...)}
 	evs, err := domain.CreateRollout(domain.NewRollout{Project: project, ID: "r1", Flag: "new-checkout",
-		Environment: "production", Steps: steps}, w.flag, catalog(), nil, t0)
+		Environment: "production", Steps: steps}, w.flag, catalog(), nil, nil, t0)
 	if err != nil {
 		tb.Fatalf("create rollout: %v", err)
 	}

@@ -468,7 +468,7 @@ func (s *Server) createRollout(c echo.Context) error {
 		return err
 	}
 	var current *domain.Flag
-	var active []string
+	var active, experiments []string
 	if domain.ValidKey(req.Flag) {
 		if current, err = s.app.LoadFlag(ctx, project, req.Flag); err != nil && domain.ErrorCode(err) != domain.ENotFound {
 			return err
@@ -476,11 +476,16 @@ func (s *Server) createRollout(c echo.Context) error {
 		if active, err = s.app.activeRollouts(ctx, project, req.Flag, req.Environment); err != nil {
 			return err
 		}
+		ec, err := s.app.experimentCatalog(ctx, project)
+		if err != nil {
+			return err
+		}
+		experiments = ec.RunningExperiments(req.Flag, req.Environment)
 	}
 	stream := domain.RolloutStream(project, id)
 	agg, v, err := s.app.Execute(ctx, stream, 0, meta(c), func(projections.Aggregate) ([]domain.Event, error) {
 		return domain.CreateRollout(domain.NewRollout{Project: project, ID: id, Flag: req.Flag, Environment: req.Environment,
-			Variation: req.Variation, Other: req.Other, BucketBy: req.BucketBy, Steps: steps}, current, cat, active, now)
+			Variation: req.Variation, Other: req.Other, BucketBy: req.BucketBy, Steps: steps}, current, cat, active, experiments, now)
 	})
 	if err != nil {
 		return idTaken(err, "rollout", id)

@@ -44,7 +44,8 @@ func (a *App) experimentCatalog(ctx context.Context, project string) (*domain.Ex
 	}
 	var goals []*domain.Goal
 	var exps []*domain.Experiment
-	for _, prefix := range []string{"goal/" + project + "/", "experiment/" + project + "/"} {
+	var rollouts []*domain.Rollout
+	for _, prefix := range []string{"goal/" + project + "/", "experiment/" + project + "/", "rollout/" + project + "/"} {
 		byStream, err := a.store.LoadPrefix(ctx, prefix)
 		if err != nil {
 			return nil, err
@@ -59,10 +60,16 @@ func (a *App) experimentCatalog(ctx context.Context, project string) (*domain.Ex
 				goals = append(goals, v)
 			case *domain.Experiment:
 				exps = append(exps, v)
+			case *domain.Rollout:
+				rollouts = append(rollouts, v)
 			}
 		}
 	}
-	return domain.BuildExperimentCatalog(cat, goals, exps), nil
+	ec := domain.BuildExperimentCatalog(cat, goals, exps)
+	for _, r := range rollouts {
+		ec.AddRollout(r) // an experiment does not start on a flag being rolled out
+	}
+	return ec, nil
 }
 
 func (s *Server) listGoals(c echo.Context) error {

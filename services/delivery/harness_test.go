@@ -194,7 +194,7 @@ func (h *harness) createRollout(id, flag string, percents ...float64) *domain.Ro
 	steps := domain.RolloutTemplate(h.start.Add(time.Hour), time.Hour, percents...)
 	return h.exec(domain.RolloutStream(project, id), func(projections.Aggregate) ([]domain.Event, error) {
 		return domain.CreateRollout(domain.NewRollout{Project: project, ID: id, Flag: flag, Environment: "production",
-			Steps: steps}, f, cat, nil, h.start)
+			Steps: steps}, f, cat, nil, nil, h.start)
 	}).(*domain.Rollout)
 }
 

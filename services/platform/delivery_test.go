@@ -529,3 +529,42 @@ func TestWebhookTriggerRateLimit(t *testing.T) {
 		t.Fatalf("the refused call was recorded: %v", got)
 	}
 }
+
+// A flag's default serve has one owner at a time: a rollout is refused while an experiment runs
+// on the flag in that environment, and an experiment does not start while a rollout is active
+// there; once the rollout is aborted the experiment starts.
+func TestRolloutsAndExperimentsDoNotShareAFlag(t *testing.T) {
+	t.Parallel()
+	v := startVexil(t, "--roles", noExperimentRole)
+	setupShop(t, v)
+	v.must(201, "POST", "/api/v1/projects/shop/flags", map[string]any{"key": "banner", "name": "Banner", "type": "boolean"})
+	v.must(201, "POST", "/api/v1/projects/shop/goals", map[string]any{"key": "purchase", "name": "Purchase", "kind": "conversion"})
+	experiment := func(key, flag string) {
+		v.must(201, "POST", "/api/v1/projects/shop/experiments", map[string]any{"key": key, "name": key, "flag": flag,
+			"environment": "production", "allocation": 50000, "primary_goal": "purchase",
+			"variations": []any{map[string]any{"variation": "false", "control": true}, map[string]any{"variation": "true"}}})
+	}
+	rollout := func(flag string) response {
+		return v.do("POST", "/api/v1/projects/shop/rollouts", map[string]any{"flag": flag, "environment": "production",
+			"template": map[string]any{"every": "1h"}})
+	}
+
+	experiment("checkout-test", "checkout")
+	v.must(200, "POST", "/api/v1/projects/shop/experiments/checkout-test/start", nil)
+	if r := rollout("checkout"); r.Status != 409 || r.JSON(t)["field"] != "flag" || !strings.Contains(r.JSON(t)["message"].(string), "checkout-test") {
+		t.Fatalf("rollout during an experiment: %d %s", r.Status, r.Body)
+	}
+
+	created := rollout("banner")
+	if created.Status != 201 {
+		t.Fatalf("rollout of a flag without experiment: %d %s", created.Status, created.Body)
+	}
+	id := created.JSON(t)["id"].(string)
+	experiment("banner-test", "banner")
+	r := v.do("POST", "/api/v1/projects/shop/experiments/banner-test/start", nil)
+	if r.Status != 409 || r.JSON(t)["field"] != "flag" || !strings.Contains(r.JSON(t)["message"].(string), id) {
+		t.Fatalf("experiment start during a rollout: %d %s", r.Status, r.Body)
+	}
+	v.must(200, "POST", "/api/v1/projects/shop/rollouts/"+id+"/abort", nil)
+	v.must(200, "POST", "/api/v1/projects/shop/experiments/banner-test/start", nil)
+}
