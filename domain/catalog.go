@@ -1,6 +1,9 @@
 package domain
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // Catalog is the reference data that commands need to validate references across aggregates:
 // the environments of the project, its segments and its flags. The application layer fills it
@@ -166,20 +169,9 @@ func (c *Catalog) FlagsUsingSegment(segment string) []string {
 	if c == nil {
 		return nil
 	}
-	var out []string
-	for k, fi := range c.Flags {
-		if fi.Archived {
-			continue
-		}
-		for _, s := range fi.Segments {
-			if s == segment {
-				out = append(out, k)
-				break
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
+	return keysWhere(c.Flags, func(_ string, fi FlagInfo) bool {
+		return !fi.Archived && slices.Contains(fi.Segments, segment)
+	})
 }
 
 // SegmentsUsingSegment returns the keys of the live segments whose clauses name segment, sorted.
@@ -187,20 +179,9 @@ func (c *Catalog) SegmentsUsingSegment(segment string) []string {
 	if c == nil {
 		return nil
 	}
-	var out []string
-	for k, si := range c.Segments {
-		if si.Archived || k == segment {
-			continue
-		}
-		for _, s := range si.Segments {
-			if s == segment {
-				out = append(out, k)
-				break
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
+	return keysWhere(c.Segments, func(k string, si SegmentInfo) bool {
+		return !si.Archived && k != segment && slices.Contains(si.Segments, segment)
+	})
 }
 
 // FlagsRequiring returns the keys of the live flags that have flag as a prerequisite in any
@@ -209,19 +190,26 @@ func (c *Catalog) FlagsRequiring(flag string) []string {
 	if c == nil {
 		return nil
 	}
-	var out []string
-	for k, fi := range c.Flags {
+	return keysWhere(c.Flags, func(k string, fi FlagInfo) bool {
 		if fi.Archived || k == flag {
-			continue
+			return false
 		}
-	envs:
 		for _, ps := range fi.Prerequisites {
-			for _, p := range ps {
-				if p.Flag == flag {
-					out = append(out, k)
-					break envs
-				}
+			if slices.ContainsFunc(ps, func(p Prerequisite) bool { return p.Flag == flag }) {
+				return true
 			}
+		}
+		return false
+	})
+}
+
+// keysWhere returns the keys of m whose entries keep accepts, sorted: the catalogs' "who uses
+// this" questions.
+func keysWhere[V any](m map[string]V, keep func(k string, v V) bool) []string {
+	var out []string
+	for k, v := range m {
+		if keep(k, v) {
+			out = append(out, k)
 		}
 	}
 	sort.Strings(out)

@@ -1,6 +1,6 @@
 package domain
 
-import "sort"
+import "slices"
 
 // ExperimentCatalog is the reference data that goal, experiment and auto-ops commands validate
 // against: the project's Catalog (environments, flags), its goals and its experiments. Like
@@ -117,20 +117,9 @@ func (c *ExperimentCatalog) ExperimentsUsingGoal(goal string) []string {
 	if c == nil {
 		return nil
 	}
-	var out []string
-	for k, e := range c.Experiments {
-		if !e.Live() {
-			continue
-		}
-		for _, g := range e.Goals {
-			if g == goal {
-				out = append(out, k)
-				break
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
+	return keysWhere(c.Experiments, func(_ string, e ExperimentInfo) bool {
+		return e.Live() && slices.Contains(e.Goals, goal)
+	})
 }
 
 // RunningExperiments returns the keys of the experiments running on flag in environment env,
@@ -155,26 +144,14 @@ func (c *ExperimentCatalog) ActiveRollouts(flag, env string) []string {
 	if c == nil {
 		return nil
 	}
-	var out []string
-	for id, r := range c.Rollouts {
-		if r.Flag == flag && r.Environment == env {
-			out = append(out, id)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return keysWhere(c.Rollouts, func(_ string, r RolloutInfo) bool { return r.Flag == flag && r.Environment == env })
 }
 
 func (c *ExperimentCatalog) RunningExperiments(flag, env string) []string {
 	if c == nil {
 		return nil
 	}
-	var out []string
-	for k, e := range c.Experiments {
-		if !e.Archived && e.Status == ExperimentStatusRunning && e.Flag == flag && e.Environment == env {
-			out = append(out, k)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return keysWhere(c.Experiments, func(_ string, e ExperimentInfo) bool {
+		return !e.Archived && e.Status == ExperimentStatusRunning && e.Flag == flag && e.Environment == env
+	})
 }
