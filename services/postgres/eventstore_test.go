@@ -575,6 +575,25 @@ func TestMigratorAcceptsPoolParameters(t *testing.T) {
 		sep = "&"
 	}
 	url += sep + "pool_max_conns=3&pool_min_conns=1"
+	ctx := context.Background()
+	if err := postgres.EnsureDatabase(ctx, url); err != nil { // exists
+		t.Fatal(err)
+	}
+	// Creating a missing database connects to "postgres" with the same parameters.
+	missing := strings.Replace(url, "/"+dbName(t, url)+"?", "/"+dbName(t, url)+"_created?", 1)
+	if err := postgres.EnsureDatabase(ctx, missing); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pool, err := postgres.Open(context.Background(), url)
+		if err == nil {
+			_, _ = pool.Exec(context.Background(), `DROP DATABASE IF EXISTS `+dbName(t, url)+`_created`)
+			pool.Close()
+		}
+	})
+	if err := postgres.EnsureDatabase(ctx, missing); err != nil { // now it exists
+		t.Fatal(err)
+	}
 	m, err := postgres.NewMigrator(url)
 	if err != nil {
 		t.Fatal(err)
@@ -595,4 +614,17 @@ func TestMigratorAcceptsPoolParameters(t *testing.T) {
 	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("schema_migrations rows %d (%v), want 1", n, err)
 	}
+}
+
+// dbName is the database a URL names.
+func dbName(t *testing.T, url string) string {
+	t.Helper()
+	rest := url[strings.LastIndex(url, "/")+1:]
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		rest = rest[:i]
+	}
+	if rest == "" {
+		t.Fatalf("no database in %s", url)
+	}
+	return rest
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers pgx5://
@@ -26,17 +25,8 @@ func NewMigrator(databaseURL string) (*Migrator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate: parse database url: %w", err)
 	}
+	u = withoutPoolParams(u)
 	u.Scheme = "pgx5"
-	// pool_* parameters (pool_max_conns, ...) configure pgxpool, which removes them; the
-	// migrator's single connection would send them to the server as run-time settings, which
-	// it refuses. The same URL serves both, so drop them here.
-	q := u.Query()
-	for k := range q {
-		if strings.HasPrefix(k, "pool_") {
-			q.Del(k)
-		}
-	}
-	u.RawQuery = q.Encode()
 	m, err := migrate.NewWithSourceInstance("iofs", src, u.String())
 	if err != nil {
 		return nil, fmt.Errorf("migrate: connect: %w", err)

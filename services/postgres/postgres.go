@@ -32,6 +32,22 @@ func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// withoutPoolParams returns u without the pool_* query parameters (pool_max_conns, ...). They
+// configure pgxpool, which removes them before connecting; a single pgx connection (creating
+// the database, the migrator) would send them to the server as run-time settings, which it
+// refuses. The same URL configures both, so the single connections drop them.
+func withoutPoolParams(u *url.URL) *url.URL {
+	out := *u
+	q := out.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	out.RawQuery = q.Encode()
+	return &out
+}
+
 // EnsureDatabase creates the database named in databaseURL when it does not exist, connecting to
 // the server's "postgres" database to do so. It lets `vexil serve` work on a fresh machine with no
 // configuration.
@@ -44,7 +60,8 @@ func EnsureDatabase(ctx context.Context, databaseURL string) error {
 	if name == "" {
 		return nil
 	}
-	conn, err := pgx.Connect(ctx, databaseURL)
+	u = withoutPoolParams(u)
+	conn, err := pgx.Connect(ctx, u.String())
 	if err == nil {
 		conn.Close(ctx)
 		return nil
