@@ -372,6 +372,20 @@ func measureHTTP(ctx context.Context, o httpOptions, ep *endpoints, child *os.Pr
 	fmt.Printf("\n%d keep-alive connections, %s, client %s, %v warm-up + %v per target, %s, GOMAXPROCS %d, %d CPUs\n",
 		o.conns, mode, o.client, o.warmup, o.duration, where, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	fmt.Printf("load average before: %s\n\n", loadAverage())
+	// measure loads one target; serverCPU is the child process's CPU seconds during the run, -1
+	// when the servers run in this process.
+	measure := func(name string, rate float64) (res *loadResult, serverCPU float64, err error) {
+		var cpu0 float64
+		if child != nil {
+			cpu0 = pidCPU(child.Pid)
+		}
+		res, err = runLoad(ts[name], o.client, o.conns, o.warmup, o.duration, rate)
+		serverCPU = -1
+		if child != nil {
+			serverCPU = pidCPU(child.Pid) - cpu0
+		}
+		return res, serverCPU, err
+	}
 	all := map[string][]*loadResult{}
 	for round := 1; round <= o.rounds; round++ {
 		if o.rounds > 1 {
@@ -383,17 +397,9 @@ func measureHTTP(ctx context.Context, o httpOptions, ep *endpoints, child *os.Pr
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			var serverCPU0 float64
-			if child != nil {
-				serverCPU0 = pidCPU(child.Pid)
-			}
-			res, err := runLoad(ts[name], o.client, o.conns, o.warmup, o.duration, o.rate)
+			res, serverCPU, err := measure(name, o.rate)
 			if err != nil {
 				return err
-			}
-			serverCPU := -1.0
-			if child != nil {
-				serverCPU = pidCPU(child.Pid) - serverCPU0
 			}
 			if name == "bare" {
 				bare = res.rps()
@@ -417,17 +423,9 @@ func measureHTTP(ctx context.Context, o httpOptions, ep *endpoints, child *os.Pr
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				var serverCPU0 float64
-				if child != nil {
-					serverCPU0 = pidCPU(child.Pid)
-				}
-				res, err := runLoad(ts[name], o.client, o.conns, o.warmup, o.duration, rate)
+				res, serverCPU, err := measure(name, rate)
 				if err != nil {
 					return err
-				}
-				serverCPU := -1.0
-				if child != nil {
-					serverCPU = pidCPU(child.Pid) - serverCPU0
 				}
 				res.name = name + "@60%"
 				printRow(res, median(all["bare"]).rps(), serverCPU)

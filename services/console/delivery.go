@@ -206,26 +206,6 @@ func (a *App) awaitDelivery(ctx context.Context, streamID string, version int64)
 	}
 }
 
-// activeRollouts returns the ids of the rollouts of flag in env that are not finished, from the
-// event store (not the read model: a rollout created a moment ago counts).
-func (a *App) activeRollouts(ctx context.Context, project, flag, env string) ([]string, error) {
-	streams, err := a.store.LoadPrefix(ctx, "rollout/"+project+"/")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for streamID, events := range streams {
-		r, err := domain.FoldRollout(events)
-		if err != nil {
-			return nil, fmt.Errorf("console: fold %s: %w", streamID, err)
-		}
-		if r != nil && r.Active() && r.Flag == flag && r.Environment == env {
-			out = append(out, r.ID)
-		}
-	}
-	return out, nil
-}
-
 // IsDuplicateCommand reports whether err is the event store refusing a command id it already
 // recorded on the stream: the command happened before.
 func IsDuplicateCommand(err error) bool {
@@ -463,23 +443,19 @@ func (s *Server) createRollout(c echo.Context) error {
 		return err
 	}
 	ctx, project := c.Request().Context(), c.Param("project")
-	cat, err := s.app.Catalog(ctx, project)
+	// One load answers the flag catalog, the flag's active rollouts and its running experiments.
+	ec, err := s.app.experimentCatalog(ctx, project)
 	if err != nil {
 		return err
 	}
+	cat := ec.Catalog
 	var current *domain.Flag
 	var active, experiments []string
 	if domain.ValidKey(req.Flag) {
 		if current, err = s.app.LoadFlag(ctx, project, req.Flag); err != nil && domain.ErrorCode(err) != domain.ENotFound {
 			return err
 		}
-		if active, err = s.app.activeRollouts(ctx, project, req.Flag, req.Environment); err != nil {
-			return err
-		}
-		ec, err := s.app.experimentCatalog(ctx, project)
-		if err != nil {
-			return err
-		}
+		active = ec.ActiveRollouts(req.Flag, req.Environment)
 		experiments = ec.RunningExperiments(req.Flag, req.Environment)
 	}
 	stream := domain.RolloutStream(project, id)

@@ -61,21 +61,9 @@ func (s *Server) readContext(c echo.Context, key string, st *evalState) (raw []b
 	attrs, raw, fast := decodeFlatRequest(body, st.attrs)
 	if !fast {
 		clear(st.attrs) // what the fast path had decoded before it declined
-		attrs = nil
-		var req evaluationRequest
-		if len(bytes.TrimSpace(body)) > 0 {
-			if err := json.Unmarshal(body, &req); err != nil {
-				return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeParseError, "malformed JSON: "+err.Error())
-			}
-		}
-		raw = bytes.TrimSpace(req.Context)
-		if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-			if raw[0] != '{' {
-				return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeInvalidContext, "context must be a JSON object")
-			}
-			if err := json.Unmarshal(raw, &attrs); err != nil {
-				return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, codeInvalidContext, "context is not a valid JSON object: "+err.Error())
-			}
+		var code, details string
+		if attrs, raw, code, details = decodeRequestJSON(body); code != "" {
+			return nil, nil, false, ofrepError(c, http.StatusBadRequest, key, code, details)
 		}
 	}
 	if attrs == nil {
@@ -87,6 +75,28 @@ func (s *Server) readContext(c echo.Context, key string, st *evalState) (raw []b
 		}
 	}
 	return raw, contextOf(&st.ctx, attrs), true, nil
+}
+
+// decodeRequestJSON decodes an OFREP request body with encoding/json: the reference the fast
+// path must agree with, and the decoder of every body it declines. A failure is an OFREP error
+// code and its details; attrs is nil without a context.
+func decodeRequestJSON(body []byte) (attrs map[string]any, raw []byte, code, details string) {
+	var req evaluationRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, nil, codeParseError, "malformed JSON: " + err.Error()
+		}
+	}
+	raw = bytes.TrimSpace(req.Context)
+	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		if raw[0] != '{' {
+			return nil, nil, codeInvalidContext, "context must be a JSON object"
+		}
+		if err := json.Unmarshal(raw, &attrs); err != nil {
+			return nil, nil, codeInvalidContext, "context is not a valid JSON object: " + err.Error()
+		}
+	}
+	return attrs, raw, "", ""
 }
 
 // errTooLarge: the body is larger than MaxContextBytes.

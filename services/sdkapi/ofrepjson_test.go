@@ -40,22 +40,8 @@ type bulkSuccess struct {
 
 // slowDecode is what encoding/json makes of a request body: ok false on any error.
 func slowDecode(body []byte) (attrs map[string]any, raw []byte, ok bool) {
-	var req evaluationRequest
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, nil, false
-		}
-	}
-	raw = bytes.TrimSpace(req.Context)
-	if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-		if raw[0] != '{' {
-			return nil, nil, false
-		}
-		if err := json.Unmarshal(raw, &attrs); err != nil {
-			return nil, nil, false
-		}
-	}
-	return attrs, raw, true
+	attrs, raw, code, _ := decodeRequestJSON(body)
+	return attrs, raw, code == ""
 }
 
 // checkSameDecoding fails unless the fast path either declines body or decodes it exactly as
