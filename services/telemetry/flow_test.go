@@ -209,7 +209,8 @@ func TestRedisDown(t *testing.T) {
 	if secs, ok := telemetry.RetryAfter(err); domain.ErrorCode(err) != domain.EUnavailable || !ok || secs < 1 {
 		t.Fatalf("publish with Redis down: %v", err)
 	}
-	if time.Since(start) > 3*time.Second {
+	// Generous on purpose: this tells "fails fast" from "hangs on a dead Redis", not a speed goal.
+	if time.Since(start) > 10*time.Second {
 		t.Fatalf("publish with Redis down took %v", time.Since(start))
 	}
 	counts := []telemetry.EvaluationCount{{Project: "p", Environment: "prod", Flag: "checkout", Variation: "on", Count: 70,
