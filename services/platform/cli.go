@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/postgres"
@@ -47,7 +48,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		m.Lookup = os.LookupEnv
 	}
 	if len(args) == 0 {
-		m.printUsage()
+		m.printUsage(m.Stderr)
 		return fmt.Errorf("no command given")
 	}
 	switch args[0] {
@@ -62,17 +63,19 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "replay":
 		return m.replay(ctx, args[1:])
 	case "help", "-h", "--help":
-		m.printUsage()
+		// Asked-for help is the command's output (stdout, so `vexil help | less` works); usage
+		// after a mistake goes with the error to stderr.
+		m.printUsage(m.Stdout)
 		return nil
 	}
-	m.printUsage()
+	m.printUsage(m.Stderr)
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-func (m *Main) printUsage() {
-	fmt.Fprint(m.Stderr, usage)
+func (m *Main) printUsage(w io.Writer) {
+	fmt.Fprint(w, usage)
 	for _, s := range config.Settings() {
-		fmt.Fprintf(m.Stderr, "  %-20s %-24s default %q\n      %s\n", s[1], s[0], s[2], s[3])
+		fmt.Fprintf(w, "  %-20s %-24s default %q\n      %s\n", s[1], s[0], s[2], s[3])
 	}
 }
 
@@ -87,14 +90,9 @@ func (m *Main) logger(cfg *config.Config) *slog.Logger {
 }
 
 func (m *Main) serve(ctx context.Context, args []string) error {
-	demo := false
-	var rest []string
-	for _, a := range args {
-		if a == "--demo" || a == "-demo" {
-			demo = true
-			continue
-		}
-		rest = append(rest, a)
+	demo, rest, err := boolFlag(args, "demo")
+	if err != nil {
+		return err
 	}
 	cfg, err := config.Parse("vexil serve", rest, m.Lookup)
 	if err != nil {
@@ -198,6 +196,26 @@ func (m *Main) migrate(args []string) error {
 	return nil
 }
 
+// boolFlag takes a command's own boolean flag out of args, in every form the flag package accepts
+// (-name, --name, --name=true, --name=false, ...), and returns the rest for config.Parse.
+func boolFlag(args []string, name string) (value bool, rest []string, err error) {
+	for _, a := range args {
+		flagName, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || flagName != name {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasValue {
+			value = true
+			continue
+		}
+		if value, err = strconv.ParseBool(v); err != nil {
+			return false, nil, fmt.Errorf("--%s=%s: want true or false", name, v)
+		}
+	}
+	return value, rest, nil
+}
+
 // ErrVerificationFailed makes the process exit non-zero when verification found problems.
 var ErrVerificationFailed = fmt.Errorf("verification failed")
 
@@ -205,14 +223,9 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "verify" {
 		return fmt.Errorf("usage: vexil audit verify [--heads] [flags]")
 	}
-	heads := false
-	var rest []string
-	for _, a := range args[1:] {
-		if a == "--heads" || a == "-heads" {
-			heads = true
-			continue
-		}
-		rest = append(rest, a)
+	heads, rest, err := boolFlag(args[1:], "heads")
+	if err != nil {
+		return err
 	}
 	cfg, err := config.Parse("vexil audit verify", rest, m.Lookup)
 	if err != nil {
@@ -239,14 +252,9 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 }
 
 func (m *Main) replay(ctx context.Context, args []string) error {
-	verifyOnly := false
-	var rest []string
-	for _, a := range args {
-		if a == "--verify" || a == "-verify" {
-			verifyOnly = true
-			continue
-		}
-		rest = append(rest, a)
+	verifyOnly, rest, err := boolFlag(args, "verify")
+	if err != nil {
+		return err
 	}
 	cfg, err := config.Parse("vexil replay", rest, m.Lookup)
 	if err != nil {
