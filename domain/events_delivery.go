@@ -54,11 +54,13 @@ type RolloutCreated struct {
 	Start Serve `json:"start"`
 }
 
-// RolloutStepSkipped records a step that was missed (its successor was already due when the
-// rollout caught up): it never applies.
+// RolloutStepSkipped records a step that never applies: it was missed (its successor was already
+// due when the rollout caught up), or, with AlreadyServed, the flag already served at least its
+// share when the rollout was created.
 type RolloutStepSkipped struct {
-	Index   int     `json:"index"`
-	Percent float64 `json:"percent"`
+	Index         int     `json:"index"`
+	Percent       float64 `json:"percent"`
+	AlreadyServed bool    `json:"already_served,omitempty"`
 }
 
 // RolloutStepApplied records a step whose split was written to the flag's default serve.

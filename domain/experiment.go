@@ -118,7 +118,8 @@ func CreateExperiment(in NewExperiment, cat *ExperimentCatalog) ([]Event, error)
 // Rules: a name; the flag exists and is not archived; the environment exists; 2 to
 // MaxSplitVariations distinct variations of the flag, exactly one of them the control; weights all
 // 0 (an equal split: BucketCount/n each, the remainder to the first variation) or each at least 1
-// and adding up to BucketCount; 0 < allocation <= BucketCount; a non-blank seed of at most
+// and adding up to BucketCount; 0 < allocation <= BucketCount (0 means BucketCount: all eligible
+// users); a non-blank seed of at most
 // MaxSaltLength characters; a primary goal, and at most MaxExperimentGoals secondary and guardrail
 // goals, all existing non-archived goals, none listed twice across the three.
 func ValidateExperimentDefinition(d ExperimentDefinition, cat *ExperimentCatalog) (ExperimentDefinition, error) {
@@ -151,7 +152,11 @@ func validateExperimentDefinition(d ExperimentDefinition, cat *ExperimentCatalog
 	if out.Variations, err = validateExperimentVariations(d.Variations, d.Flag, fi); err != nil {
 		return out, err
 	}
-	if d.Allocation <= 0 || d.Allocation > BucketCount {
+	if d.Allocation == 0 {
+		// Not given: every eligible user takes part, as in every experimentation tool users know.
+		d.Allocation, out.Allocation = BucketCount, BucketCount
+	}
+	if d.Allocation < 0 || d.Allocation > BucketCount {
 		return out, Invalid("allocation", "allocation must be between 1 and %d (100%% of eligible users), got %d", BucketCount, d.Allocation)
 	}
 	switch {

@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -142,6 +143,9 @@ type Rollout struct {
 	// were applied, or skipped when listed in Skipped.
 	Next    int   `json:"next"`
 	Skipped []int `json:"skipped"`
+	// AlreadyServed lists the skipped steps that were at or below the share the default already
+	// served when the rollout was created (see CreateRollout).
+	AlreadyServed []int `json:"already_served,omitempty"`
 	// Percent is the share of Variation the rollout serves now: that of the last step applied, 0
 	// before the first step and after a rollback.
 	Percent    float64 `json:"percent"`
@@ -227,9 +231,47 @@ func CreateRollout(in NewRollout, current *Flag, cat *Catalog, active, experimen
 	if err != nil {
 		return nil, err
 	}
-	return []Event{&RolloutCreated{Project: in.Project, ID: in.ID, Flag: in.Flag, Environment: in.Environment,
-		Variation: v, Other: other, BucketBy: in.BucketBy, Steps: steps,
-		Start: cloneServe(current.targeting(in.Environment).Default)}}, nil
+	start := cloneServe(current.targeting(in.Environment).Default)
+	events := []Event{&RolloutCreated{Project: in.Project, ID: in.ID, Flag: in.Flag, Environment: in.Environment,
+		Variation: v, Other: other, BucketBy: in.BucketBy, Steps: steps, Start: start}}
+	// A rollout never takes users away from the variation it rolls out: steps at or below the
+	// share the default already serves are skipped now (a flag at 10% given the standard plan goes
+	// on at 25%, not back to 1%), and the rollout's plan says why.
+	served := ServedWeight(start, v)
+	for i, s := range steps {
+		if RolloutWeight(s.Percent) > served {
+			break
+		}
+		if i == len(steps)-1 {
+			return nil, Invalid("steps", "flag %q already serves %s%% of users %q in environment %q: every step is at or below that, so the rollout would change nothing",
+				in.Flag, formatPercent(served), v, in.Environment)
+		}
+		events = append(events, &RolloutStepSkipped{Index: i, Percent: s.Percent, AlreadyServed: true})
+	}
+	return events, nil
+}
+
+// ServedWeight is the share, in bucket units, that a default serve gives variation: BucketCount
+// when it serves it to everybody, its weight in a split, 0 otherwise.
+func ServedWeight(s Serve, variation string) int {
+	if s.Split == nil {
+		if s.Variation == variation {
+			return BucketCount
+		}
+		return 0
+	}
+	w := 0
+	for _, x := range s.Split.Variations {
+		if x.Variation == variation {
+			w += x.Weight
+		}
+	}
+	return w
+}
+
+// formatPercent prints a weight as a percent without trailing zeros (1000 -> "1", 12345 -> "12.345").
+func formatPercent(weight int) string {
+	return strconv.FormatFloat(float64(weight)*100/BucketCount, 'f', -1, 64)
 }
 
 // ServeAt returns the default serve the rollout writes for weight buckets of Variation: Variation
@@ -483,6 +525,9 @@ func (r *Rollout) apply(e Event) bool {
 		r.Status, r.Next, r.Skipped = RolloutStatusScheduled, 0, []int{}
 	case *RolloutStepSkipped:
 		r.Skipped = append(r.Skipped, e.Index)
+		if e.AlreadyServed {
+			r.AlreadyServed = append(r.AlreadyServed, e.Index)
+		}
 		r.Next = e.Index + 1
 	case *RolloutStepApplied:
 		r.Next, r.Percent, r.RolledBack = e.Index+1, e.Percent, false

@@ -20,6 +20,23 @@ func newCheckoutFlag() []domain.Event {
 	return []domain.Event{boolCreated("new-checkout"), &domain.FlagTargetingUpdated{Environment: "production", Targeting: tg}}
 }
 
+// splitServe serves "true" to weight buckets and "false" to the rest.
+func splitServe(weight int) domain.Serve {
+	return domain.Serve{Split: &domain.Split{Variations: []domain.WeightedVariation{
+		{Variation: "true", Weight: weight}, {Variation: "false", Weight: domain.BucketCount - weight}}}}
+}
+
+// servingTrue is new-checkout with a default that already serves "true" to weight buckets.
+func servingTrue(weight int) []domain.Event {
+	tg := *initial("false", "false")
+	tg.On = true
+	tg.Default = splitServe(weight)
+	if weight == domain.BucketCount {
+		tg.Default = domain.Serve{Variation: "true"}
+	}
+	return []domain.Event{boolCreated("new-checkout"), &domain.FlagTargetingUpdated{Environment: "production", Targeting: tg}}
+}
+
 func hourlyPlan() []domain.RolloutStep {
 	return domain.RolloutTemplate(at(60), time.Hour, domain.StandardRolloutPercents()...)
 }
@@ -77,10 +94,13 @@ func TestCreateRollout(t *testing.T) {
 		code, field string
 	}{
 		{name: "boolean flag: true rolled out over false", in: in(nil), then: []domain.Event{rolloutCreated()}},
+		// (The default serves true here: a rollout of the variation everybody already gets has nothing to do.)
 		{name: "boolean flag: false rolled out, true gets the rest", in: in(func(r *domain.NewRollout) { r.Variation = "false" }),
+			flag: servingTrue(domain.BucketCount),
 			then: []domain.Event{func() *domain.RolloutCreated {
 				c := rolloutCreated()
 				c.Variation, c.Other = "false", "true"
+				c.Start = domain.Serve{Variation: "true"}
 				return c
 			}()}},
 		{name: "string flag with explicit variations, bucketed by company, first step now",
@@ -93,6 +113,28 @@ func TestCreateRollout(t *testing.T) {
 		{name: "the rollout itself in the active list", in: in(nil), active: []string{"r1"}, then: []domain.Event{rolloutCreated()}},
 		{name: "a plan ending below 100%", in: in(steps(step(60, 0.5), step(61, 2.5))),
 			then: []domain.Event{rolloutCreated(step(60, 0.5), step(61, 2.5))}},
+
+		{name: "a flag already serving 10%: the 1% and 5% steps are skipped at once", in: in(nil), flag: servingTrue(10000),
+			then: []domain.Event{func() *domain.RolloutCreated {
+				c := rolloutCreated()
+				c.Start = splitServe(10000)
+				return c
+			}(), &domain.RolloutStepSkipped{Index: 0, Percent: 1, AlreadyServed: true},
+				&domain.RolloutStepSkipped{Index: 1, Percent: 5, AlreadyServed: true}}},
+		{name: "a flag serving exactly a step's share skips that step", in: in(nil), flag: servingTrue(25000),
+			then: []domain.Event{func() *domain.RolloutCreated {
+				c := rolloutCreated()
+				c.Start = splitServe(25000)
+				return c
+			}(), &domain.RolloutStepSkipped{Index: 0, Percent: 1, AlreadyServed: true},
+				&domain.RolloutStepSkipped{Index: 1, Percent: 5, AlreadyServed: true},
+				&domain.RolloutStepSkipped{Index: 2, Percent: 25, AlreadyServed: true}}},
+		{name: "a flag already serving the variation to everybody: nothing to roll out", in: in(nil),
+			flag: func() []domain.Event {
+				tg := *initial("false", "true")
+				tg.On = true
+				return []domain.Event{boolCreated("new-checkout"), &domain.FlagTargetingUpdated{Environment: "production", Targeting: tg}}
+			}(), code: domain.EInvalid, field: "steps"},
 
 		{name: "invalid project", in: in(func(r *domain.NewRollout) { r.Project = "" }), code: domain.EInvalid, field: "project"},
 		{name: "invalid id", in: in(func(r *domain.NewRollout) { r.ID = "r/1" }), code: domain.EInvalid, field: "id"},

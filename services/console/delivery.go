@@ -125,15 +125,20 @@ type rolloutStepView struct {
 	Index   int       `json:"index"`
 	At      time.Time `json:"at"`
 	Percent float64   `json:"percent"`
-	// Status: applied, skipped (its successor was already due when the rollout caught up), next
-	// (the step the rollout waits for), pending, or cancelled (the rollout was aborted).
+	// Status: applied, skipped (its successor was already due when the rollout caught up, or the
+	// flag already served its share when the rollout was created: see Reason), next (the step the
+	// rollout waits for), pending, or cancelled (the rollout was aborted).
 	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // rolloutView is a rollout with the status of each step.
 type rolloutView struct {
 	domain.Rollout
 	Plan []rolloutStepView `json:"plan"`
+	// Notes tell what the caller may not expect, e.g. steps skipped because the flag already
+	// served more than they would.
+	Notes []string `json:"notes,omitempty"`
 }
 
 func viewRollout(r *domain.Rollout) rolloutView {
@@ -142,11 +147,21 @@ func viewRollout(r *domain.Rollout) rolloutView {
 	for _, i := range r.Skipped {
 		skipped[i] = true
 	}
+	alreadyServed := map[int]bool{}
+	for _, i := range r.AlreadyServed {
+		alreadyServed[i] = true
+	}
+	if n := len(r.AlreadyServed); n > 0 {
+		v.Notes = append(v.Notes, fmt.Sprintf("the default already served %v%% of users %q when the rollout was created: %d step(s) at or below that are skipped, so nobody loses the variation",
+			float64(domain.ServedWeight(r.Start, r.Variation))*100/domain.BucketCount, r.Variation, n))
+	}
 	for i, s := range r.Steps {
-		st := "pending"
+		st, reason := "pending", ""
 		switch {
+		case i < r.Next && alreadyServed[i]:
+			st, reason = "skipped", "already served when the rollout was created"
 		case i < r.Next && skipped[i]:
-			st = "skipped"
+			st, reason = "skipped", "its successor was already due when the rollout caught up"
 		case i < r.Next:
 			st = "applied"
 		case r.Status == domain.RolloutStatusAborted:
@@ -154,7 +169,7 @@ func viewRollout(r *domain.Rollout) rolloutView {
 		case i == r.Next:
 			st = "next"
 		}
-		v.Plan[i] = rolloutStepView{Index: i, At: s.At, Percent: s.Percent, Status: st}
+		v.Plan[i] = rolloutStepView{Index: i, At: s.At, Percent: s.Percent, Status: st, Reason: reason}
 	}
 	return v
 }
