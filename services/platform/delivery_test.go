@@ -568,3 +568,51 @@ func TestRolloutsAndExperimentsDoNotShareAFlag(t *testing.T) {
 	v.must(200, "POST", "/api/v1/projects/shop/rollouts/"+id+"/abort", nil)
 	v.must(200, "POST", "/api/v1/projects/shop/experiments/banner-test/start", nil)
 }
+
+// A rollout created on a flag that already serves 10% of users the rolled-out variation goes on
+// from there: the standard plan's 1% and 5% steps are skipped at creation (the answer says so) and
+// the first step applied is 25%, so nobody loses the variation.
+func TestRolloutStartsFromTheCurrentShare(t *testing.T) {
+	t.Parallel()
+	v := startVexil(t, "--roles", noExperimentRole)
+	setupShop(t, v)
+	now := time.Now().UTC()
+	clock := &testClock{now: now}
+	s := testScheduler(t, v, clock, nil)
+	tv := v.must(200, "GET", "/api/v1/projects/shop/flags/checkout/environments/production", nil)["targeting"].(map[string]any)
+	tv["on"], tv["default"] = true, map[string]any{"split": map[string]any{"variations": []any{
+		map[string]any{"variation": "true", "weight": 10000}, map[string]any{"variation": "false", "weight": 90000}}}}
+	v.must(200, "PUT", "/api/v1/projects/shop/flags/checkout/environments/production", tv)
+
+	start := now.Add(time.Hour)
+	created := v.must(201, "POST", "/api/v1/projects/shop/rollouts", map[string]any{"id": "ro", "flag": "checkout",
+		"environment": "production", "template": map[string]any{"start": rfc3339(start), "every": "1h"}})
+	var statuses []string
+	for _, p := range created["plan"].([]any) {
+		statuses = append(statuses, p.(map[string]any)["status"].(string))
+	}
+	if got := strings.Join(statuses, ","); got != "skipped,skipped,next,pending,pending" {
+		t.Fatalf("plan %s: %v", got, created["plan"])
+	}
+	if notes, _ := created["notes"].([]any); len(notes) != 1 || !strings.Contains(notes[0].(string), "10% of users") {
+		t.Fatalf("notes: %v", created["notes"])
+	}
+	if reason := created["plan"].([]any)[0].(map[string]any)["reason"]; reason != "already served when the rollout was created" {
+		t.Fatalf("reason of step 0: %v", reason)
+	}
+	// The 25% step is the first one due: at the third step's time the default goes from 10% to 25%.
+	clock.Set(start.Add(2 * time.Hour))
+	if rep := tick(t, s); rep.StepsApplied != 1 {
+		t.Fatalf("due pass: %+v", rep)
+	}
+	d := v.must(200, "GET", "/api/v1/projects/shop/flags/checkout/environments/production", nil)["targeting"].(map[string]any)["default"].(map[string]any)
+	if w := d["split"].(map[string]any)["variations"].([]any)[0].(map[string]any)["weight"]; w != 25000.0 {
+		t.Fatalf("default after the first step: %v", d)
+	}
+	// A plan entirely at or below what is served is refused.
+	v.must(200, "POST", "/api/v1/projects/shop/rollouts/ro/abort", nil)
+	if r := v.do("POST", "/api/v1/projects/shop/rollouts", map[string]any{"flag": "checkout", "environment": "production",
+		"template": map[string]any{"every": "1h", "percents": []float64{5, 10}}}); r.Status != 400 || r.JSON(t)["field"] != "steps" {
+		t.Fatalf("a plan at or below the current share: %d %s", r.Status, r.Body)
+	}
+}
