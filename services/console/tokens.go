@@ -112,3 +112,17 @@ func (s *Server) revokeToken(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, viewToken(agg.(*domain.APIToken)))
 }
+
+// RevokeToken revokes an API token; ENotFound when there is none with that id.
+func (a *App) RevokeToken(ctx context.Context, meta domain.Metadata, id string) (*domain.APIToken, error) {
+	agg, _, err := a.Execute(ctx, domain.TokenStream(id), AnyVersion, meta, func(cur projections.Aggregate) ([]domain.Event, error) {
+		if cur == nil {
+			return nil, domain.Errorf(domain.ENotFound, "token %q not found", id)
+		}
+		return cur.(*domain.APIToken).Revoke()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return agg.(*domain.APIToken), nil
+}

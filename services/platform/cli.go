@@ -22,6 +22,9 @@ Usage:
   vexil serve [--demo] [flags]        run the platform (every role by default; --roles to choose)
   vexil migrate up|down N|version|force V [flags]
   vexil seed demo [flags]             create the demo project (idempotent) and print its SDK keys
+  vexil tokens create --scope admin [--name N] [--project P] [flags]
+                                      create an API token from the command line (prints it once);
+                                      also: vexil tokens list, vexil tokens revoke ID
   vexil audit verify [--heads] [flags] verify the event store's hash chains; exit 1 on any problem
   vexil replay [--verify] [flags]     rebuild every read model from the event store and swap it in;
                                       --verify compares instead and exits 1 on any difference
@@ -58,6 +61,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.migrate(args[1:])
 	case "seed":
 		return m.seed(ctx, args[1:])
+	case "tokens":
+		return m.tokens(ctx, args[1:])
 	case "audit":
 		return m.audit(ctx, args[1:])
 	case "replay":
@@ -110,6 +115,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if p.AdminToken != "" {
 		// Shown once: only its hash is stored.
 		fmt.Fprintf(m.Stderr, "\nGenerated the bootstrap admin token (shown only this once; set VEXIL_ADMIN_TOKEN to choose your own):\n\n    %s\n\n", p.AdminToken)
+	} else if cfg.AdminToken == "" {
+		// The token was printed on the first start only: say how to get another one.
+		fmt.Fprintln(m.Stderr, "An admin token exists already (printed on the first start). Lost it? `vexil tokens create --scope admin` makes a new one.")
 	}
 	if demo {
 		res, err := SeedDemo(ctx, p.App)

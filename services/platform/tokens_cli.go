@@ -1,0 +1,130 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/user"
+	"slices"
+	"strings"
+
+	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/services/config"
+)
+
+// tokens is `vexil tokens create|list|revoke`: admin access a person can recover without a token,
+// by talking to the database directly (whoever can reach the database owns the installation
+// anyway). Every change is an ordinary event, attributed to the operating-system user on this host.
+func (m *Main) tokens(ctx context.Context, args []string) error {
+	const usage = "usage: vexil tokens create --scope read|write|admin [--name NAME] [--project KEY] [flags] | list [flags] | revoke ID [--reason R] [flags]"
+	if len(args) == 0 {
+		return fmt.Errorf("%s", usage)
+	}
+	verb, args := args[0], args[1:]
+	own := flag.NewFlagSet("vexil tokens "+verb, flag.ContinueOnError)
+	own.SetOutput(m.Stderr)
+	scope := own.String("scope", "", "read, write or admin")
+	name := own.String("name", "", "what the token is for (default: created from the command line)")
+	project := own.String("project", "", "restrict the token to this project (default: every project)")
+	reason := own.String("reason", "", "why, recorded in the audit log")
+	var id string
+	if verb == "revoke" {
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			return fmt.Errorf("%s", usage)
+		}
+		id, args = args[0], args[1:]
+	}
+	ownArgs, rest := splitOwnFlags(args, "scope", "name", "project", "reason")
+	if err := own.Parse(ownArgs); err != nil {
+		return err
+	}
+	cfg, err := config.Parse("vexil tokens "+verb, rest, m.Lookup)
+	if err != nil {
+		return err
+	}
+	p, err := Open(ctx, cfg, m.logger(cfg))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	meta := domain.Metadata{Actor: cliActor(), Reason: *reason}
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetIndent("", "  ")
+	switch verb {
+	case "create":
+		if *scope == "" {
+			return fmt.Errorf("tokens create: --scope is required (read, write or admin)")
+		}
+		if *name == "" {
+			*name = "created by " + meta.Actor
+		}
+		if meta.Reason == "" {
+			meta.Reason = "vexil tokens create"
+		}
+		secret, id, t, err := p.App.IssueToken(ctx, meta, *name, *scope, *project)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(map[string]any{"id": id, "name": t.Name, "scope": t.Scope, "project": t.Project, "token": secret})
+	case "list":
+		rows, err := p.Pool.Query(ctx, `SELECT id, name, scope, project, revoked, created_at FROM rm_api_tokens ORDER BY created_at, id`)
+		if err != nil {
+			return fmt.Errorf("tokens list: %w", err)
+		}
+		defer rows.Close()
+		out := []map[string]any{}
+		for rows.Next() {
+			var id, name, scope, project string
+			var revoked bool
+			var created any
+			if err := rows.Scan(&id, &name, &scope, &project, &revoked, &created); err != nil {
+				return fmt.Errorf("tokens list: %w", err)
+			}
+			out = append(out, map[string]any{"id": id, "name": name, "scope": scope, "project": project, "revoked": revoked, "created_at": created})
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("tokens list: %w", err)
+		}
+		return enc.Encode(out)
+	case "revoke":
+		t, err := p.App.RevokeToken(ctx, meta, id)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(map[string]any{"id": t.ID, "name": t.Name, "revoked": t.Revoked})
+	}
+	return fmt.Errorf("unknown tokens command %q; %s", verb, usage)
+}
+
+// splitOwnFlags separates a command's own flags (with their values) from the configuration flags.
+func splitOwnFlags(args []string, names ...string) (own, rest []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		n, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || !slices.Contains(names, n) {
+			rest = append(rest, a)
+			continue
+		}
+		own = append(own, a)
+		if !hasValue && i+1 < len(args) {
+			own = append(own, args[i+1])
+			i++
+		}
+	}
+	return own, rest
+}
+
+// cliActor names the person at the command line in the audit log: cli:<user>@<host>.
+func cliActor() string {
+	who := "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		who = u.Username
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return "cli:" + who + "@" + host
+}
