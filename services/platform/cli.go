@@ -9,10 +9,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/projector"
+	"github.com/vexil-flags/vexil/services/redisstream"
 	"github.com/vexil-flags/vexil/services/replay"
 )
 
@@ -88,10 +90,13 @@ func (m *Main) logger(cfg *config.Config) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	log := slog.New(slog.NewJSONHandler(m.Stderr, opts))
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(m.Stderr, opts))
+		log = slog.New(slog.NewTextHandler(m.Stderr, opts))
 	}
-	return slog.New(slog.NewJSONHandler(m.Stderr, opts))
+	// go-redis logs on its own (process-wide); its lines go through the same structured log.
+	redisstream.UseSlog(log, 10*time.Second)
+	return log
 }
 
 func (m *Main) serve(ctx context.Context, args []string) error {
