@@ -24,6 +24,9 @@ Usage:
   vexil serve [--demo] [flags]        run the platform (every role by default; --roles to choose)
   vexil migrate up|down N|version|force V [flags]
   vexil seed demo [flags]             create the demo project (idempotent) and print its SDK keys
+  vexil grafana-role [flags]          create/update the read-only role of Grafana's datasource
+                                      (VEXIL_GRAFANA_DB_USER, default vexil_grafana, and
+                                      VEXIL_GRAFANA_DB_PASSWORD, as the provisioning reads them)
   vexil tokens create --scope admin [--name N] [--project P] [flags]
                                       create an API token from the command line (prints it once);
                                       also: vexil tokens list, vexil tokens revoke ID
@@ -65,6 +68,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.seed(ctx, args[1:])
 	case "tokens":
 		return m.tokens(ctx, args[1:])
+	case "grafana-role":
+		return m.grafanaRole(ctx, args[1:])
 	case "audit":
 		return m.audit(ctx, args[1:])
 	case "replay":
@@ -227,6 +232,42 @@ func boolFlag(args []string, name string) (value bool, rest []string, err error)
 		}
 	}
 	return value, rest, nil
+}
+
+// grafanaRole creates the login role that dashboards/provisioning's datasource uses, with the
+// grants of postgres.GrafanaGrants and nothing else. Its name and password come from the same
+// variables the provisioning file reads, so one environment configures both sides.
+func (m *Main) grafanaRole(ctx context.Context, args []string) error {
+	cfg, err := config.Parse("vexil grafana-role", args, m.Lookup)
+	if err != nil {
+		return err
+	}
+	role, ok := m.Lookup("VEXIL_GRAFANA_DB_USER")
+	if !ok || role == "" {
+		role = "vexil_grafana"
+	}
+	password, _ := m.Lookup("VEXIL_GRAFANA_DB_PASSWORD")
+	if password == "" {
+		return fmt.Errorf("grafana-role: set VEXIL_GRAFANA_DB_PASSWORD (the datasource provisioning reads it too)")
+	}
+	if err := postgres.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	if cfg.Migrate {
+		if err := migrateUp(cfg.DatabaseURL); err != nil {
+			return err
+		}
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgres.GrantGrafanaRole(ctx, pool, role, password); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "role %s may read what the dashboards read (%d relations) and nothing else\n", role, len(postgres.GrafanaGrants))
+	return nil
 }
 
 // ErrVerificationFailed makes the process exit non-zero when verification found problems.
