@@ -48,6 +48,7 @@ type Config struct {
 	AnalysisInterval   time.Duration // how often the experiment role analyses running experiments
 	SchedulerInterval  time.Duration // how often the experiment role applies due scheduled changes and rollout steps
 	AutoOpsInterval    time.Duration // how often the experiment role measures auto-ops rules
+	DemoTraffic        float64       // simulated users a second with serve --demo; 0 = none
 
 	EventsMaxBatch           int           // events per POST /sdk/v1/events request (413 past it)
 	EventsMaxBodyBytes       int64         // body limit of POST /sdk/v1/events (413 past it)
@@ -98,6 +99,7 @@ var settings = []setting{
 	{"VEXIL_TELEMETRY_COMPRESS_AFTER", "telemetry-compress-after", "7d", "TimescaleDB: event chunks older than this are compressed (more than events-max-age)"},
 	{"VEXIL_TELEMETRY_CHUNK_INTERVAL", "telemetry-chunk-interval", "1d", "TimescaleDB: time range of one event chunk"},
 	{"VEXIL_TELEMETRY_REFRESH_INTERVAL", "telemetry-refresh-interval", "1m", "telemetry maintenance interval: rollup refresh on plain PostgreSQL, goal re-attribution, retention"},
+	{"VEXIL_DEMO_TRAFFIC", "demo-traffic", "10", "with serve --demo: simulated users a second that evaluate flags and convert through the SDK API; 0 = no simulated traffic"},
 }
 
 // Settings returns (env, flag, default, help) rows for documentation.
@@ -171,6 +173,9 @@ func Parse(name string, args []string, lookup func(string) (string, bool)) (*Con
 	}
 	if c.AutoOpsInterval, err = time.ParseDuration(*vals["autoops-interval"]); err != nil || c.AutoOpsInterval <= 0 {
 		return nil, fmt.Errorf("config: autoops-interval must be a positive duration, got %q", *vals["autoops-interval"])
+	}
+	if c.DemoTraffic, err = strconv.ParseFloat(*vals["demo-traffic"], 64); err != nil || c.DemoTraffic < 0 || c.DemoTraffic > 1000 {
+		return nil, fmt.Errorf("config: demo-traffic must be a number of users a second from 0 to 1000, got %q", *vals["demo-traffic"])
 	}
 	if c.Roles, err = ParseRoles(*vals["roles"]); err != nil {
 		return nil, err

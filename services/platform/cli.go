@@ -119,6 +119,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer p.Close()
+	if demo {
+		p.NotReadyUntil("seeding the demo project")
+	}
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
@@ -130,7 +133,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		fmt.Fprintln(m.Stderr, "An admin token exists already (printed on the first start). Lost it? `vexil tokens create --scope admin` makes a new one.")
 	}
 	if demo {
-		res, err := SeedDemo(ctx, p.App)
+		res, err := p.StartDemo(ctx)
 		if err != nil {
 			return err
 		}

@@ -31,6 +31,7 @@ type ops struct {
 	reg         *prometheus.Registry
 	gatherer    prometheus.Gatherer
 	snapshots   *sdkapi.Snapshots // nil unless the api role runs here
+	starting    func() string     // why the process is not ready yet although it runs ("" once it is)
 
 	mu         sync.Mutex
 	migrations check // cached: the version only changes when someone migrates
@@ -64,6 +65,10 @@ func (o *ops) readyz(c echo.Context) error {
 	} else {
 		checks["redis"] = check{OK: true}
 	}
+	why := o.starting()
+	if why != "" {
+		checks["startup"] = check{Detail: why}
+	}
 	status := http.StatusOK
 	state := "ready"
 	if o.snapshots != nil {
@@ -71,6 +76,9 @@ func (o *ops) readyz(c echo.Context) error {
 		checks["snapshots"] = check{OK: h.Environments > 0 || h.Degraded == "", Detail: h.Degraded}
 	}
 	switch {
+	case why != "":
+		// Still setting up (e.g. seeding the demo): no traffic yet, whatever the dependencies say.
+		status, state = http.StatusServiceUnavailable, "starting"
 	case ready:
 	case o.snapshots != nil && o.snapshots.Health().Environments > 0:
 		// The api role keeps evaluating from memory: stay in the load balancer, say degraded.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -70,7 +71,11 @@ type Platform struct {
 
 	echo     *echo.Echo
 	listener net.Listener
+	runCtx   context.Context // ends when the platform closes: what the roles run under
 	cancel   context.CancelFunc
+	// starting says why the process is not ready yet although its roles run (e.g. the demo is
+	// being seeded); /readyz answers 503 until it is cleared.
+	starting atomic.Pointer[string]
 	wg       sync.WaitGroup
 	errs     chan error
 }
@@ -129,7 +134,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	metrics := newStreamMetrics(reg)
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
+	p.runCtx, p.cancel = runCtx, cancel
 	bus := redisstream.Config{URL: cfg.RedisURL, Prefix: cfg.StreamPrefix, Logger: p.Log}
 	telemetryMetrics := telemetry.NewMetrics(reg)
 
@@ -244,7 +249,8 @@ func (p *Platform) Start(ctx context.Context) error {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpapi.ErrorHandler(p.Log)
 	e.Use(httpapi.Recover(p.Log), httpapi.Requests(p.Log, httpapi.NewMetrics(reg)))
-	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps}).register(e)
+	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps,
+		starting: p.startingReason}).register(e)
 	if sdk != nil {
 		sdk.Register(e)
 	}
@@ -279,6 +285,21 @@ func (p *Platform) Start(ctx context.Context) error {
 	p.AdminToken = token
 	p.Log.Info("vexil started", "addr", p.Addr, "roles", cfg.Roles, "stream_prefix", cfg.StreamPrefix)
 	return nil
+}
+
+// NotReadyUntil makes /readyz answer 503 with reason until Ready is called: for work that must
+// finish after the roles start and before traffic should come (seeding the demo). Call it
+// before Start.
+func (p *Platform) NotReadyUntil(reason string) { p.starting.Store(&reason) }
+
+// Ready ends NotReadyUntil.
+func (p *Platform) Ready() { p.starting.Store(nil) }
+
+func (p *Platform) startingReason() string {
+	if r := p.starting.Load(); r != nil {
+		return *r
+	}
+	return ""
 }
 
 // onApplied lets the in-process projector tell the api role at once that read models moved.

@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections"
@@ -17,6 +18,10 @@ type SeedResult struct {
 	Project      string            `json:"project"`
 	Environments []SeedEnvironment `json:"environments"`
 	Flags        []string          `json:"flags"`
+	Goals        []string          `json:"goals"`
+	Experiment   string            `json:"experiment"` // running in production on new-checkout
+	Rollout      string            `json:"rollout"`    // of fast-search in production
+	Schedule     string            `json:"schedule"`   // the banner's sale, at the next 09:00 UTC
 }
 
 // SeedEnvironment carries the SDK keys of one demo environment.
@@ -113,6 +118,13 @@ func SeedDemo(ctx context.Context, app *console.App) (*SeedResult, error) {
 		}
 		res.Flags = append(res.Flags, df.flag.Key)
 	}
+
+	if err := seedDemoLive(ctx, app, time.Now().UTC()); err != nil {
+		return nil, err
+	}
+	res.Flags = append(res.Flags, demoRolloutFlag)
+	res.Goals = []string{DemoGoalPurchase, DemoGoalOrderValue}
+	res.Experiment, res.Rollout, res.Schedule = DemoExperiment, DemoRollout, DemoSchedule
 
 	p, err := app.LoadProject(ctx, DemoProject)
 	if err != nil {

@@ -39,6 +39,13 @@ type Vexil struct {
 // and Redis prefix; args override the defaults (e.g. "--redis-url", proxy.URL()).
 func Start(t testing.TB, args ...string) *Vexil {
 	t.Helper()
+	return StartWith(t, nil, args...)
+}
+
+// StartWith is Start with before called on the opened platform before it starts (e.g. to hold
+// /readyz with NotReadyUntil).
+func StartWith(t testing.TB, before func(*platform.Platform), args ...string) *Vexil {
+	t.Helper()
 	v := &Vexil{T: t, Database: pgtest.NewDatabase(t), Redis: redistest.URL(), Prefix: redistest.NewPrefix(t)}
 	all := append([]string{"--database-url", v.Database, "--redis-url", v.Redis, "--stream-prefix", v.Prefix,
 		"--http-addr", "127.0.0.1:0", "--admin-token", AdminToken, "--consistency-wait", "5s"}, args...)
@@ -58,12 +65,15 @@ func Start(t testing.TB, args ...string) *Vexil {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { p.Close() })
+	v.P = p
+	if before != nil {
+		before(p)
+	}
 	if err := p.Start(ctx); err != nil {
-		p.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Close() })
-	v.P, v.Base = p, "http://"+p.Addr
+	v.Base = "http://" + p.Addr
 	return v
 }
 
