@@ -283,7 +283,9 @@ func (p *Platform) Start(ctx context.Context) error {
 		return err
 	}
 	p.AdminToken = token
-	p.Log.Info("vexil started", "addr", p.Addr, "roles", cfg.Roles, "stream_prefix", cfg.StreamPrefix)
+	st := p.describeStorage(ctx)
+	p.Log.Info("vexil started", "addr", p.Addr, "roles", cfg.Roles, "stream_prefix", cfg.StreamPrefix,
+		"storage", st.Mode, "postgresql", st.PostgreSQL, "timescaledb", st.TimescaleDB, "redis", st.Redis)
 	return nil
 }
 
