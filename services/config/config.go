@@ -6,6 +6,7 @@ package config
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"slices"
@@ -102,6 +103,30 @@ var settings = []setting{
 	{"VEXIL_DEMO_TRAFFIC", "demo-traffic", "10", "with serve --demo: simulated users a second that evaluate flags and convert through the SDK API; 0 = no simulated traffic"},
 }
 
+// kind names the type of a setting's value for help texts, from its default.
+func (s setting) kind() string {
+	switch {
+	case s.flag == "roles":
+		return "list"
+	case s.flag == "sdk-rate-limit" || s.flag == "demo-traffic": // fractions allowed
+		return "number"
+	case strings.Contains(s.flag, "url"):
+		return "url"
+	case s.def == "true" || s.def == "false":
+		return "bool"
+	}
+	if _, err := strconv.ParseInt(s.def, 10, 64); err == nil {
+		return "int"
+	}
+	if _, err := strconv.ParseFloat(s.def, 64); err == nil {
+		return "number"
+	}
+	if _, err := ParseLongDuration(s.def); err == nil && s.def != "" {
+		return "duration"
+	}
+	return "string"
+}
+
 // Settings returns (env, flag, default, help) rows for documentation.
 func Settings() [][4]string {
 	out := make([][4]string, len(settings))
@@ -113,14 +138,24 @@ func Settings() [][4]string {
 
 // Parse reads the environment (lookup, usually os.LookupEnv) and then args, which override it.
 func Parse(name string, args []string, lookup func(string) (string, bool)) (*Config, error) {
+	return ParseWithOutput(name, args, lookup, nil)
+}
+
+// ParseWithOutput is Parse writing help and flag errors to out (stderr when nil).
+func ParseWithOutput(name string, args []string, lookup func(string) (string, bool), out io.Writer) (*Config, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if out != nil {
+		fs.SetOutput(out)
+	}
 	vals := make(map[string]*string, len(settings))
 	for _, s := range settings {
 		def := s.def
 		if v, ok := lookup(s.env); ok {
 			def = v
 		}
-		vals[s.flag] = fs.String(s.flag, def, s.help+" (env "+s.env+")")
+		// The back-quoted kind is what flag's help prints as the argument's type, instead of
+		// "string" for every setting (they are all read as strings, then parsed below).
+		vals[s.flag] = fs.String(s.flag, def, s.help+" (`"+s.kind()+"`, env "+s.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -1,6 +1,9 @@
 package config_test
 
 import (
+	"errors"
+	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +53,21 @@ func TestRejectsBadSettings(t *testing.T) {
 	} {
 		if _, err := config.Parse("vexil", args, env(nil)); err == nil {
 			t.Errorf("%s: expected an error", name)
+		}
+	}
+}
+
+// --help shows each setting's type, not "string" for all.
+func TestHelpShowsTypes(t *testing.T) {
+	var out strings.Builder
+	_, err := config.ParseWithOutput("vexil serve", []string{"--help"}, func(string) (string, bool) { return "", false }, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, want := range []string{"-consistency-wait duration", "-migrate bool", "-max-body-bytes int", "-database-url url",
+		"-roles list", "-sdk-rate-limit number", "-log-format string"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, out.String())
 		}
 	}
 }

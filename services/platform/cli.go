@@ -3,6 +3,8 @@ package platform
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,6 +61,14 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		m.printUsage(m.Stderr)
 		return fmt.Errorf("no command given")
 	}
+	err := m.dispatch(ctx, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // `vexil serve --help`: the flag package printed the help; asking is no failure
+	}
+	return err
+}
+
+func (m *Main) dispatch(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "serve":
 		return m.serve(ctx, args[1:])
