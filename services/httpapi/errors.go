@@ -45,13 +45,28 @@ func StatusOf(code string) int {
 	}
 }
 
+// CodeMethodNotAllowed answers a route that exists with another method (405). It is an HTTP
+// matter, so it has no domain code.
+const CodeMethodNotAllowed = "method_not_allowed"
+
+// Codes lists every code an error body can carry, with its status: the README lists them all,
+// and a test keeps the two in step.
+func Codes() map[string]int {
+	out := map[string]int{CodeMethodNotAllowed: http.StatusMethodNotAllowed}
+	for _, c := range []string{domain.EInvalid, domain.ENotFound, domain.EConflict, domain.EUnauthorized, domain.EForbidden,
+		domain.ETooLarge, domain.ERateLimited, domain.EUnavailable, domain.EInternal} {
+		out[c] = StatusOf(c)
+	}
+	return out
+}
+
 // codeOfStatus maps statuses echo produces itself (unknown route, wrong method) back to codes.
 func codeOfStatus(status int) string {
 	switch status {
 	case http.StatusNotFound:
 		return domain.ENotFound
 	case http.StatusMethodNotAllowed:
-		return "method_not_allowed"
+		return CodeMethodNotAllowed
 	case http.StatusRequestEntityTooLarge:
 		return domain.ETooLarge
 	case http.StatusUnauthorized:
