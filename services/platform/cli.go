@@ -25,7 +25,8 @@ const usage = `vexil: event-sourced feature flags and experiments
 Usage:
   vexil serve [--demo] [flags]        run the platform (every role by default; --roles to choose)
   vexil migrate up|down N|version|force V [flags]
-  vexil seed demo [flags]             create the demo project (idempotent) and print its SDK keys
+  vexil seed demo [--shell ENV] [flags] create the demo project (idempotent) and print its SDK keys
+                                      (--shell: as export lines of ENV's keys, for eval)
   vexil grafana-role [flags]          create/update the read-only role of Grafana's datasource
                                       (VEXIL_GRAFANA_DB_USER, default vexil_grafana, and
                                       VEXIL_GRAFANA_DB_PASSWORD, as the provisioning reads them)
@@ -157,9 +158,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 func (m *Main) seed(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "demo" {
-		return fmt.Errorf("usage: vexil seed demo [flags]")
+		return fmt.Errorf("usage: vexil seed demo [--shell ENVIRONMENT] [flags]")
 	}
-	cfg, err := config.Parse("vexil seed demo", args[1:], m.Lookup)
+	own, rest := splitOwnFlags(args[1:], []string{"shell"}, nil)
+	fs := flag.NewFlagSet("vexil seed demo", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	shellEnv := fs.String("shell", "", "print `export CLIENT_KEY=… SERVER_KEY=…` of this environment instead of JSON, for eval")
+	if err := fs.Parse(own); err != nil {
+		return err
+	}
+	cfg, err := config.Parse("vexil seed demo", rest, m.Lookup)
 	if err != nil {
 		return err
 	}
@@ -171,6 +179,16 @@ func (m *Main) seed(ctx context.Context, args []string) error {
 	res, err := SeedDemo(ctx, p.App)
 	if err != nil {
 		return err
+	}
+	if *shellEnv != "" {
+		for _, e := range res.Environments {
+			if e.Key == *shellEnv {
+				// Keys are [a-z0-9-]: nothing to quote.
+				_, err := fmt.Fprintf(m.Stdout, "export CLIENT_KEY=%s SERVER_KEY=%s\n", e.ClientKey, e.ServerKey)
+				return err
+			}
+		}
+		return fmt.Errorf("seed demo: the demo project has no environment %q", *shellEnv)
 	}
 	enc := json.NewEncoder(m.Stdout)
 	enc.SetIndent("", "  ")

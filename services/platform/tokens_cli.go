@@ -29,6 +29,7 @@ func (m *Main) tokens(ctx context.Context, args []string) error {
 	name := own.String("name", "", "what the token is for (default: created from the command line)")
 	project := own.String("project", "", "restrict the token to this project (default: every project)")
 	reason := own.String("reason", "", "why, recorded in the audit log")
+	secretOnly := own.Bool("secret-only", false, "print only the token's secret, for TOKEN=$(vexil tokens create ...)")
 	var id string
 	if verb == "revoke" {
 		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -36,7 +37,7 @@ func (m *Main) tokens(ctx context.Context, args []string) error {
 		}
 		id, args = args[0], args[1:]
 	}
-	ownArgs, rest := splitOwnFlags(args, "scope", "name", "project", "reason")
+	ownArgs, rest := splitOwnFlags(args, []string{"scope", "name", "project", "reason"}, []string{"secret-only"})
 	if err := own.Parse(ownArgs); err != nil {
 		return err
 	}
@@ -65,6 +66,10 @@ func (m *Main) tokens(ctx context.Context, args []string) error {
 		}
 		secret, id, t, err := p.App.IssueToken(ctx, meta, *name, *scope, *project)
 		if err != nil {
+			return err
+		}
+		if *secretOnly {
+			_, err := fmt.Fprintln(m.Stdout, secret)
 			return err
 		}
 		return enc.Encode(map[string]any{"id": id, "name": t.Name, "scope": t.Scope, "project": t.Project, "token": secret})
@@ -98,19 +103,25 @@ func (m *Main) tokens(ctx context.Context, args []string) error {
 	return fmt.Errorf("unknown tokens command %q; %s", verb, usage)
 }
 
-// splitOwnFlags separates a command's own flags (with their values) from the configuration flags.
-func splitOwnFlags(args []string, names ...string) (own, rest []string) {
+// splitOwnFlags separates a command's own flags from the configuration flags: valued ones take
+// the next argument unless written --name=value; boolean ones never do.
+func splitOwnFlags(args, valued, boolean []string) (own, rest []string) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		n, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || !slices.Contains(names, n) {
+		switch {
+		case !strings.HasPrefix(a, "-"):
 			rest = append(rest, a)
-			continue
-		}
-		own = append(own, a)
-		if !hasValue && i+1 < len(args) {
-			own = append(own, args[i+1])
-			i++
+		case slices.Contains(boolean, n):
+			own = append(own, a)
+		case slices.Contains(valued, n):
+			own = append(own, a)
+			if !hasValue && i+1 < len(args) {
+				own = append(own, args[i+1])
+				i++
+			}
+		default:
+			rest = append(rest, a)
 		}
 	}
 	return own, rest
