@@ -66,8 +66,7 @@ func checkRoute(r route) {
 // permit is the decision: may token t act with scope need on project ("" is the instance as a
 // whole, or an unrestricted token as the thing acted on)? what names the action in the 403.
 func permit(t access.Token, project, need, what string) error {
-	pt := &domain.APIToken{ID: t.ID, Scope: t.Scope, Project: t.Project, Revoked: t.Revoked}
-	if pt.Permits(project, need) {
+	if sees(t, project, need) {
 		return nil
 	}
 	switch {
@@ -80,9 +79,11 @@ func permit(t access.Token, project, need, what string) error {
 	}
 }
 
-// sees reports whether a listing shows t an item of project with scope: the items it could act on.
+// sees reports whether t reaches project with scope: permit's decision without the error, which
+// is also what a listing shows t (the items it could act on).
 func sees(t access.Token, project, scope string) bool {
-	return permit(t, project, scope, "") == nil
+	pt := &domain.APIToken{ID: t.ID, Scope: t.Scope, Project: t.Project, Revoked: t.Revoked}
+	return pt.Permits(project, scope)
 }
 
 // authorize checks a route's reach and scope for the authenticated principal before the handler
