@@ -17,7 +17,9 @@ func ScopeAllows(have, need string) bool {
 
 // Permits reports whether the token may act with scope need on project (a token bound to a
 // project reaches only that project; project "" asks about project-independent resources, which
-// only unbound tokens reach). A revoked token permits nothing.
+// only unbound tokens reach). A revoked token permits nothing. It is the management API's whole
+// authorization rule: acting on another token asks Permits(target's project, target's scope), so
+// no token creates, sees or revokes one beyond itself.
 func (t *APIToken) Permits(project, need string) bool {
 	if t == nil || t.ID == "" || t.Revoked {
 		return false

@@ -107,3 +107,35 @@ func TestFoldToken(t *testing.T) {
 		t.Fatalf("a stream without TokenIssued folded")
 	}
 }
+
+// Permits is the whole authorization rule of the management API: a token acts only within its
+// project and scope, where project "" is the instance as a whole (or an unrestricted token as the
+// thing acted on), which only unrestricted tokens reach.
+func TestTokenPermits(t *testing.T) {
+	admin := &domain.APIToken{ID: "a", Scope: "admin"}
+	acmeAdmin := &domain.APIToken{ID: "b", Scope: "admin", Project: "acme"}
+	acmeRead := &domain.APIToken{ID: "c", Scope: "read", Project: "acme"}
+	revoked := &domain.APIToken{ID: "d", Scope: "admin", Revoked: true}
+	tests := []struct {
+		name          string
+		tok           *domain.APIToken
+		project, need string
+		want          bool
+	}{
+		{"unrestricted admin in a project", admin, "acme", "admin", true},
+		{"unrestricted admin on the instance", admin, "", "admin", true},
+		{"restricted admin in its project", acmeAdmin, "acme", "admin", true},
+		{"restricted admin in another project", acmeAdmin, "other", "read", false},
+		{"restricted admin on the instance (or an unrestricted token)", acmeAdmin, "", "read", false},
+		{"restricted reader reads its project", acmeRead, "acme", "read", true},
+		{"restricted reader cannot write it (nor make a write token)", acmeRead, "acme", "write", false},
+		{"unknown scope needed", admin, "acme", "root", false},
+		{"revoked", revoked, "acme", "read", false},
+		{"no token", nil, "acme", "read", false},
+	}
+	for _, tc := range tests {
+		if got := tc.tok.Permits(tc.project, tc.need); got != tc.want {
+			t.Errorf("%s: Permits(%q, %q) = %v, want %v", tc.name, tc.project, tc.need, got, tc.want)
+		}
+	}
+}

@@ -79,19 +79,3 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
-
-// require checks the token's scope, and its project restriction when the route names a project.
-func require(scope string) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			t := principal(c)
-			if !domain.ScopeAllows(t.Scope, scope) {
-				return domain.Errorf(domain.EForbidden, "this API token has scope %q; %q is required", t.Scope, scope)
-			}
-			if p := c.Param("project"); t.Project != "" && p != "" && p != t.Project {
-				return domain.Errorf(domain.EForbidden, "this API token is restricted to project %q", t.Project)
-			}
-			return next(c)
-		}
-	}
-}

@@ -83,7 +83,11 @@ func buildOpenAPI() map[string]any {
 		}
 		if r.scope != "" {
 			op["security"] = []any{map[string]any{"bearer": []string{}}}
-			op["description"] = "Requires a token with scope " + r.scope + " or higher."
+			op["description"] = "Requires a token with scope " + r.scope + " or higher. " + reachDescription[reachOf(r)]
+			// Machine-readable for clients and for the authorization matrix test, which is
+			// generated from this document.
+			op["x-vexil-scope"] = r.scope
+			op["x-vexil-reach"] = string(reachOf(r))
 		}
 		if r.request != nil {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
@@ -99,6 +103,14 @@ func buildOpenAPI() map[string]any {
 		"paths":      paths,
 		"components": map[string]any{"schemas": schemas, "securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}}},
 	}
+}
+
+// reachDescription tells a reader of the document what a project-restricted token may do.
+var reachDescription = map[reach]string{
+	reachProject:  "A token restricted to a project may call it for that project only.",
+	reachInstance: "Acts on the whole instance: a token restricted to a project may not call it.",
+	reachListing:  "A token restricted to a project sees only what lies within its project and scope.",
+	reachToken:    "Acts on an API token: only on one within the caller's project and scope (a restricted token never makes or revokes an unrestricted one).",
 }
 
 func operationID(r route) string {

@@ -27,9 +27,9 @@ func routes() []route {
 		{method: get, path: "/openapi.json", summary: "This OpenAPI document", tag: "meta", status: 200,
 			handler: (*Server).openAPI},
 
-		{method: get, path: "/projects", scope: read, tag: "projects", summary: "List projects", status: 200,
+		{method: get, path: "/projects", scope: read, reach: reachListing, tag: "projects", summary: "List projects (a project-restricted token sees its own)", status: 200,
 			query: []string{"cursor", "limit"}, response: page[catalog.ProjectSummary]{}, handler: (*Server).listProjects},
-		{method: post, path: "/projects", scope: admin, tag: "projects", summary: "Create a project with its environments (default development and production)",
+		{method: post, path: "/projects", scope: admin, reach: reachInstance, tag: "projects", summary: "Create a project with its environments (default development and production); needs an unrestricted token",
 			status: 201, request: createProjectRequest{}, response: domain.Project{}, handler: (*Server).createProject},
 		{method: get, path: "/projects/:project", scope: read, tag: "projects", summary: "Get a project", status: 200,
 			response: domain.Project{}, handler: (*Server).getProject},
@@ -155,11 +155,11 @@ func routes() []route {
 		{method: del, path: "/projects/:project/triggers/:id", scope: write, tag: "triggers", summary: "Delete a webhook trigger",
 			status: 200, response: delivery.TriggerSummary{}, handler: (*Server).deleteTrigger},
 
-		{method: get, path: "/tokens", scope: admin, tag: "tokens", summary: "List API tokens (never their secrets)",
+		{method: get, path: "/tokens", scope: admin, reach: reachListing, tag: "tokens", summary: "List the API tokens within this token's project and scope (never their secrets)",
 			status: 200, response: page[tokenView]{}, handler: (*Server).listTokens},
-		{method: post, path: "/tokens", scope: admin, tag: "tokens", summary: "Create an API token; the secret is shown only in this answer",
+		{method: post, path: "/tokens", scope: admin, reach: reachToken, tag: "tokens", summary: "Create an API token within this token's project and scope; the secret is shown only in this answer",
 			status: 201, request: createTokenRequest{}, response: createdToken{}, handler: (*Server).createToken},
-		{method: del, path: "/tokens/:id", scope: admin, tag: "tokens", summary: "Revoke an API token",
+		{method: del, path: "/tokens/:id", scope: admin, reach: reachToken, tag: "tokens", summary: "Revoke an API token within this token's project and scope",
 			status: 200, response: tokenView{}, handler: (*Server).revokeToken},
 	}
 }

@@ -43,6 +43,7 @@ func (s *Server) WithTriggerRateLimit(perMinute int) *Server {
 type route struct {
 	method, path string
 	scope        string // "" for the unauthenticated OpenAPI document
+	reach        reach  // what the route acts on (policy.go); "" derives it from the path
 	summary      string
 	tag          string
 	request      any // zero value of the JSON body type, or nil
@@ -56,12 +57,13 @@ type route struct {
 func (s *Server) Register(e *echo.Echo) {
 	g := e.Group("/api/v1")
 	for _, r := range allRoutes() {
+		checkRoute(r)
 		h := func(r route) echo.HandlerFunc { return func(c echo.Context) error { return r.handler(s, c) } }(r)
 		if r.scope == "" {
 			g.Add(r.method, r.path, h)
 			continue
 		}
-		g.Add(r.method, r.path, h, s.authenticate, require(r.scope))
+		g.Add(r.method, r.path, h, s.authenticate, authorize(r))
 	}
 }
 

@@ -35,7 +35,10 @@ type createdToken struct {
 	Token string `json:"token"`
 }
 
+// listTokens lists the tokens the caller could itself create or revoke (policy.go): all of them
+// for an unrestricted admin, those of its own project for a restricted one.
 func (s *Server) listTokens(c echo.Context) error {
+	caller := principal(c)
 	rows, err := s.app.pool.Query(c.Request().Context(),
 		`SELECT id, name, scope, project, revoked, created_at, revoked_at FROM rm_api_tokens ORDER BY created_at, id`)
 	if err != nil {
@@ -48,7 +51,9 @@ func (s *Server) listTokens(c echo.Context) error {
 		if err := rows.Scan(&t.ID, &t.Name, &t.Scope, &t.Project, &t.Revoked, &t.CreatedAt, &t.RevokedAt); err != nil {
 			return fmt.Errorf("console: scan token: %w", err)
 		}
-		out = append(out, t)
+		if sees(caller, t.Project, t.Scope) {
+			out = append(out, t)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("console: list tokens: %w", err)
@@ -82,6 +87,17 @@ func (s *Server) createToken(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
+	// No token makes one beyond itself: a restricted token only for its project, and no scope it
+	// does not hold. An unknown scope is left to the domain, which answers 400 naming the field.
+	if domain.ValidScope(req.Scope) {
+		what := fmt.Sprintf("creating an unrestricted token of scope %q", req.Scope)
+		if req.Project != "" {
+			what = fmt.Sprintf("creating a token of scope %q for project %q", req.Scope, req.Project)
+		}
+		if err := permit(principal(c), req.Project, req.Scope, what); err != nil {
+			return err
+		}
+	}
 	secret, _, t, err := s.app.IssueToken(c.Request().Context(), meta(c), req.Name, req.Scope, req.Project)
 	if err != nil {
 		return err
@@ -105,7 +121,12 @@ func (s *Server) revokeToken(c echo.Context) error {
 			if cur == nil {
 				return nil, domain.Errorf(domain.ENotFound, "token %q not found", id)
 			}
-			return cur.(*domain.APIToken).Revoke()
+			target := cur.(*domain.APIToken)
+			// Before Revoke: a token out of reach is 403 whether or not it is already revoked.
+			if err := permit(principal(c), target.Project, target.Scope, fmt.Sprintf("revoking token %q", id)); err != nil {
+				return nil, err
+			}
+			return target.Revoke()
 		})
 	if err != nil {
 		return err
