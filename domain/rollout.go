@@ -238,6 +238,9 @@ func CreateRollout(in NewRollout, current *Flag, cat *Catalog, active, experimen
 	// share the default already serves are skipped now (a flag at 10% given the standard plan goes
 	// on at 25%, not back to 1%), and the rollout's plan says why.
 	served := ServedWeight(start, v)
+	if !current.targeting(in.Environment).On {
+		served = 0 // an off flag serves its off variation: nobody gets the default yet
+	}
 	for i, s := range steps {
 		if RolloutWeight(s.Percent) > served {
 			break

@@ -129,6 +129,16 @@ func TestCreateRollout(t *testing.T) {
 			}(), &domain.RolloutStepSkipped{Index: 0, Percent: 1, AlreadyServed: true},
 				&domain.RolloutStepSkipped{Index: 1, Percent: 5, AlreadyServed: true},
 				&domain.RolloutStepSkipped{Index: 2, Percent: 25, AlreadyServed: true}}},
+		{name: "an off flag serves nobody its default: every step applies", in: in(nil),
+			flag: func() []domain.Event {
+				tg := *initial("false", "true")
+				return []domain.Event{boolCreated("new-checkout"), &domain.FlagTargetingUpdated{Environment: "production", Targeting: tg}}
+			}(),
+			then: []domain.Event{func() *domain.RolloutCreated {
+				c := rolloutCreated()
+				c.Start = domain.Serve{Variation: "true"}
+				return c
+			}()}},
 		{name: "a flag already serving the variation to everybody: nothing to roll out", in: in(nil),
 			flag: func() []domain.Event {
 				tg := *initial("false", "true")
