@@ -255,6 +255,9 @@ func TestBrowserWebSDKWithOFREPProvider(t *testing.T) {
 	}
 	messages := 0
 	for _, st := range s.Streams {
+		if st.Errors != 0 {
+			t.Errorf("the page's EventSource on %s had %d errors (a refused or dropped stream)", st.URL, st.Errors)
+		}
 		for _, m := range st.Messages {
 			if strings.Contains(m.Data, `"refetchEvaluation"`) {
 				messages++
