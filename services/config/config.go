@@ -62,6 +62,10 @@ type Config struct {
 	TelemetryCompressAfter   time.Duration // TimescaleDB: event chunks are compressed after this
 	TelemetryChunkInterval   time.Duration // TimescaleDB: time range of one event chunk
 	TelemetryRefreshInterval time.Duration // telemetry maintenance interval (plain-PostgreSQL rollup refresh)
+
+	SDKCORSOrigins     []string      // origins that may call /ofrep/v1 and /sdk/v1 from a browser; "*" any, none: same-origin only
+	ConsoleCORSOrigins []string      // origins that may call /api/v1 from a browser; none (the default): same-origin only
+	CORSMaxAge         time.Duration // how long browsers may cache a CORS preflight answer
 }
 
 // setting documents one option once, for the flag set, the environment and the README table.
@@ -101,12 +105,15 @@ var settings = []setting{
 	{"VEXIL_TELEMETRY_CHUNK_INTERVAL", "telemetry-chunk-interval", "1d", "TimescaleDB: time range of one event chunk"},
 	{"VEXIL_TELEMETRY_REFRESH_INTERVAL", "telemetry-refresh-interval", "1m", "telemetry maintenance interval: rollup refresh on plain PostgreSQL, goal re-attribution, retention"},
 	{"VEXIL_DEMO_TRAFFIC", "demo-traffic", "10", "with serve --demo: simulated users a second that evaluate flags and convert through the SDK API; 0 = no simulated traffic"},
+	{"VEXIL_SDK_CORS_ORIGINS", "sdk-cors-origins", "*", "comma list of origins (scheme://host[:port]) whose web pages may call /ofrep/v1 and /sdk/v1, or * for any (client-side keys are public by design); empty: same-origin only"},
+	{"VEXIL_CONSOLE_CORS_ORIGINS", "console-cors-origins", "", "comma list of origins whose web pages may call the management API /api/v1 (a console hosted elsewhere); empty (default): same-origin only"},
+	{"VEXIL_CORS_MAX_AGE", "cors-max-age", "24h", "how long a browser may cache a CORS preflight answer (Access-Control-Max-Age; browsers cap it, Chromium at 2h); Chromium still preflights every request carrying If-None-Match, so browsers should prefer the SSE stream to ETag polling"},
 }
 
 // kind names the type of a setting's value for help texts, from its default.
 func (s setting) kind() string {
 	switch {
-	case s.flag == "roles":
+	case s.flag == "roles" || strings.HasSuffix(s.flag, "-origins"):
 		return "list"
 	case s.flag == "sdk-rate-limit" || s.flag == "demo-traffic": // fractions allowed
 		return "number"
@@ -215,6 +222,15 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 	if c.Roles, err = ParseRoles(*vals["roles"]); err != nil {
 		return nil, err
 	}
+	if c.SDKCORSOrigins, err = ParseOrigins(*vals["sdk-cors-origins"]); err != nil {
+		return nil, fmt.Errorf("config: sdk-cors-origins: %w", err)
+	}
+	if c.ConsoleCORSOrigins, err = ParseOrigins(*vals["console-cors-origins"]); err != nil {
+		return nil, fmt.Errorf("config: console-cors-origins: %w", err)
+	}
+	if c.CORSMaxAge, err = time.ParseDuration(*vals["cors-max-age"]); err != nil || c.CORSMaxAge < 0 || c.CORSMaxAge > 24*time.Hour {
+		return nil, fmt.Errorf("config: cors-max-age must be a duration from 0s to 24h, got %q", *vals["cors-max-age"])
+	}
 	return c, c.validate()
 }
 
@@ -242,6 +258,33 @@ func ParseRoles(s string) ([]string, error) {
 		return nil, fmt.Errorf("config: no role given")
 	}
 	return roles, nil
+}
+
+// ParseOrigins reads a comma list of CORS origins: "*" alone, or scheme://host[:port] each
+// (lower-cased, as browsers send them). Blank means none.
+func ParseOrigins(list string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				return nil, fmt.Errorf("%q is not an origin: want * or scheme://host[:port], e.g. https://app.example.com", o)
+			}
+			o = strings.ToLower(u.Scheme + "://" + u.Host)
+		}
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	if len(out) > 1 && slices.Contains(out, "*") {
+		return nil, fmt.Errorf("* allows every origin: list it alone, not with others (%q)", list)
+	}
+	return out, nil
 }
 
 // Has reports whether the process runs role.

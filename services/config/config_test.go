@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"flag"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,13 +44,17 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 
 func TestRejectsBadSettings(t *testing.T) {
 	for name, args := range map[string][]string{
-		"unknown role":   {"--roles", "api,bogus"},
-		"empty roles":    {"--roles", ","},
-		"bad redis":      {"--redis-url", "http://x"},
-		"bad log level":  {"--log-level", "loud"},
-		"bad body limit": {"--max-body-bytes", "-1"},
-		"bad wait":       {"--consistency-wait", "soon"},
-		"stray argument": {"extra"},
+		"unknown role":       {"--roles", "api,bogus"},
+		"empty roles":        {"--roles", ","},
+		"bad redis":          {"--redis-url", "http://x"},
+		"bad log level":      {"--log-level", "loud"},
+		"bad body limit":     {"--max-body-bytes", "-1"},
+		"bad wait":           {"--consistency-wait", "soon"},
+		"stray argument":     {"extra"},
+		"origin with a path": {"--sdk-cors-origins", "https://app.example.com/page"},
+		"origin not http":    {"--console-cors-origins", "ftp://files.example.com"},
+		"star among origins": {"--sdk-cors-origins", "*,https://app.example.com"},
+		"max age too long":   {"--cors-max-age", "48h"},
 	} {
 		if _, err := config.Parse("vexil", args, env(nil)); err == nil {
 			t.Errorf("%s: expected an error", name)
@@ -69,5 +74,26 @@ func TestHelpShowsTypes(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestCORSOrigins(t *testing.T) {
+	c, err := config.Parse("vexil", nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.SDKCORSOrigins, []string{"*"}) || len(c.ConsoleCORSOrigins) != 0 || c.CORSMaxAge != 24*time.Hour {
+		t.Fatalf("CORS defaults: sdk %q console %q max age %v", c.SDKCORSOrigins, c.ConsoleCORSOrigins, c.CORSMaxAge)
+	}
+	c, err = config.Parse("vexil", []string{"--cors-max-age", "10m"}, env(map[string]string{
+		"VEXIL_SDK_CORS_ORIGINS":     "",
+		"VEXIL_CONSOLE_CORS_ORIGINS": " https://Console.Example.com , http://localhost:5173/,https://console.example.com",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.SDKCORSOrigins) != 0 || c.CORSMaxAge != 10*time.Minute ||
+		!slices.Equal(c.ConsoleCORSOrigins, []string{"https://console.example.com", "http://localhost:5173"}) {
+		t.Fatalf("sdk %q console %q max age %v", c.SDKCORSOrigins, c.ConsoleCORSOrigins, c.CORSMaxAge)
 	}
 }

@@ -248,7 +248,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpapi.ErrorHandler(p.Log)
-	e.Use(httpapi.Recover(p.Log), httpapi.Requests(p.Log, httpapi.NewMetrics(reg)))
+	e.Use(httpapi.Recover(p.Log), httpapi.Requests(p.Log, httpapi.NewMetrics(reg)), corsOf(cfg))
 	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps,
 		starting: p.startingReason}).register(e)
 	if sdk != nil {
@@ -302,6 +302,22 @@ func (p *Platform) startingReason() string {
 		return *r
 	}
 	return ""
+}
+
+// corsOf is the cross-origin policy: the SDK routes answer the configured origins (any, by
+// default: client-side keys are public and made for browsers); the management API stays
+// same-origin unless origins are configured for a console hosted elsewhere.
+func corsOf(cfg *config.Config) echo.MiddlewareFunc {
+	return httpapi.CORS(
+		httpapi.CORSPolicy{Prefixes: []string{"/ofrep/v1/", "/sdk/v1/"}, Origins: cfg.SDKCORSOrigins,
+			Methods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			Headers: []string{"Authorization", "Content-Type", "If-None-Match", "X-API-Key", "Last-Event-ID"},
+			Expose:  []string{"ETag", "Retry-After", "X-Request-Id"}, MaxAge: cfg.CORSMaxAge},
+		httpapi.CORSPolicy{Prefixes: []string{"/api/v1/"}, Origins: cfg.ConsoleCORSOrigins,
+			Methods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions},
+			Headers: []string{"Authorization", "Content-Type", "If-Match", "If-None-Match", "X-Vexil-Reason"},
+			Expose:  []string{"ETag", "Retry-After", "X-Request-Id", "Location", "Content-Disposition"}, MaxAge: cfg.CORSMaxAge},
+	)
 }
 
 // onApplied lets the in-process projector tell the api role at once that read models moved.
