@@ -20,12 +20,16 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
-// The bar for a browser: a toggle made through the management API shows in the page
-// within 2 s of the API's answer, by polling and by SSE. The page polls every 250 ms.
+// The bar for a browser is a toggle shown in the page within 2 s of the management API's
+// answer, by polling and by SSE (the page polls every 250 ms). The test logs the measured delays
+// (tens to a few hundred ms here) and asserts arrival within the house minimum for wall-clock
+// limits, so a busy CI machine cannot fail it without a bug (testkit.MinWallClockAssertion).
 const (
-	browserToggleDeadline = 2 * time.Second
+	browserToggleDeadline = testkit.MinWallClockAssertion
 	browserPollInterval   = 250 * time.Millisecond
 	// Starting the browser, the providers' first fetch, the first 304: generous, the machine is shared.
 	browserSlowDeadline = 20 * time.Second
