@@ -21,21 +21,29 @@ type clientView struct {
 	etag    string                       // hex, over every client-side flag and its digest
 }
 
-// clientViewOf computes the client view of a ruleset.
+// clientViewOf computes the client view of a ruleset. Each flag and segment is encoded and
+// hashed once, however many client-side flags depend on it; a flag's digest combines those.
 func clientViewOf(rs *domain.Ruleset) (clientView, error) {
-	cv := clientView{digests: map[string][sha256.Size]byte{}}
-	flagJSON := map[string][]byte{} // each flag and segment is encoded once, however many flags use it
-	segJSON := map[string][]byte{}
-	encode := func(memo map[string][]byte, key string, v any) ([]byte, error) {
-		if b, ok := memo[key]; ok {
-			return b, nil
+	type digest = [sha256.Size]byte
+	cv := clientView{digests: map[string]digest{}}
+	flagDigests, segDigests := map[string]digest{}, map[string]digest{}
+	digestOf := func(memo map[string]digest, kind, key string, v any) (digest, error) {
+		if d, ok := memo[key]; ok {
+			return d, nil
 		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, err
+		h := sha256.New()
+		h.Write([]byte(kind + "\x00" + key + "\x00"))
+		if v != nil { // nil: missing, which is a state too (its creation moves the digest)
+			b, err := json.Marshal(v)
+			if err != nil {
+				return digest{}, fmt.Errorf("sdkapi: client view of %s/%s: %s %s: %w", rs.Project, rs.Environment, kind, key, err)
+			}
+			h.Write(b)
 		}
-		memo[key] = b
-		return b, nil
+		var d digest
+		h.Sum(d[:0])
+		memo[key] = d
+		return d, nil
 	}
 	keys := make([]string, 0, len(rs.Flags))
 	for k, f := range rs.Flags {
@@ -49,28 +57,28 @@ func clientViewOf(rs *domain.Ruleset) (clientView, error) {
 		flags, segments := dependencies(rs, key)
 		h := sha256.New()
 		for _, k := range flags {
-			h.Write([]byte("flag\x00" + k + "\x00"))
+			var v any
 			if f := rs.Flags[k]; f != nil {
-				b, err := encode(flagJSON, k, f)
-				if err != nil {
-					return clientView{}, fmt.Errorf("sdkapi: client view of %s/%s: flag %s: %w", rs.Project, rs.Environment, k, err)
-				}
-				h.Write(b)
+				v = f
 			}
-			h.Write([]byte{0})
+			d, err := digestOf(flagDigests, "flag", k, v)
+			if err != nil {
+				return clientView{}, err
+			}
+			h.Write(d[:])
 		}
 		for _, k := range segments {
-			h.Write([]byte("segment\x00" + k + "\x00"))
+			var v any
 			if s := rs.Segments[k]; s != nil && !s.Archived {
-				b, err := encode(segJSON, k, s)
-				if err != nil {
-					return clientView{}, fmt.Errorf("sdkapi: client view of %s/%s: segment %s: %w", rs.Project, rs.Environment, k, err)
-				}
-				h.Write(b)
+				v = s
 			}
-			h.Write([]byte{0})
+			d, err := digestOf(segDigests, "segment", k, v)
+			if err != nil {
+				return clientView{}, err
+			}
+			h.Write(d[:])
 		}
-		var d [sha256.Size]byte
+		var d digest
 		h.Sum(d[:0])
 		cv.digests[key] = d
 		all.Write([]byte(key + "\x00"))
