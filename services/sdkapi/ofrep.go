@@ -255,13 +255,19 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, out)
 }
 
-// bulkETag identifies a bulk answer by the environment's ruleset version and the exact context,
-// so a matching If-None-Match is answered 304 without evaluating anything.
+// bulkETag identifies a bulk answer by what the key can see of the environment and the exact
+// context, so a matching If-None-Match is answered 304 without evaluating anything. Server-side
+// keys see everything: the ruleset version. Client-side keys see the client_side flags: the
+// client view's digest, which a change to anything else leaves as it was (so a browser polling
+// keeps getting 304 across changes it cannot observe).
 func bulkETag(snap *snapshot, kind string, rawContext []byte) string {
 	h := fnv.New64a()
 	h.Write([]byte(kind))
 	h.Write(rawContext)
-	return `"` + strconv.FormatInt(snap.version, 10) + "-" + strconv.FormatUint(h.Sum64(), 36) + `"`
+	if kind == domain.ServerSideKey {
+		return `"` + strconv.FormatInt(snap.version, 10) + "-" + strconv.FormatUint(h.Sum64(), 36) + `"`
+	}
+	return `"c` + snap.client.etag + "-" + strconv.FormatUint(h.Sum64(), 36) + `"`
 }
 
 func etagMatches(header, etag string) bool {
@@ -322,8 +328,16 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	out = append(out, conn...)
 	out = append(out, `],"eventStreams":[`...)
 	out = append(out, conn...)
-	out = append(out, `],"metadata":{"version":`...)
-	out = strconv.AppendInt(out, snap.version, 10)
+	// The ruleset version moves with changes client-side keys cannot see: their answer, which
+	// must be the same for the same ETag, carries the client view's instead.
+	if k.Kind == domain.ServerSideKey {
+		out = append(out, `],"metadata":{"version":`...)
+		out = strconv.AppendInt(out, snap.version, 10)
+	} else {
+		out = append(out, `],"metadata":{"clientVersion":"`...)
+		out = append(out, snap.client.etag...)
+		out = append(out, '"')
+	}
 	out = append(out, "}}\n"...)
 	st.buf = out
 	return writeJSON(c, http.StatusOK, out)

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type snapshot struct {
 	loadedAt time.Time
 	counts   *counters
 	values   map[string][][]byte // flag key -> JSON of each variation's value, by index
+	client   clientView          // what client-side keys can observe; their ETags derive from it
 }
 
 // newSnapshot prepares what serving an environment needs beyond the compiled ruleset: the JSON
@@ -60,7 +62,11 @@ func newSnapshot(id envID, rs *domain.Ruleset, compiled *evaluation.Compiled) (*
 		}
 		values[key] = vs
 	}
-	return &snapshot{id: id, version: rs.Version, compiled: compiled, ruleset: body, values: values,
+	client, err := clientViewOf(rs)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{id: id, version: rs.Version, compiled: compiled, ruleset: body, values: values, client: client,
 		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: newCounters(rs)}, nil
 }
 
@@ -177,6 +183,11 @@ func (s *Snapshots) refresh(ctx context.Context, id envID, version int64) error 
 	if err != nil {
 		return fmt.Errorf("sdkapi: load %s/%s: %w", id.project, id.environment, err)
 	}
+	return s.install(env, id, rs)
+}
+
+// install compiles rs, makes it the environment's current snapshot and tells its SSE subscribers.
+func (s *Snapshots) install(env *environment, id envID, rs *domain.Ruleset) error {
 	compiled, err := evaluation.Compile(rs)
 	if err != nil {
 		return fmt.Errorf("sdkapi: compile %s/%s: %w", id.project, id.environment, err)
@@ -255,8 +266,27 @@ func (s *Snapshots) reloadKeys(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sdkapi: load SDK keys: %w", err)
 	}
-	s.keys.Store(&keys)
+	s.setKeys(keys)
 	return nil
+}
+
+// setKeys makes keys the valid SDK keys, then ends every SSE stream opened with a key that is no
+// longer valid for its environment: rotated or revoked, or its environment or project gone.
+// (A stream that authorized with the previous keys and subscribes after the sweep checks again
+// once subscribed; see stream.)
+func (s *Snapshots) setKeys(keys map[string]access.SDKKey) {
+	s.keys.Store(&keys)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id, env := range s.envs {
+		env.hub.closeIf(func(key string) bool { return !keyServes(keys, key, id) })
+	}
+}
+
+// keyServes reports whether key is valid for environment id.
+func keyServes(keys map[string]access.SDKKey, key string, id envID) bool {
+	k, ok := keys[key]
+	return ok && k.Project == id.project && k.Environment == id.environment
 }
 
 // lookupKey resolves an SDK key from memory.
@@ -297,10 +327,12 @@ func (s *Snapshots) Health() Health {
 
 // changeOf describes what changed between two snapshots of an environment, for SSE.
 func changeOf(prev, next *snapshot) change {
-	c := change{version: next.version, etag: next.etag, at: next.loadedAt}
+	c := change{version: next.version, etag: next.etag, clientETag: next.clientETag(), at: next.loadedAt}
 	if prev == nil {
 		return c
 	}
+	c.from = prev.version
+	c.clientFlags = next.client.changedFor(prev.client)
 	for _, key := range next.compiled.Flags() {
 		nf, _ := next.compiled.Flag(key)
 		pf, ok := prev.compiled.Flag(key)
@@ -313,7 +345,11 @@ func changeOf(prev, next *snapshot) change {
 			c.flags = append(c.flags, key)
 		}
 	}
+	slices.Sort(c.flags)
 	return c
 }
+
+// clientETag is the quoted ETag of the client view, which client-side keys' streams carry.
+func (s *snapshot) clientETag() string { return `"c` + s.client.etag + `"` }
 
 var _ = domain.ClientSideKey

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -42,29 +41,45 @@ func newStreamMetrics(reg prometheus.Registerer, snaps *Snapshots) *streamMetric
 	return m
 }
 
-// streamEvent is the data of an SSE event. Client-side keys get OFREP's refetchEvaluation (the
-// etag is that of the ruleset version; re-fetch the bulk evaluation); server-side keys get
-// rulesetChanged with the new version and the flags that changed (empty when only segments did),
-// to re-download /sdk/v1/ruleset.
+// streamEvent is the data of an SSE event. Client-side keys get OFREP's refetchEvaluation, only
+// for changes that can move their answers, with the client-side flags concerned (re-fetch the bulk
+// evaluation); server-side keys get rulesetChanged on every change, with the new version and the
+// flags whose configuration changed (an empty list when only segments did), to re-download
+// /sdk/v1/ruleset. "flags": null means unknown: refetch everything (a resume from further back
+// than the history held in memory, or from before this process started).
 type streamEvent struct {
 	Type         string   `json:"type"`
 	ETag         string   `json:"etag"`
 	LastModified int64    `json:"lastModified"`
 	Version      int64    `json:"version,omitempty"`
-	Flags        []string `json:"flags,omitempty"`
+	Flags        []string `json:"flags"`
 }
 
 // GET /sdk/v1/stream: Server-Sent Events for the key's environment. Every event has the ruleset
-// version as its id; a client reconnecting with Last-Event-ID older than the current version is
-// told at once about what it missed.
+// version as its id; a client reconnecting with Last-Event-ID is told at once, in one event,
+// about every flag changed since. The stream ends when its key stops being valid (rotated,
+// revoked, or its environment gone).
 func (s *Server) stream(c echo.Context) error {
+	// Server-side keys are secrets: a URL ends up in proxy and server logs, browser history and
+	// Referer headers. Refuse one there, whatever else the request carries.
+	if q := c.QueryParam("key"); q != "" {
+		if k, ok := s.snaps.lookupKey(q); ok && k.Kind != domain.ClientSideKey {
+			return domain.Errorf(domain.EUnauthorized, "server-side SDK keys are secrets and are not accepted in the URL: send it in the Authorization: Bearer header (and rotate this one if the URL was logged); ?key= is for client-side keys")
+		}
+	}
 	k, snap, err := s.authorize(c, false, true)
 	if err != nil {
 		return err
 	}
+	key := sdkKeyOf(c.Request(), true)
 	env := s.snaps.environment(snap.id, false)
-	sub, latest := env.hub.subscribe()
+	sub := env.hub.subscribe(key, k.Kind, c.Request().Header.Get("Last-Event-ID"))
 	defer env.hub.unsubscribe(sub)
+	// The keys may have been replaced between authorize and subscribe, after their sweep of the
+	// open streams: check again now that this one is open to the sweep.
+	if cur, ok := s.snaps.lookupKey(key); !ok || cur.Project != snap.id.project || cur.Environment != snap.id.environment {
+		return domain.Errorf(domain.EUnauthorized, "unknown or rotated SDK key")
+	}
 
 	w := c.Response()
 	h := w.Header()
@@ -76,51 +91,43 @@ func (s *Server) stream(c echo.Context) error {
 	bw := bufio.NewWriterSize(w, 512)
 	bw.WriteString("retry: 2000\n: connected to " + snap.id.environment + " at version " + strconv.FormatInt(snap.version, 10) + "\n\n")
 
-	// Catch up a reconnecting client.
-	current := snap
-	if cur := env.current.Load(); cur != nil {
-		current = cur
-	}
-	if last := c.Request().Header.Get("Last-Event-ID"); last != "" {
-		if v, err := strconv.ParseInt(strings.TrimSpace(last), 10, 64); err != nil || v != current.version {
-			missed := latest
-			if missed.version != current.version {
-				missed = change{version: current.version, etag: current.etag, at: current.loadedAt}
-			}
-			s.writeEvent(bw, k.Kind, missed)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		return nil
-	}
-	w.Flush()
-
 	heartbeat := time.NewTicker(s.opts.Heartbeat)
 	defer heartbeat.Stop()
 	done := c.Request().Context().Done()
 	for {
-		select {
-		case <-done:
-			return nil
-		case ch := <-sub.mailbox:
-			s.writeEvent(bw, k.Kind, ch)
-		case <-heartbeat.C:
-			bw.WriteString(": heartbeat\n\n")
-		}
 		if err := bw.Flush(); err != nil {
 			return nil // the client went away
 		}
 		w.Flush()
+		select {
+		case <-done:
+			return nil
+		case <-sub.gone:
+			// EventSource reconnects after a closed stream and then gets 401, which ends it.
+			bw.WriteString(": the SDK key was rotated or revoked, or its environment removed\n\n")
+			_ = bw.Flush()
+			w.Flush()
+			return nil
+		case <-sub.wake:
+			if n, ok := sub.take(); ok {
+				s.writeEvent(bw, k.Kind, n)
+			}
+		case <-heartbeat.C:
+			bw.WriteString(": heartbeat\n\n")
+		}
 	}
 }
 
-func (s *Server) writeEvent(bw *bufio.Writer, kind string, ch change) {
-	ev := streamEvent{Type: "refetchEvaluation", ETag: ch.etag, LastModified: ch.at.Unix()}
+func (s *Server) writeEvent(bw *bufio.Writer, kind string, n notice) {
+	ev := streamEvent{Type: "refetchEvaluation", ETag: n.etag, LastModified: n.at.Unix(), Flags: n.flags}
 	if kind == domain.ServerSideKey {
-		ev = streamEvent{Type: "rulesetChanged", ETag: ch.etag, LastModified: ch.at.Unix(), Version: ch.version, Flags: ch.flags}
+		ev.Type, ev.Version = "rulesetChanged", n.version
+	}
+	if !n.all && ev.Flags == nil {
+		ev.Flags = []string{} // known: no flag's configuration changed (segments only)
 	}
 	data, _ := json.Marshal(ev)
-	bw.WriteString("id: " + strconv.FormatInt(ch.version, 10) + "\nevent: message\ndata: ")
+	bw.WriteString("id: " + strconv.FormatInt(n.version, 10) + "\nevent: message\ndata: ")
 	bw.Write(data)
 	bw.WriteString("\n\n")
 	s.streams.pushes.Inc()
