@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -77,9 +78,14 @@ func (s *Server) decode(c echo.Context, v any) error {
 
 // meta builds event metadata from the request: the token, X-Vexil-Reason, the request id.
 func meta(c echo.Context) domain.Metadata {
-	reason := c.Request().Header.Get("X-Vexil-Reason")
+	reason := c.Request().Header.Get(httpapi.ReasonHeader)
 	if len(reason) > 1000 {
-		reason = reason[:1000]
+		// Cut at a character boundary: half a UTF-8 sequence could not be stored.
+		cut := 1000
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
 	}
 	return domain.Metadata{Actor: actor(c), Reason: reason, RequestID: httpapi.RequestID(c)}
 }
