@@ -21,6 +21,7 @@ type Server struct {
 	maxBody  int64
 	analyzer *experiments.Analyzer // nil: no on-demand analysis or reports
 	triggers *httpapi.Limiter      // calls of each webhook trigger; nil: unlimited
+	signer   cursorKeys            // signs list cursors (cursors.go)
 }
 
 // NewServer builds the management API over app. maxBody bounds request bodies (413 past it).
