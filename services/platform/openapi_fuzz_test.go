@@ -57,10 +57,20 @@ func TestOpenAPIFuzzNeverAnswers5xx(t *testing.T) {
 	reqs = append(reqs, fx.sdkRequests(rng, per*3)...)
 
 	start := time.Now()
-	failures := fuzzRun(t, v, reqs, 4)
-	failures = append(failures, fuzzRun(t, v, last, 4)...)
+	succeeded := map[string]int{}
+	failures := fuzzRun(t, v, reqs, 4, succeeded)
+	failures = append(failures, fuzzRun(t, v, last, 4, succeeded)...)
 	elapsed := time.Since(start)
 	t.Logf("%d requests over %d operations (seed %d) in %v", len(reqs)+len(last), len(ops), seed, elapsed.Round(time.Millisecond))
+	var never []string
+	for _, op := range ops {
+		if succeeded[op.method+" "+op.path] == 0 {
+			never = append(never, op.method+" "+op.path)
+		}
+	}
+	// Not a failure (a fixture cannot make every operation succeed: starting an experiment
+	// that is running), but the place to look when coverage drops.
+	t.Logf("%d of %d operations answered 2xx at least once; never: %v", len(ops)-len(never), len(ops), never)
 	for i, f := range failures {
 		if i == 30 {
 			t.Errorf("... and %d more", len(failures)-30)
@@ -173,11 +183,18 @@ func newFuzzFixture(t *testing.T, v *vexil) *fuzzFixture {
 	v.must(201, "POST", base+"/flags", map[string]any{"key": "sf", "name": "SF", "type": "json",
 		"variations": []any{map[string]any{"key": "a", "value": map[string]any{"x": []any{1, "y"}}},
 			map[string]any{"key": "b", "value": map[string]any{"x": nil}}}})
-	v.must(201, "POST", base+"/segments", map[string]any{"key": "s", "name": "S", "included": []any{"u1"}})
-	v.must(201, "POST", base+"/goals", map[string]any{"key": "g", "name": "G", "kind": "conversion"})
-	v.must(201, "POST", base+"/experiments", map[string]any{"key": "e", "name": "E", "flag": "f",
-		"environment": "production", "allocation": 50000, "primary_goal": "g",
-		"variations": []any{map[string]any{"variation": "false", "control": true}, map[string]any{"variation": "true"}}})
+	v.must(201, "POST", base+"/flags", map[string]any{"key": "fa", "name": "FA", "type": "boolean"})
+	for _, s := range []string{"s", "sa"} {
+		v.must(201, "POST", base+"/segments", map[string]any{"key": s, "name": "S", "included": []any{"u1"}})
+	}
+	for _, g := range []string{"g", "ga"} {
+		v.must(201, "POST", base+"/goals", map[string]any{"key": g, "name": "G", "kind": "conversion"})
+	}
+	for _, e := range []string{"e", "ea"} {
+		v.must(201, "POST", base+"/experiments", map[string]any{"key": e, "name": "E", "flag": "f",
+			"environment": "production", "allocation": 50000, "primary_goal": "g",
+			"variations": []any{map[string]any{"variation": "false", "control": true}, map[string]any{"variation": "true"}}})
+	}
 	sched := v.must(201, "POST", base+"/schedules", map[string]any{"flag": "f", "environment": "development",
 		"kind": "toggle", "on": true, "at": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)})
 	rule := v.must(201, "POST", base+"/autoops-rules", map[string]any{"flag": "f", "environment": "development",
@@ -186,12 +203,15 @@ func newFuzzFixture(t *testing.T, v *vexil) *fuzzFixture {
 	trig := v.must(201, "POST", base+"/triggers", map[string]any{"name": "kill", "flag": "f",
 		"environment": "development", "action": "off"})
 	tok := v.must(201, "POST", "/api/v1/tokens", map[string]any{"name": "fuzz", "scope": "read"})
+	roll := v.must(201, "POST", base+"/rollouts", map[string]any{"flag": "sf", "environment": "production",
+		"variation": "a", "other": "b", "template": map[string]any{"every": "1h"}})
 	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
 	fx := &fuzzFixture{project: p, serverKey: serverKey,
 		params: map[string]string{"project": p, "flag": "f", "environment": "production", "segment": "s",
 			"goal": "g", "experiment": "e", "kind": "server"},
 		ids: map[string]string{"schedules": str(sched, "id"), "autoops-rules": str(rule, "id"),
-			"triggers": str(trig["trigger"].(map[string]any), "id"), "tokens": str(tok, "id"), "rollouts": "r-none"}}
+			"triggers": str(trig["trigger"].(map[string]any), "id"), "tokens": str(tok, "id"),
+			"rollouts": str(roll, "id")}}
 	for k, id := range fx.ids {
 		if id == "" {
 			t.Fatalf("the fixture's %s has no id", k)
@@ -200,8 +220,15 @@ func newFuzzFixture(t *testing.T, v *vexil) *fuzzFixture {
 	return fx
 }
 
-// paramValue is a value of a path parameter that exists, in the context of path.
+// paramValue is a value of a path parameter that exists, in the context of path. Archiving and
+// restoring act on entities of their own, so the others stay live for the rest of the run.
 func (fx *fuzzFixture) paramValue(path, name string) string {
+	if strings.HasSuffix(path, "/archive") || strings.HasSuffix(path, "/restore") {
+		switch name {
+		case "flag", "segment", "goal", "experiment":
+			return fx.params[name] + "a"
+		}
+	}
 	if name == "id" {
 		parts := strings.Split(path, "/")
 		for i, s := range parts {
@@ -249,8 +276,23 @@ func (fx *fuzzFixture) example(op fuzzOp) map[string]any {
 	case "POST /projects/{project}/flags/{flag}/environments/{environment}/toggle":
 		return map[string]any{"on": true}
 	case "POST /projects/{project}/segments", "PUT /projects/{project}/segments/{segment}":
-		return map[string]any{"key": fx.key("seg"), "name": "Seg", "description": "d", "included": []any{"u1", "u2"},
-			"rules": []any{map[string]any{"clauses": []any{map[string]any{"attribute": "country", "op": "in", "values": []any{"NL"}}}}}}
+		seg := map[string]any{"name": "Seg", "description": "d", "tags": []any{"t"}, "included": []any{"u1", "u2"},
+			"clauses": []any{map[string]any{"attribute": "country", "op": "in", "values": []any{"NL"}}}}
+		if op.method == http.MethodPost {
+			seg["key"] = fx.key("seg")
+		}
+		return seg
+	case "PATCH /projects/{project}/goals/{goal}":
+		return map[string]any{"name": "G2", "description": "d", "direction": "increase"}
+	case "PUT /projects/{project}/experiments/{experiment}":
+		return map[string]any{"name": "E2", "hypothesis": "h", "flag": "f", "environment": "production",
+			"allocation": 40000, "primary_goal": "g",
+			"variations": []any{map[string]any{"variation": "false", "control": true}, map[string]any{"variation": "true"}}}
+	case "PUT /projects/{project}/autoops-rules/{id}":
+		return map[string]any{"name": "r2", "metric": map[string]any{"goal": "g", "variation": "true", "control": "false"},
+			"comparison": "gt", "threshold": 0.02, "min_sample": 100, "min_probability": 0.9, "action": "turn_off"}
+	case "PUT /projects/{project}/schedules/{id}":
+		return map[string]any{"at": at, "kind": "toggle", "on": true}
 	case "POST /projects/{project}/goals":
 		return map[string]any{"key": fx.key("goal"), "name": "Goal", "kind": "conversion", "description": "d"}
 	case "POST /projects/{project}/experiments":
@@ -258,8 +300,7 @@ func (fx *fuzzFixture) example(op fuzzOp) map[string]any {
 			"environment": "development", "allocation": 10000, "primary_goal": "g",
 			"variations": []any{map[string]any{"variation": "false", "control": true}, map[string]any{"variation": "true"}}}
 	case "POST /projects/{project}/schedules":
-		return map[string]any{"flag": "f", "environment": "development", "kind": "toggle", "on": false, "at": at,
-			"description": "later"}
+		return map[string]any{"flag": "f", "environment": "development", "kind": "toggle", "on": false, "at": at}
 	case "POST /projects/{project}/autoops-rules":
 		return map[string]any{"flag": "f", "environment": "development", "name": fx.key("rule"),
 			"metric":     map[string]any{"goal": "g", "variation": "true", "control": "false"},
@@ -267,7 +308,8 @@ func (fx *fuzzFixture) example(op fuzzOp) map[string]any {
 	case "POST /projects/{project}/triggers":
 		return map[string]any{"name": fx.key("trigger"), "flag": "f", "environment": "development", "action": "on"}
 	case "POST /projects/{project}/rollouts":
-		return map[string]any{"flag": "sf", "environment": "development", "template": map[string]any{"every": "1h"}}
+		return map[string]any{"flag": "sf", "environment": "development", "variation": "a", "other": "b",
+			"template": map[string]any{"every": "1h"}}
 	case "POST /tokens":
 		return map[string]any{"name": fx.key("token"), "scope": "read", "project": fx.project}
 	}
@@ -300,6 +342,7 @@ type fuzzRequest struct {
 	headers      []string
 	key          string // bearer: the admin token when ""
 	what         string
+	op           string // METHOD path of the operation
 }
 
 type fuzzGen struct {
@@ -342,6 +385,14 @@ func (g *fuzzGen) request(kind int) fuzzRequest {
 		params[p] = g.fx.paramValue(g.op.path, p)
 	}
 	query := map[string]string{}
+	for _, q := range g.op.query { // the parameters some operations require
+		switch q {
+		case "at":
+			query[q] = time.Now().UTC().Format(time.RFC3339)
+		case "goal":
+			query[q] = "g"
+		}
+	}
 	var headers []string
 	body := g.validBody()
 	what := "valid"
@@ -420,7 +471,7 @@ func (g *fuzzGen) build(params, query map[string]string, body []byte, headers []
 		}
 	}
 	return fuzzRequest{method: g.op.method, path: path, body: body, headers: headers,
-		what: g.op.method + " " + g.op.path + ": " + what}
+		what: g.op.method + " " + g.op.path + ": " + what, op: g.op.method + " " + g.op.path}
 }
 
 // validBody is the example of the operation, or a body generated from its schema.
@@ -640,10 +691,11 @@ func abbreviate(s string) string {
 }
 
 // fuzzRun sends reqs with workers at once and returns what went wrong.
-func fuzzRun(t *testing.T, v *vexil, reqs []fuzzRequest, workers int) []string {
+func fuzzRun(t *testing.T, v *vexil, reqs []fuzzRequest, workers int, succeeded map[string]int) []string {
 	client := &http.Client{Timeout: 60 * time.Second}
+	verbose := os.Getenv("VEXIL_FUZZ_VERBOSE") != "" // log every valid request that was refused
 	var mu sync.Mutex
-	var failures []string
+	var failures, slow []string
 	next := make(chan fuzzRequest)
 	var wg sync.WaitGroup
 	for range workers {
@@ -651,11 +703,22 @@ func fuzzRun(t *testing.T, v *vexil, reqs []fuzzRequest, workers int) []string {
 		go func() {
 			defer wg.Done()
 			for r := range next {
-				if f := fuzzOne(client, v.base, v.token, r); f != "" {
-					mu.Lock()
-					failures = append(failures, f)
-					mu.Unlock()
+				began := time.Now()
+				status, f, answer := fuzzOne(client, v.base, v.token, r)
+				took := time.Since(began)
+				mu.Lock()
+				if took > 2*time.Second {
+					slow = append(slow, fmt.Sprintf("%v %s (%d)", took.Round(time.Millisecond), r.what, status))
 				}
+				if f != "" {
+					failures = append(failures, f)
+				}
+				if status < 300 {
+					succeeded[r.op]++
+				} else if verbose && strings.HasSuffix(r.what, ": valid") {
+					t.Logf("%s (%s): %d %s -> %s", r.what, r.path, status, abbreviate(string(r.body)), answer)
+				}
+				mu.Unlock()
 			}
 		}()
 	}
@@ -664,11 +727,14 @@ func fuzzRun(t *testing.T, v *vexil, reqs []fuzzRequest, workers int) []string {
 	}
 	close(next)
 	wg.Wait()
+	if len(slow) > 0 {
+		t.Logf("%d requests took over 2s, e.g. %v", len(slow), slow[:min(len(slow), 10)])
+	}
 	sort.Strings(failures)
 	return failures
 }
 
-func fuzzOne(client *http.Client, base, admin string, r fuzzRequest) string {
+func fuzzOne(client *http.Client, base, admin string, r fuzzRequest) (status int, failure string, answer []byte) {
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
@@ -676,7 +742,7 @@ func fuzzOne(client *http.Client, base, admin string, r fuzzRequest) string {
 	req, err := http.NewRequest(r.method, base+r.path, body)
 	if err != nil {
 		// The client refuses the URL itself (a control character): a server never sees it.
-		return ""
+		return 0, "", nil
 	}
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -691,33 +757,33 @@ func fuzzOne(client *http.Client, base, admin string, r fuzzRequest) string {
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return fmt.Sprintf("%s: %v", r.what, err)
+		return 0, fmt.Sprintf("%s: %v", r.what, err), nil
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	if res.StatusCode >= 500 {
-		return fmt.Sprintf("%s: status %d: %s", r.what, res.StatusCode, abbreviate(string(b)))
+		return res.StatusCode, fmt.Sprintf("%s: status %d: %s", r.what, res.StatusCode, abbreviate(string(b))), b
 	}
 	if res.StatusCode < 400 {
-		return ""
+		return res.StatusCode, "", b
 	}
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		return fmt.Sprintf("%s: status %d with Content-Type %q: %s", r.what, res.StatusCode, ct, abbreviate(string(b)))
+		return res.StatusCode, fmt.Sprintf("%s: status %d with Content-Type %q: %s", r.what, res.StatusCode, ct, abbreviate(string(b))), b
 	}
 	var e map[string]any
 	if err := json.Unmarshal(b, &e); err != nil {
-		return fmt.Sprintf("%s: status %d, body not JSON: %s", r.what, res.StatusCode, abbreviate(string(b)))
+		return res.StatusCode, fmt.Sprintf("%s: status %d, body not JSON: %s", r.what, res.StatusCode, abbreviate(string(b))), b
 	}
 	if strings.HasPrefix(r.what, "sdk ") {
-		return "" // OFREP's error format: {key, errorCode, errorDetails}
+		return res.StatusCode, "", b // OFREP's error format: {key, errorCode, errorDetails}
 	}
 	code, _ := e["code"].(string)
 	msg, _ := e["message"].(string)
 	if code == "" || msg == "" {
-		return fmt.Sprintf("%s: status %d, error without code or message: %s", r.what, res.StatusCode, abbreviate(string(b)))
+		return res.StatusCode, fmt.Sprintf("%s: status %d, error without code or message: %s", r.what, res.StatusCode, abbreviate(string(b))), b
 	}
 	if strings.Contains(msg, "Go value") || strings.Contains(msg, "domain.") || strings.Contains(msg, "[]") {
-		return fmt.Sprintf("%s: status %d, message in Go's words: %s", r.what, res.StatusCode, msg)
+		return res.StatusCode, fmt.Sprintf("%s: status %d, message in Go's words: %s", r.what, res.StatusCode, msg), b
 	}
-	return ""
+	return res.StatusCode, "", b
 }
