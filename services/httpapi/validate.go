@@ -68,7 +68,7 @@ func ValidateValue(v any) error {
 	if v == nil {
 		return nil
 	}
-	return walk(reflect.ValueOf(v), "", 0)
+	return (&walker{}).walk(reflect.ValueOf(v), "", 0)
 }
 
 var (
@@ -76,13 +76,21 @@ var (
 	anyType  = reflect.TypeOf((*any)(nil)).Elem()
 )
 
-func walk(v reflect.Value, path string, depth int) error {
+// walker remembers where free-form JSON (a variation value, a map) began: nesting too deep is
+// reported there, not at a path of a hundred [0]s.
+type walker struct{ freeForm string }
+
+func (w *walker) walk(v reflect.Value, path string, depth int) error {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
 			return nil
 		}
-		return walk(v.Elem(), path, depth)
+		if v.Kind() == reflect.Interface && w.freeForm == "" {
+			w.freeForm = path
+			defer func() { w.freeForm = "" }()
+		}
+		return w.walk(v.Elem(), path, depth)
 	case reflect.String:
 		return ValidateText(path, v.String(), MaxStringBytes)
 	case reflect.Struct:
@@ -90,24 +98,28 @@ func walk(v reflect.Value, path string, depth int) error {
 			return nil
 		}
 		if depth >= MaxDepth {
-			return tooDeep(path)
+			return w.tooDeep(path)
 		}
-		return walkStruct(v, path, depth+1)
+		return w.walkStruct(v, path, depth+1)
 	case reflect.Slice, reflect.Array:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return walkRaw(v, path, depth)
+			return w.walkRaw(v, path, depth)
 		}
 		if depth >= MaxDepth {
-			return tooDeep(path)
+			return w.tooDeep(path)
 		}
 		for i := 0; i < v.Len(); i++ {
-			if err := walk(v.Index(i), path+"["+strconv.Itoa(i)+"]", depth+1); err != nil {
+			if err := w.walk(v.Index(i), path+"["+strconv.Itoa(i)+"]", depth+1); err != nil {
 				return err
 			}
 		}
 	case reflect.Map:
 		if depth >= MaxDepth {
-			return tooDeep(path)
+			return w.tooDeep(path)
+		}
+		if w.freeForm == "" {
+			w.freeForm = path
+			defer func() { w.freeForm = "" }()
 		}
 		iter := v.MapRange()
 		for iter.Next() {
@@ -119,7 +131,7 @@ func walk(v reflect.Value, path string, depth int) error {
 					return domain.Invalid(path, "a key of %s is %s", describe(path), why)
 				}
 			}
-			if err := walk(iter.Value(), join(path, name), depth+1); err != nil {
+			if err := w.walk(iter.Value(), join(path, name), depth+1); err != nil {
 				return err
 			}
 		}
@@ -127,12 +139,12 @@ func walk(v reflect.Value, path string, depth int) error {
 	return nil
 }
 
-func walkStruct(v reflect.Value, path string, depth int) error {
+func (w *walker) walkStruct(v reflect.Value, path string, depth int) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			if err := walkStruct(v.Field(i), path, depth); err != nil {
+			if err := w.walkStruct(v.Field(i), path, depth); err != nil {
 				return err
 			}
 			continue
@@ -149,7 +161,7 @@ func walkStruct(v reflect.Value, path string, depth int) error {
 				name = n
 			}
 		}
-		if err := walk(v.Field(i), join(path, name), depth); err != nil {
+		if err := w.walk(v.Field(i), join(path, name), depth); err != nil {
 			return err
 		}
 	}
@@ -159,19 +171,29 @@ func walkStruct(v reflect.Value, path string, depth int) error {
 // walkRaw checks a byte slice that holds JSON (json.RawMessage: a variation value, a context):
 // encoding/json keeps its escapes, so a "\u0000" inside would only surface in PostgreSQL.
 // Bytes that are not JSON are binary, not text, and are left alone.
-func walkRaw(v reflect.Value, path string, depth int) error {
+func (w *walker) walkRaw(v reflect.Value, path string, depth int) error {
+	if v.Kind() == reflect.Array {
+		return nil
+	}
 	b := v.Bytes()
-	if v.Kind() == reflect.Array || len(bytes.TrimSpace(b)) == 0 || !json.Valid(b) {
+	if len(bytes.TrimSpace(b)) == 0 || !json.Valid(b) {
 		return nil
 	}
 	var decoded any
 	if err := json.Unmarshal(b, &decoded); err != nil {
 		return nil
 	}
-	return walk(reflect.ValueOf(&decoded).Elem(), path, depth)
+	if w.freeForm == "" {
+		w.freeForm = path
+		defer func() { w.freeForm = "" }()
+	}
+	return w.walk(reflect.ValueOf(&decoded).Elem(), path, depth)
 }
 
-func tooDeep(path string) error {
+func (w *walker) tooDeep(path string) error {
+	if w.freeForm != "" {
+		path = w.freeForm
+	}
 	return domain.Invalid(path, "%s is nested deeper than %d levels", describe(path), MaxDepth)
 }
 
