@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -49,7 +50,7 @@ func Unmarshal(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, reflect.TypeOf(v))
 	}
 	if dec.More() {
 		return &domain.Error{Code: domain.EInvalid, Message: "request body holds more than one JSON value"}
@@ -73,7 +74,7 @@ func invalidUTF8At(b []byte) int {
 
 // jsonError words a decoding error in the API's terms: the JSON field and the JSON type it needs,
 // never the Go type behind it.
-func jsonError(err error) error {
+func jsonError(err error, into reflect.Type) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tpe *time.ParseError
@@ -81,6 +82,7 @@ func jsonError(err error) error {
 	case errors.As(err, &syn):
 		return &domain.Error{Code: domain.EInvalid, Message: fmt.Sprintf("malformed JSON at byte %d: %s", syn.Offset, syn.Error())}
 	case errors.As(err, &typ):
+		typ.Field = jsonPath(into, typ.Field)
 		want := jsonType(typ.Type)
 		if typ.Field == "" {
 			return &domain.Error{Code: domain.EInvalid, Message: fmt.Sprintf("expected a JSON %s, got %s", want, jsonValue(typ.Value))}
@@ -113,8 +115,71 @@ func jsonError(err error) error {
 // JSON field and type, never a Go type. For APIs with error formats of their own (OFREP).
 func JSONProblem(err error) string {
 	var de *domain.Error
-	if errors.As(jsonError(err), &de) {
+	if errors.As(jsonError(err, nil), &de) {
 		return de.Message
 	}
 	return "malformed JSON"
+}
+
+// jsonPath rewrites the field path encoding/json reports (it names embedded structs by their Go
+// type: "ExperimentDefinition.variations") into the JSON path a client sent ("variations").
+func jsonPath(t reflect.Type, field string) string {
+	if t == nil || field == "" {
+		return field
+	}
+	var out []string
+	for _, name := range strings.Split(field, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out = append(out, name)
+			t = nil
+			continue
+		}
+		f, embedded := fieldByJSONName(t, name)
+		if f == nil {
+			out = append(out, name)
+			t = nil
+			continue
+		}
+		if !embedded {
+			out = append(out, name)
+		}
+		t = f.Type
+	}
+	return strings.Join(out, ".")
+}
+
+// fieldByJSONName finds the field of struct t that JSON calls name, looking into embedded
+// structs; embedded reports that name is the Go name of an embedded struct, not a JSON member.
+func fieldByJSONName(t reflect.Type, name string) (f *reflect.StructField, embedded bool) {
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		jsonName := sf.Name
+		if tag := sf.Tag.Get("json"); tag != "" {
+			if n, _, _ := strings.Cut(tag, ","); n != "" && n != "-" {
+				jsonName = n
+			}
+		}
+		if sf.Anonymous && sf.Tag.Get("json") == "" {
+			et := sf.Type
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Name() == name {
+				return &sf, true
+			}
+			if et.Kind() == reflect.Struct {
+				if inner, emb := fieldByJSONName(et, name); inner != nil {
+					return inner, emb
+				}
+			}
+			continue
+		}
+		if jsonName == name {
+			return &sf, false
+		}
+	}
+	return nil, false
 }

@@ -31,6 +31,20 @@ type command struct {
 	Count      int               `json:"count,omitempty"`
 }
 
+// Definition is embedded the way domain definitions are in request types: encoding/json names
+// it by its Go type in field paths ("Definition.definition_name"), which a client never sent.
+type Definition struct {
+	DefinitionName string `json:"definition_name"`
+	Steps          []struct {
+		Weight int `json:"weight"`
+	} `json:"steps"`
+}
+
+type withEmbedded struct {
+	command
+	Definition
+}
+
 func invalid(t *testing.T, err error) *domain.Error {
 	t.Helper()
 	var de *domain.Error
@@ -89,14 +103,16 @@ func TestUnmarshalErrorsAreInTheAPIsWords(t *testing.T) {
 		{`"x"`, "", "expected a JSON object, got a string"},
 		{`{"name":"n","at":"yesterday"}`, "", "not an RFC 3339 date-time"},
 		{`{"name":"n","colour":1}`, "colour", `unknown field "colour"`},
+		{`{"name":"n","definition_name":1}`, "definition_name", "definition_name must be a JSON string, got a number"},
+		{`{"name":"n","steps":[{"weight":"x"}]}`, "steps.weight", "steps.weight must be a JSON integer, got a string"},
 	}
 	for _, c := range cases {
-		var v command
+		var v withEmbedded
 		de := invalid(t, httpapi.Unmarshal([]byte(c.body), &v))
 		if de.Field != c.field || !strings.Contains(de.Message, c.message) {
 			t.Errorf("%s: field %q message %q, want field %q and %q", c.body, de.Field, de.Message, c.field, c.message)
 		}
-		for _, goWord := range []string{"Go ", "httpapi_test.", "[]", "json.RawMessage", "time.Time", "int"} {
+		for _, goWord := range []string{"Go ", "httpapi_test.", "[]", "json.RawMessage", "time.Time", "int", "Definition."} {
 			if strings.Contains(de.Message, goWord) && !strings.Contains(c.message, goWord) {
 				t.Errorf("%s: message %q speaks Go (%q)", c.body, de.Message, goWord)
 			}

@@ -782,6 +782,11 @@ func fuzzOne(client *http.Client, base, admin string, r fuzzRequest) (status int
 	if code == "" || msg == "" {
 		return res.StatusCode, fmt.Sprintf("%s: status %d, error without code or message: %s", r.what, res.StatusCode, abbreviate(string(b))), b
 	}
+	// Fields are JSON paths in snake_case (or a header's name); a capital is a Go name leaking.
+	field, _ := e["field"].(string)
+	if !strings.HasPrefix(field, "X-") && !strings.HasPrefix(field, "If-") && strings.ToLower(field) != field {
+		return res.StatusCode, fmt.Sprintf("%s: status %d, field in Go's words: %s", r.what, res.StatusCode, field), b
+	}
 	if strings.Contains(msg, "Go value") || strings.Contains(msg, "domain.") || strings.Contains(msg, "[]") {
 		return res.StatusCode, fmt.Sprintf("%s: status %d, message in Go's words: %s", r.what, res.StatusCode, msg), b
 	}
