@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -124,8 +126,9 @@ func TestUnmarshalErrorsAreInTheAPIsWords(t *testing.T) {
 // before a handler runs; the field is the parameter's name.
 func TestValidInputChecksParameters(t *testing.T) {
 	e := echo.New()
-	e.HTTPErrorHandler = httpapi.ErrorHandler(nil)
-	e.Use(httpapi.ValidInput("/api/"))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e.HTTPErrorHandler = httpapi.ErrorHandler(log)
+	e.Use(httpapi.Requests(log, nil), httpapi.ValidInput("/api/"))
 	reached := 0
 	h := func(c echo.Context) error { reached++; return c.String(http.StatusOK, c.Param("flag")) }
 	e.GET("/api/projects/:project/flags/:flag", h)
@@ -147,6 +150,17 @@ func TestValidInputChecksParameters(t *testing.T) {
 		{"/api/projects/p/flags/f?cursor=" + strings.Repeat("A", 5000), "", 400, "cursor"},
 		{"/api/projects/p/flags/f", "\xff", 400, "X-Vexil-Reason"},
 		{"/sdk/flags/%00", "", 200, ""}, // not a route ValidInput was given
+	}
+	// A request id is stored with every change it makes: one that is not printable ASCII is
+	// replaced, not refused and not stored.
+	for id, kept := range map[string]bool{"abc-123": true, "caf\xc3\xa9": false, "a\xffb": false, "a\tb": false} {
+		req := httptest.NewRequest(http.MethodGet, "/api/projects/p/flags/f", nil)
+		req.Header.Set(echo.HeaderXRequestID, id)
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if got := rec.Header().Get(echo.HeaderXRequestID); (got == id) != kept || got == "" {
+			t.Errorf("request id %q answered as %q", id, got)
+		}
 	}
 	for _, c := range cases {
 		req := httptest.NewRequest(http.MethodGet, c.target, nil)
