@@ -497,6 +497,8 @@ func validName(field, s string) *Error {
 		return Invalid(field, "name is required")
 	case !utf8.ValidString(s):
 		return Invalid(field, "name is not valid UTF-8")
+	case strings.IndexByte(s, 0) >= 0: // PostgreSQL stores no NUL in text or jsonb
+		return Invalid(field, "name contains a NUL character")
 	case utf8.RuneCountInString(s) > MaxNameLength:
 		return Invalid(field, "name longer than %d characters", MaxNameLength)
 	}
@@ -516,6 +518,8 @@ func validDescription(field, s string) *Error {
 	switch {
 	case !utf8.ValidString(s):
 		return Invalid(field, "description is not valid UTF-8")
+	case strings.IndexByte(s, 0) >= 0:
+		return Invalid(field, "description contains a NUL character")
 	case utf8.RuneCountInString(s) > MaxDescriptionLength:
 		return Invalid(field, "description longer than %d characters", MaxDescriptionLength)
 	}

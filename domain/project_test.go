@@ -35,6 +35,8 @@ func TestCreateProject(t *testing.T) {
 		{name: "key with slash", key: "ac/me", pname: "Acme", code: domain.EInvalid, field: "key"},
 		{name: "missing name", key: "acme", pname: "  ", code: domain.EInvalid, field: "name"},
 		{name: "name too long", key: "acme", pname: strings.Repeat("n", 201), code: domain.EInvalid, field: "name"},
+		{name: "NUL in the name", key: "acme", pname: "Ac\x00me", code: domain.EInvalid, field: "name"},
+		{name: "NUL in the description", key: "acme", pname: "Acme", description: "\x00", code: domain.EInvalid, field: "description"},
 		{name: "description too long", key: "acme", pname: "Acme", description: strings.Repeat("d", 2001),
 			code: domain.EInvalid, field: "description"},
 		{name: "invalid environment key", key: "acme", pname: "Acme",

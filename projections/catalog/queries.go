@@ -1,11 +1,13 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -39,13 +41,17 @@ func EncodeCursor(lastKey string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(lastKey))
 }
 
+// maxCursorBytes bounds a decoded position: a key, an id, or a time and an id.
+const maxCursorBytes = 512
+
 // DecodeCursor reverses EncodeCursor; a malformed cursor is an input error.
 func DecodeCursor(c string) (string, error) {
 	if c == "" {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
+	// The position goes to the database as text: it must be text the database can hold.
+	if err != nil || len(b) > maxCursorBytes || !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
 		return "", domain.Invalid("cursor", "malformed cursor; pass next_cursor from the previous page")
 	}
 	return string(b), nil

@@ -10,13 +10,17 @@ import (
 	"github.com/vexil-flags/vexil/projections/audit"
 )
 
-func auditQuery(c echo.Context) (audit.Query, error) {
+func (s *Server) auditQuery(c echo.Context) (audit.Query, error) {
+	cursor, err := s.cursor(c)
+	if err != nil {
+		return audit.Query{}, err
+	}
 	limit, err := queryInt(c, "limit")
 	if err != nil {
 		return audit.Query{}, err
 	}
 	q := audit.Query{Project: c.Param("project"), Environment: c.QueryParam("environment"),
-		Actor: c.QueryParam("actor"), EntityKind: c.QueryParam("kind"), Cursor: c.QueryParam("cursor"), Limit: limit}
+		Actor: c.QueryParam("actor"), EntityKind: c.QueryParam("kind"), Cursor: cursor, Limit: limit}
 	for name, dst := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
 		if v := c.QueryParam(name); v != "" {
 			t, err := time.Parse(time.RFC3339Nano, v)
@@ -30,7 +34,7 @@ func auditQuery(c echo.Context) (audit.Query, error) {
 }
 
 func (s *Server) listAudit(c echo.Context, kind, key string) error {
-	q, err := auditQuery(c)
+	q, err := s.auditQuery(c)
 	if err != nil {
 		return err
 	}
@@ -42,6 +46,9 @@ func (s *Server) listAudit(c echo.Context, kind, key string) error {
 	}
 	items, next, err := audit.List(c.Request().Context(), s.app.pool, q)
 	if err != nil {
+		return err
+	}
+	if next, err = s.nextCursor(c, next); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, newPage(items, next))

@@ -278,13 +278,20 @@ func listDelivery[T any](s *Server, c echo.Context, status bool,
 	if err != nil {
 		return err
 	}
+	cursor, err := s.cursor(c)
+	if err != nil {
+		return err
+	}
 	q := delivery.ListQuery{Project: c.Param("project"), Flag: c.QueryParam("flag"),
-		Environment: c.QueryParam("environment"), Cursor: c.QueryParam("cursor"), Limit: limit}
+		Environment: c.QueryParam("environment"), Cursor: cursor, Limit: limit}
 	if status {
 		q.Status = c.QueryParam("status")
 	}
 	items, next, err := list(c.Request().Context(), s.app.pool, q)
 	if err != nil {
+		return err
+	}
+	if next, err = s.nextCursor(c, next); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, newPage(items, next))
@@ -686,9 +693,16 @@ func (s *Server) listAutoOpsFirings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items, next, err := delivery.ListFirings(c.Request().Context(), s.app.pool, c.Param("project"), c.Param("id"),
-		c.QueryParam("cursor"), limit)
+	cursor, err := s.cursor(c)
 	if err != nil {
+		return err
+	}
+	items, next, err := delivery.ListFirings(c.Request().Context(), s.app.pool, c.Param("project"), c.Param("id"),
+		cursor, limit)
+	if err != nil {
+		return err
+	}
+	if next, err = s.nextCursor(c, next); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, newPage(items, next))

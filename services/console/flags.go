@@ -48,7 +48,7 @@ type targetingView struct {
 }
 
 func (s *Server) listFlags(c echo.Context) error {
-	q, err := listQuery(c)
+	q, err := s.listQuery(c)
 	if err != nil {
 		return err
 	}
@@ -56,10 +56,17 @@ func (s *Server) listFlags(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if next, err = s.nextCursor(c, next); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, newPage(items, next))
 }
 
-func listQuery(c echo.Context) (catalog.ListQuery, error) {
+func (s *Server) listQuery(c echo.Context) (catalog.ListQuery, error) {
+	cursor, err := s.cursor(c)
+	if err != nil {
+		return catalog.ListQuery{}, err
+	}
 	limit, err := queryInt(c, "limit")
 	if err != nil {
 		return catalog.ListQuery{}, err
@@ -72,7 +79,7 @@ func listQuery(c echo.Context) (catalog.ListQuery, error) {
 		return catalog.ListQuery{}, domain.Invalid("q", "q must be at most 200 characters")
 	}
 	return catalog.ListQuery{Project: c.Param("project"), Tag: c.QueryParam("tag"), Search: c.QueryParam("q"),
-		Archived: archived, Cursor: c.QueryParam("cursor"), Limit: limit}, nil
+		Archived: archived, Cursor: cursor, Limit: limit}, nil
 }
 
 func (s *Server) createFlag(c echo.Context) error {

@@ -308,7 +308,7 @@ func (s *Server) experimentAudit(c echo.Context) error {
 }
 
 func (s *Server) environmentAudit(c echo.Context) error {
-	q, err := auditQuery(c)
+	q, err := s.auditQuery(c)
 	if err != nil {
 		return err
 	}
@@ -318,6 +318,9 @@ func (s *Server) environmentAudit(c echo.Context) error {
 	}
 	items, next, err := audit.List(c.Request().Context(), s.app.pool, q)
 	if err != nil {
+		return err
+	}
+	if next, err = s.nextCursor(c, next); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, newPage(items, next))

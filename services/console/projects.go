@@ -55,8 +55,15 @@ func (s *Server) listProjects(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items, next, err := catalog.ListProjects(c.Request().Context(), s.app.pool, c.QueryParam("cursor"), limit, principal(c).Project)
+	cursor, err := s.cursor(c)
 	if err != nil {
+		return err
+	}
+	items, next, err := catalog.ListProjects(c.Request().Context(), s.app.pool, cursor, limit, principal(c).Project)
+	if err != nil {
+		return err
+	}
+	if next, err = s.nextCursor(c, next); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, newPage(items, next))

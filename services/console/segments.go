@@ -28,12 +28,15 @@ func (r segmentRequest) definition() domain.SegmentDefinition {
 }
 
 func (s *Server) listSegments(c echo.Context) error {
-	q, err := listQuery(c)
+	q, err := s.listQuery(c)
 	if err != nil {
 		return err
 	}
 	items, next, err := catalog.ListSegments(c.Request().Context(), s.app.pool, q)
 	if err != nil {
+		return err
+	}
+	if next, err = s.nextCursor(c, next); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, newPage(items, next))

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,6 +21,7 @@ type Server struct {
 	maxBody  int64
 	analyzer *experiments.Analyzer // nil: no on-demand analysis or reports
 	triggers *httpapi.Limiter      // calls of each webhook trigger; nil: unlimited
+	signer   cursorKeys            // signs list cursors (cursors.go)
 }
 
 // NewServer builds the management API over app. maxBody bounds request bodies (413 past it).
@@ -79,9 +81,14 @@ func (s *Server) decode(c echo.Context, v any) error {
 
 // meta builds event metadata from the request: the token, X-Vexil-Reason, the request id.
 func meta(c echo.Context) domain.Metadata {
-	reason := c.Request().Header.Get("X-Vexil-Reason")
+	reason := c.Request().Header.Get(httpapi.ReasonHeader)
 	if len(reason) > 1000 {
-		reason = reason[:1000]
+		// Cut at a character boundary: half a UTF-8 sequence could not be stored.
+		cut := 1000
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
 	}
 	return domain.Metadata{Actor: actor(c), Reason: reason, RequestID: httpapi.RequestID(c)}
 }

@@ -66,7 +66,7 @@ func Requests(log *slog.Logger, m *Metrics) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			id := c.Request().Header.Get(echo.HeaderXRequestID)
-			if id == "" || len(id) > 128 {
+			if id == "" || len(id) > 128 || !printableASCII(id) { // it is stored with every change
 				id = requestIDs.next()
 			}
 			c.Response().Header()[echo.HeaderXRequestID] = []string{id}
@@ -91,6 +91,15 @@ func Requests(log *slog.Logger, m *Metrics) echo.MiddlewareFunc {
 			return nil
 		}
 	}
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func levelOf(status int) slog.Level {

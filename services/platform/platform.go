@@ -260,6 +260,9 @@ func (p *Platform) Start(ctx context.Context) error {
 		srv.Register(e)
 		srv.RegisterHooks(e) // public webhook triggers: their secret, no bearer token
 	}
+	// After routing, before any handler: parameters of the management API and webhooks must be
+	// text the database can store (the SDK API answers in OFREP's format and stores none).
+	e.Use(httpapi.ValidInput("/api/", console.HooksPath))
 	p.echo = e
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

@@ -26,6 +26,13 @@ const (
 	codeCannotConnectNow     = "57P03"
 	codeTooManyConnections   = "53300"
 	codeLockNotAvailable     = "55P03"
+	// Text the database cannot store: NUL in text or jsonb (\u0000), bytes that are not UTF-8,
+	// a value too long for its column, a row too large for an index, nesting past the stack.
+	codeUntranslatableCharacter   = "22P05"
+	codeCharacterNotInRepertoire  = "22021"
+	codeStringDataRightTruncation = "22001"
+	codeProgramLimitExceeded      = "54000"
+	codeStatementTooComplex       = "54001"
 )
 
 // TranslateError turns a driver error into a domain error, in this one place, so no caller has
@@ -37,6 +44,8 @@ const (
 //   - serialization failure, deadlock      -> EConflict (Details: retryable=true)
 //   - foreign key violation                -> ENotFound
 //   - check / not-null violation           -> EInvalid
+//   - NUL or invalid UTF-8 in text, a value
+//     too long or too deep to store         -> EInvalid (a safety net: httpapi checks input first)
 //   - no rows                              -> ENotFound
 //   - canceled, timed out, connection lost -> EUnavailable
 //   - anything else                        -> EInternal
@@ -61,6 +70,10 @@ func TranslateError(err error) error {
 			return wrap(domain.Errorf(domain.ENotFound, "a referenced object does not exist"), err)
 		case codeCheckViolation, codeNotNullViolation:
 			return wrap(domain.Errorf(domain.EInvalid, "invalid value"), err)
+		case codeUntranslatableCharacter, codeCharacterNotInRepertoire:
+			return wrap(domain.Errorf(domain.EInvalid, "text must be valid UTF-8 without NUL characters"), err)
+		case codeStringDataRightTruncation, codeProgramLimitExceeded, codeStatementTooComplex:
+			return wrap(domain.Errorf(domain.EInvalid, "a value is too long or too deeply nested to store"), err)
 		}
 	}
 	switch {

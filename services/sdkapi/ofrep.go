@@ -84,7 +84,7 @@ func decodeRequestJSON(body []byte) (attrs map[string]any, raw []byte, code, det
 	var req evaluationRequest
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, nil, codeParseError, "malformed JSON: " + err.Error()
+			return nil, nil, codeParseError, httpapi.JSONProblem(err)
 		}
 	}
 	raw = bytes.TrimSpace(req.Context)
@@ -93,7 +93,7 @@ func decodeRequestJSON(body []byte) (attrs map[string]any, raw []byte, code, det
 			return nil, nil, codeInvalidContext, "context must be a JSON object"
 		}
 		if err := json.Unmarshal(raw, &attrs); err != nil {
-			return nil, nil, codeInvalidContext, "context is not a valid JSON object: " + err.Error()
+			return nil, nil, codeInvalidContext, "context is not a valid JSON object: " + httpapi.JSONProblem(err)
 		}
 	}
 	return attrs, raw, "", ""
