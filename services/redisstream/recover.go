@@ -260,11 +260,12 @@ func (s *recoveringSubscriber) Close() error {
 
 // quietReadErrors turns the errors that recoveringSubscriber reports itself (once per incident)
 // into debug lines, so an incident is not logged by watermill-redisstream again on every retry.
+// An ack lost in an incident is one of them: the message stays pending and is redelivered.
 type quietReadErrors struct{ watermill.LoggerAdapter }
 
 func (l quietReadErrors) Error(msg string, err error, fields watermill.LogFields) {
 	switch msg {
-	case "stop reading after error", "read fail", "xpendingext fail", "xinfoconsumers failed", "xclaim fail":
+	case "stop reading after error", "read fail", "xpendingext fail", "xinfoconsumers failed", "xclaim fail", "Message Acked fail":
 		l.LoggerAdapter.Debug(msg, fields.Add(watermill.LogFields{"err": err}))
 	default:
 		l.LoggerAdapter.Error(msg, err, fields)
