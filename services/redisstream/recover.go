@@ -55,6 +55,7 @@ type recoveringSubscriber struct {
 
 	closing   chan struct{}
 	closeOnce sync.Once
+	closeErr  error
 	wg        sync.WaitGroup
 
 	mu      sync.Mutex
@@ -252,10 +253,15 @@ func (s *recoveringSubscriber) incidentEnded(ctx context.Context, topic string) 
 	}
 }
 
+// Close ends every subscription and closes the client. It is idempotent (the router and the
+// role both close it).
 func (s *recoveringSubscriber) Close() error {
-	s.closeOnce.Do(func() { close(s.closing) })
-	s.wg.Wait()
-	return s.client.Close()
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.wg.Wait()
+		s.closeErr = s.client.Close()
+	})
+	return s.closeErr
 }
 
 // quietReadErrors turns the errors that recoveringSubscriber reports itself (once per incident)
