@@ -196,3 +196,59 @@ func drain(ch <-chan time.Time) {
 		}
 	}
 }
+
+// The same incidents with the roles in separate processes: an api-only process, which learns of
+// changes only through the domain stream in fan-out (its reconciliation timer is set to an hour),
+// serves the new version and pushes it over SSE within seconds of Redis coming back, while the
+// writes go through a console/projector/relay process.
+func TestSplitAPIRoleRecoversFromRedisLosingItsData(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t)
+	writer := startVexil(t, "--redis-url", srv.URL(), "--roles", "console,projector,relay", "--consistency-wait", "20s")
+	keys := writer.tv.CreateProject("app", "probe")
+	api := telemetrytest.Start(t, "--database-url", writer.tv.Database, "--stream-prefix", writer.tv.Prefix,
+		"--redis-url", srv.URL(), "--roles", "api", "--reconcile-interval", "1h")
+	if api.P.SDK == nil {
+		t.Fatal("the api process runs no api role")
+	}
+	sse := openStream(t, api.Base+"/sdk/v1/stream", "", "Authorization", "Bearer "+keys.Server)
+	probeEvents := make(chan time.Time, 64)
+	go func() {
+		for ev := range sse {
+			if strings.Contains(ev.data, `"probe"`) {
+				select {
+				case probeEvents <- time.Now():
+				default:
+				}
+			}
+		}
+	}()
+	on := false
+	toggle := func(incident string) {
+		t.Helper()
+		back := time.Now()
+		on = !on
+		drain(probeEvents)
+		writer.must(200, "POST", "/api/v1/projects/app/flags/probe/environments/production/toggle", map[string]any{"on": on})
+		telemetrytest.WaitFor(t, 15*time.Second, incident+": the api process to serve the new version", func() bool {
+			r := api.Do("POST", "/ofrep/v1/evaluate/flags/probe", keys.Server, `{"context":{"targetingKey":"u"}}`)
+			return r.Status == 200 && (r.JSON(t)["reason"] == "DISABLED") != on
+		})
+		ofrep := time.Since(back)
+		select {
+		case at := <-probeEvents:
+			t.Logf("%s: the api process served the new version %v and pushed it over SSE %v after Redis came back",
+				incident, ofrep.Round(time.Millisecond), at.Sub(back).Round(time.Millisecond))
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s: no SSE event about the probe flag within 15 s", incident)
+		}
+	}
+	toggle("baseline, no incident")
+	srv.Kill()
+	srv.Start()
+	toggle("Redis restarted empty")
+	if err := srv.Client().FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	toggle("FLUSHALL")
+}
