@@ -155,8 +155,9 @@ func (s *recoveringSubscriber) prepare(ctx context.Context, topic string) error 
 }
 
 // consume forwards one watermill-redisstream subscription to out until its first read error
-// (returned), ctx's end or Close.
-func (s *recoveringSubscriber) consume(ctx context.Context, topic string, out chan<- *message.Message, incidentBegan time.Time) error {
+// (returned), ctx's end or Close. resumeAfter is when the incident it follows began (zero for
+// the first subscription): a fan-out subscription reads from shortly before it.
+func (s *recoveringSubscriber) consume(ctx context.Context, topic string, out chan<- *message.Message, resumeAfter time.Time) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -164,8 +165,8 @@ func (s *recoveringSubscriber) consume(ctx context.Context, topic string, out ch
 		readErr error
 	)
 	fanOutFrom := "$"
-	if !incidentBegan.IsZero() {
-		fanOutFrom = fmt.Sprintf("%d-0", incidentBegan.Add(-fanOutRewind).UnixMilli())
+	if !resumeAfter.IsZero() {
+		fanOutFrom = fmt.Sprintf("%d-0", resumeAfter.Add(-fanOutRewind).UnixMilli())
 	}
 	sub, err := wrs.NewSubscriber(wrs.SubscriberConfig{
 		Client:          s.client,
