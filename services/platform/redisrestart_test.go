@@ -141,7 +141,7 @@ func TestRecoversFromRedisLosingItsDataUnderLoad(t *testing.T) {
 		}
 	}
 
-	checkRecovery("baseline, no incident")
+	checkRecovery("baseline (no incident: timed from the check's start)")
 	writesBefore := writes.Load()
 	telemetrytest.WaitFor(t, 15*time.Second, "load writes to go on", func() bool { return writes.Load() > writesBefore+3 })
 
@@ -261,7 +261,7 @@ func TestSplitAPIRoleRecoversFromRedisLosingItsData(t *testing.T) {
 			t.Fatalf("%s: no SSE event about the probe flag within 15 s", incident)
 		}
 	}
-	toggle("baseline, no incident")
+	toggle("baseline (no incident: timed from the toggle)")
 	srv.Kill()
 	srv.Start()
 	toggle("Redis restarted empty")
