@@ -58,9 +58,11 @@ type recoveringSubscriber struct {
 	closeErr  error
 	wg        sync.WaitGroup
 
-	mu      sync.Mutex
-	failing int       // subscriptions currently in an incident
-	since   time.Time // when the current incident began
+	mu          sync.Mutex
+	failing     int       // subscriptions currently in an incident
+	since       time.Time // when the current incident began
+	announced   bool      // the current incident was logged
+	recoveredAt time.Time // when the last incident ended
 }
 
 func newRecoveringSubscriber(cfg Config, group string, client *redis.Client, opts []SubscriberOption) *recoveringSubscriber {
@@ -222,33 +224,43 @@ func (s *recoveringSubscriber) consume(ctx context.Context, topic string, out ch
 }
 
 // incidentBegan logs the first subscription of this subscriber to fail; the others join silently.
+// A failure soon after a recovery (within two reads and a retry) is the same incident: the other
+// subscriptions of the subscriber find the connections the incident broke in the client's pool at
+// their next read, after the first one already recovered.
 func (s *recoveringSubscriber) incidentBegan(topic string, err error) {
+	merge := 2*s.cfg.BlockTime + retryInterval
 	s.mu.Lock()
 	s.failing++
-	first := s.failing == 1
-	if first {
-		s.since = time.Now()
+	announce := s.failing == 1 && (s.recoveredAt.IsZero() || time.Since(s.recoveredAt) > merge)
+	if announce {
+		s.since, s.announced = time.Now(), true
 	}
 	s.mu.Unlock()
-	if first {
+	if announce {
 		s.log.Warn("Redis stream unavailable or lost; consumers will re-create it and resume by themselves",
 			"stream", topic, "group", s.group, "err", err, "retry_every", retryInterval)
 	}
 }
 
-// incidentEnded logs the recovery when the last failing subscription resumed, and runs the
-// OnRecovered hook.
+// incidentEnded logs the recovery when the last failing subscription resumed (once per logged
+// incident), and runs the OnRecovered hook.
 func (s *recoveringSubscriber) incidentEnded(ctx context.Context, topic string) {
 	s.mu.Lock()
 	s.failing--
 	last := s.failing == 0
+	announced := last && s.announced
+	if last {
+		s.recoveredAt, s.announced = time.Now(), false
+	}
 	since := s.since
 	s.mu.Unlock()
 	if !last {
 		return
 	}
-	s.log.Info("Redis stream recovered; consuming again", "stream", topic, "group", s.group,
-		"after", time.Since(since).Round(time.Millisecond))
+	if announced {
+		s.log.Info("Redis stream recovered; consuming again", "stream", topic, "group", s.group,
+			"after", time.Since(since).Round(time.Millisecond))
+	}
 	if s.onRecovered != nil {
 		s.onRecovered(ctx)
 	}
