@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/services/redisstream"
 	"github.com/vexil-flags/vexil/services/sdkapi"
 )
 
@@ -20,6 +21,8 @@ import (
 type check struct {
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail,omitempty"`
+	// Warning is a risk that does not make the process unready (Redis without persistence).
+	Warning string `json:"warning,omitempty"`
 }
 
 // ops serves /healthz (the process is alive), /readyz (its dependencies answer and the schema is
@@ -36,6 +39,11 @@ type ops struct {
 	mu         sync.Mutex
 	migrations check // cached: the version only changes when someone migrates
 	checkedAt  time.Time
+
+	// Redis persistence, cached briefly: probes come every few seconds, settings rarely change.
+	persistenceMu        sync.Mutex
+	persistenceWarning   string
+	persistenceCheckedAt time.Time
 }
 
 func (o *ops) register(e *echo.Echo) {
@@ -63,7 +71,7 @@ func (o *ops) readyz(c echo.Context) error {
 		checks["redis"] = check{Detail: err.Error()}
 		ready = false
 	} else {
-		checks["redis"] = check{OK: true}
+		checks["redis"] = check{OK: true, Warning: o.redisPersistenceWarning(ctx)}
 	}
 	why := o.starting()
 	if why != "" {
@@ -116,3 +124,24 @@ func (o *ops) migrationState() check {
 	o.checkedAt = time.Now()
 	return o.migrations
 }
+
+// redisPersistenceWarning says what a Redis restart would lose of what was acknowledged (README,
+// Operations: Redis persistence), or "" when Redis persists with AOF. A Redis without
+// persistence still serves: the process stays ready, with a warning.
+func (o *ops) redisPersistenceWarning(ctx context.Context) string {
+	o.persistenceMu.Lock()
+	defer o.persistenceMu.Unlock()
+	if !o.persistenceCheckedAt.IsZero() && time.Since(o.persistenceCheckedAt) < persistenceCheckEvery {
+		return o.persistenceWarning
+	}
+	p, err := redisstream.InspectPersistence(ctx, o.redis)
+	if err != nil {
+		o.persistenceWarning = "Redis persistence could not be checked: " + err.Error()
+	} else {
+		o.persistenceWarning = p.Warning()
+	}
+	o.persistenceCheckedAt = time.Now()
+	return o.persistenceWarning
+}
+
+const persistenceCheckEvery = 30 * time.Second

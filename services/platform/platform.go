@@ -95,6 +95,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Platform,
 	if err != nil {
 		return nil, err
 	}
+	// Subscriptions log Redis incidents once; go-redis would log every failed dial.
+	redisstream.RouteClientLogs(log)
 	rdb, err := redisstream.NewClient(cfg.RedisURL)
 	if err != nil {
 		pool.Close()
@@ -170,7 +172,8 @@ func (p *Platform) Start(ctx context.Context) error {
 		}
 		sdk = sdkapi.New(snaps, p.Log, reg, sdkapi.Options{MaxContextBytes: cfg.SDKMaxContextBytes,
 			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events})
-		fanout, err := redisstream.NewFanOutSubscriber(bus)
+		// After a Redis incident, notifications may be gone: reconcile with the database at once.
+		fanout, err := redisstream.NewFanOutSubscriber(bus, redisstream.OnRecovered(func(context.Context) { sdk.Resync() }))
 		if err != nil {
 			cancel()
 			return err
@@ -206,7 +209,11 @@ func (p *Platform) Start(ctx context.Context) error {
 		p.run("delivery-scheduler", func() error { return sched.Run(runCtx) })
 	}
 	if cfg.Has(config.RoleProjector) {
-		sub, err := redisstream.NewSubscriber(bus, bus.Group(projector.Role))
+		// After a Redis incident (restart without data, flush, failover), notifications the
+		// projector had not consumed may be gone: catch up from the event store.
+		var runner *projector.Runner
+		sub, err := redisstream.NewSubscriber(bus, bus.Group(projector.Role),
+			redisstream.OnRecovered(func(ctx context.Context) { runner.StreamRecovered(ctx) }))
 		if err != nil {
 			cancel()
 			return err
@@ -216,7 +223,7 @@ func (p *Platform) Start(ctx context.Context) error {
 			cancel()
 			return err
 		}
-		runner, err := projector.New(projector.Config{Pool: p.Pool, Store: p.Store, Subscriber: sub,
+		runner, err = projector.New(projector.Config{Pool: p.Pool, Store: p.Store, Subscriber: sub,
 			Topic: bus.DomainStream(), DeadLetter: dead, DeadLetterTopic: bus.DeadLetterStream(),
 			Projections: ReadModels(), Metrics: metrics, Logger: p.Log, OnApplied: onApplied(sdk)})
 		if err != nil {

@@ -232,6 +232,22 @@ func (r *Runner) handled(streamID string, version int64) {
 	}
 }
 
+// StreamRecovered repairs what a Redis incident may have lost: the domain stream's notifications
+// that the projector had not consumed yet (Redis restarted without its data, a flush, a failover
+// to a replica behind). It catches up every stream some projection is behind on, from the event
+// store, the record. Wire it as the subscriber's redisstream.OnRecovered hook.
+func (r *Runner) StreamRecovered(ctx context.Context) {
+	start := time.Now()
+	if err := r.CatchUp(ctx, ""); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("catch-up after the domain stream's recovery failed; each stream is repaired by its next notification, or at the next start",
+				"err", err)
+		}
+		return
+	}
+	r.log.Info("caught up from the event store after the domain stream's recovery", "took", time.Since(start).Round(time.Millisecond))
+}
+
 // reached reports whether every projection's checkpoint for streamID is at version or beyond.
 func (r *Runner) reached(ctx context.Context, streamID string, version int64) (bool, error) {
 	var n int

@@ -136,21 +136,27 @@ func NewPublisher(cfg Config) (message.Publisher, error) {
 // (at-least-once). A new group starts at the beginning of the stream. Messages that cannot be
 // unmarshalled are delivered flagged as undecodable (see DeadLetter) instead of stopping the
 // subscription. It owns its Redis client: Close closes it.
-func NewSubscriber(cfg Config, group string) (message.Subscriber, error) {
+//
+// Subscriptions survive Redis incidents: when Redis is unreachable, restarted or failed over,
+// or lost the stream or the group (NOGROUP after a flush or a restart without persistence),
+// the subscription re-creates the stream and the group and resumes, logging once when the
+// incident begins and once when it ends (see OnRecovered to repair what the incident lost).
+func NewSubscriber(cfg Config, group string, opts ...SubscriberOption) (message.Subscriber, error) {
 	if group == "" {
 		return nil, errors.New("redisstream: empty consumer group (use NewFanOutSubscriber for fan-out)")
 	}
-	return newSubscriber(cfg, group)
+	return newSubscriber(cfg, group, opts)
 }
 
 // NewFanOutSubscriber returns a subscriber outside any consumer group: every subscriber sees every
 // message published after it subscribed (the SDK serving replicas use it). Nothing is acked in
 // Redis, and a replica that was down catches up by reconciling with the database, not the stream.
-func NewFanOutSubscriber(cfg Config) (message.Subscriber, error) {
-	return newSubscriber(cfg, "")
+// After a Redis incident it resumes reading from shortly before the incident began.
+func NewFanOutSubscriber(cfg Config, opts ...SubscriberOption) (message.Subscriber, error) {
+	return newSubscriber(cfg, "", opts)
 }
 
-func newSubscriber(cfg Config, group string) (message.Subscriber, error) {
+func newSubscriber(cfg Config, group string, opts []SubscriberOption) (message.Subscriber, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -159,24 +165,7 @@ func newSubscriber(cfg Config, group string) (message.Subscriber, error) {
 	if err != nil {
 		return nil, err
 	}
-	sub, err := wrs.NewSubscriber(wrs.SubscriberConfig{
-		Client:          client,
-		Unmarshaller:    tolerantUnmarshaller{},
-		ConsumerGroup:   group,
-		NackResendSleep: cfg.NackResendSleep,
-		BlockTime:       cfg.BlockTime,
-		ClaimInterval:   cfg.ClaimInterval,
-		MaxIdleTime:     cfg.MaxIdleTime,
-		OldestId:        "0",
-		FanOutOldestId:  "$",
-		// Without it the first read blocks forever and leaks a goroutine past Close.
-		DisableIndefiniteInitialBlock: true,
-	}, watermill.NewSlogLogger(cfg.Logger))
-	if err != nil {
-		_ = client.Close()
-		return nil, fmt.Errorf("redisstream: subscriber: %w", err)
-	}
-	return prefixedSubscriber{sub: sub, prefix: cfg.Prefix + ":"}, nil
+	return prefixedSubscriber{sub: newRecoveringSubscriber(cfg, group, client, opts), prefix: cfg.Prefix + ":"}, nil
 }
 
 // prefixedPublisher refuses streams outside the prefix, so no role writes where another

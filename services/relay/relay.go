@@ -9,7 +9,10 @@
 // forwards at a time and another takes over if it dies.
 //
 // Each outbox message is published unchanged (same uuid, payload and metadata) to the domain
-// stream and acknowledged in the outbox only after the bus accepted it. If the bus is down the
+// stream and acknowledged in the outbox only after the bus accepted it. XADD creates the stream
+// if Redis lost it. Messages forwarded before Redis lost its data are not forwarded again: they
+// are notifications, and the projector catches up from the event store when its subscription
+// recovers (projector.Runner.StreamRecovered), which repairs every stream they announced. If the bus is down the
 // message is retried with exponential backoff, never dropped: it stays in the outbox and later
 // appends queue behind it. Delivery is at-least-once (a crash between publish and acknowledgement
 // publishes again); consumers are idempotent.
@@ -23,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -58,7 +62,8 @@ type Config struct {
 	// system. Default 100ms.
 	PollInterval time.Duration
 	// InitialBackoff and MaxBackoff bound the exponential backoff between publish attempts while
-	// the bus is down. Defaults 100ms and 5s.
+	// the bus is down. Defaults 100ms and 1s: an attempt is one connection attempt, cheap, and
+	// the cap bounds how long the outbox waits after the bus is back.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// AckDeadline bounds how long one outbox read transaction stays open while a message cannot
@@ -78,6 +83,12 @@ type Config struct {
 type Relay struct {
 	cfg Config
 	log *slog.Logger
+
+	// outageSince is when publishing started failing (zero while the bus takes messages), so an
+	// outage is logged once when it begins and once when it ends, however many attempts it takes.
+	outageMu    sync.Mutex
+	outageSince time.Time
+	outageTries int
 }
 
 // New validates cfg and returns a relay.
@@ -100,7 +111,7 @@ func New(cfg Config) (*Relay, error) {
 		cfg.InitialBackoff = 100 * time.Millisecond
 	}
 	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 5 * time.Second
+		cfg.MaxBackoff = time.Second
 	}
 	if cfg.AckDeadline <= 0 {
 		cfg.AckDeadline = 30 * time.Second
@@ -179,22 +190,20 @@ func (r *Relay) forward(msg *message.Message) error {
 		out.Metadata.Set(k, v)
 	}
 	backoff := r.cfg.InitialBackoff
-	for attempt := 1; ; attempt++ {
+	for {
 		out.SetContext(ctx)
 		err := r.cfg.Publisher.Publish(r.cfg.Topic, out)
 		if err == nil {
 			if r.cfg.Metrics != nil {
 				r.cfg.Metrics.MessageForwarded()
 			}
+			r.published()
 			return nil
 		}
 		if r.cfg.Metrics != nil {
 			r.cfg.Metrics.PublishFailed(err)
 		}
-		if attempt == 1 || attempt%10 == 0 {
-			r.log.Warn("cannot publish outbox message; retrying", "uuid", msg.UUID,
-				"stream_id", msg.Metadata.Get(postgres.MetaStreamID), "attempt", attempt, "err", err)
-		}
+		r.publishFailed(msg, err)
 		// Jitter keeps several relays (or a restarted one) from hammering the bus in step.
 		wait := backoff/2 + rand.N(backoff/2+1)
 		select {
@@ -203,6 +212,29 @@ func (r *Relay) forward(msg *message.Message) error {
 		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, r.cfg.MaxBackoff)
+	}
+}
+
+// publishFailed logs the first failure of an outage.
+func (r *Relay) publishFailed(msg *message.Message, err error) {
+	r.outageMu.Lock()
+	defer r.outageMu.Unlock()
+	r.outageTries++
+	if r.outageSince.IsZero() {
+		r.outageSince = time.Now()
+		r.log.Warn("cannot publish to the bus; the outbox keeps every message and retries until it can", "uuid", msg.UUID,
+			"stream_id", msg.Metadata.Get(postgres.MetaStreamID), "err", err, "max_backoff", r.cfg.MaxBackoff)
+	}
+}
+
+// published logs the end of an outage, if one was going on.
+func (r *Relay) published() {
+	r.outageMu.Lock()
+	defer r.outageMu.Unlock()
+	if !r.outageSince.IsZero() {
+		r.log.Info("the bus takes messages again; forwarding the outbox", "after", time.Since(r.outageSince).Round(time.Millisecond),
+			"failed_attempts", r.outageTries)
+		r.outageSince, r.outageTries = time.Time{}, 0
 	}
 }
 

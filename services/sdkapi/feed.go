@@ -46,6 +46,16 @@ func (s *Server) Notify(streamID string, version int64) {
 	}
 }
 
+// Resync asks Run to reconcile every snapshot with the database now, e.g. when the domain stream
+// comes back after a Redis incident that may have lost notifications (wire it as the fan-out
+// subscriber's redisstream.OnRecovered hook). It never blocks.
+func (s *Server) Resync() {
+	select {
+	case s.resync <- struct{}{}:
+	default:
+	}
+}
+
 // Run follows changes until ctx ends: it consumes the domain stream, applies in-process
 // notifications, reconciles on a timer, and flushes evaluation counts. The snapshots must have
 // been loaded (Snapshots.Load) before serving.
@@ -88,6 +98,10 @@ func (s *Server) Run(ctx context.Context, opts FeedOptions) error {
 			return nil
 		case n := <-s.notes:
 			s.apply(ctx, n, opts.ProjectionWait)
+		case <-s.resync:
+			if err := s.snaps.Load(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("snapshot reconciliation after a stream incident failed; serving the last snapshot", "err", err)
+			}
 		case <-reconcile.C:
 			if err := s.snaps.Load(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("snapshot reconciliation failed; serving the last snapshot", "err", err)

@@ -54,13 +54,14 @@ type Server struct {
 	flusher *counterFlusher
 	streams *streamMetrics
 	notes   chan notification
+	resync  chan struct{}
 }
 
 // New builds the api role's server and its snapshots (empty until Load or Run).
 func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Options) *Server {
 	opts.defaults()
 	s := &Server{snaps: snaps, log: log, opts: opts, flusher: snaps.counterLog, streams: newStreamMetrics(reg, snaps),
-		notes: make(chan notification, 1024)}
+		notes: make(chan notification, 1024), resync: make(chan struct{}, 1)}
 	if opts.RateLimit > 0 {
 		s.limiter = httpapi.NewLimiter(opts.RateLimit, opts.RateLimit) // bursts of one second's worth
 	}

@@ -224,7 +224,8 @@ const (
 // RetryAfterDetail is the Details key of a refusal's Retry-After seconds.
 const RetryAfterDetail = "retry_after_seconds"
 
-// Publish hands a batch to the stream and returns once Redis holds it. It returns a
+// Publish hands a batch to the stream and returns once Redis holds it, even if ctx (the request)
+// ends meanwhile: the publish is bounded by PublishTimeout only. It returns a
 // *domain.Error with Details[RetryAfterDetail] when the batch was not taken: ERateLimited while
 // the projector lags past the bound, EUnavailable while Redis is unreachable.
 func (i *Ingestor) Publish(ctx context.Context, b *ptelemetry.Batch) error {
@@ -234,13 +235,22 @@ func (i *Ingestor) Publish(ctx context.Context, b *ptelemetry.Batch) error {
 			Message: fmt.Sprintf("telemetry is %d batches behind (bound %d); retry later", lag, i.cfg.MaxLag),
 			Details: map[string]any{RetryAfterDetail: backlogRetryAfter}}
 	}
-	if err := i.publish(ctx, b); err != nil {
+	// The batch outlives the request: a client that leaves while its batch is on the way to
+	// Redis (a timeout, a closed tab) must not turn a publish that Redis may well have taken into
+	// a reported outage. The publish has its own bound (PublishTimeout) instead.
+	if err := i.publish(context.WithoutCancel(ctx), b); err != nil {
 		i.cfg.Metrics.ingested("unavailable", 0, 0)
-		if ctx.Err() == nil {
-			i.log.Warn("telemetry batch not published", "err", err, "events", b.Len())
-		}
+		i.log.Warn("telemetry batch not published", "err", err, "events", b.Len())
 		return &domain.Error{Code: domain.EUnavailable, Message: "the telemetry stream is unavailable; nothing was kept; retry later",
 			Details: map[string]any{RetryAfterDetail: unavailableRetryAfter}}
+	}
+	if ctx.Err() != nil {
+		// Stored, but nobody hears the 202: count it apart so a dashboard tells departed clients
+		// (timeouts too short, crashes) from Redis outages. The SDK's retry, if any, dedupes by
+		// event id.
+		i.cfg.Metrics.ingested("client_gone", b.Len(), 0)
+		i.log.Debug("telemetry batch stored after its client left", "batch", b.ID.String(), "events", b.Len(), "cause", context.Cause(ctx))
+		return nil
 	}
 	i.cfg.Metrics.ingested("accepted", b.Len(), 0)
 	return nil

@@ -9,7 +9,7 @@ import (
 // Metrics of the telemetry flow, for /metrics. One value serves the ingestor, the consumer and
 // the maintainer of a process. A nil *Metrics records nothing.
 type Metrics struct {
-	ingestBatches *prometheus.CounterVec // by outcome: accepted, invalid, too_large, backlog, unavailable
+	ingestBatches *prometheus.CounterVec // by outcome: accepted, client_gone, invalid, too_large, backlog, unavailable
 	ingestEvents  *prometheus.CounterVec // by outcome: accepted, rejected
 	countsDropped prometheus.Counter
 	streamLag     prometheus.Gauge
@@ -26,7 +26,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		ingestBatches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_telemetry_ingest_requests_total",
-			Help: "POST /sdk/v1/events requests by outcome (accepted, invalid, too_large, backlog, unavailable)."}, []string{"outcome"}),
+			Help: "POST /sdk/v1/events requests by outcome (accepted, client_gone: stored but the client left before the answer, invalid, too_large, backlog, unavailable: Redis did not take the batch)."}, []string{"outcome"}),
 		ingestEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_telemetry_ingest_events_total",
 			Help: "Events posted to /sdk/v1/events by outcome (accepted, rejected)."}, []string{"outcome"}),
 		countsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_telemetry_counter_batches_dropped_total",
