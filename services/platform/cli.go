@@ -11,12 +11,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/projector"
-	"github.com/vexil-flags/vexil/services/redisstream"
 	"github.com/vexil-flags/vexil/services/replay"
 )
 
@@ -110,8 +108,6 @@ func (m *Main) logger(cfg *config.Config) *slog.Logger {
 	if cfg.LogFormat == "text" {
 		log = slog.New(slog.NewTextHandler(m.Stderr, opts))
 	}
-	// go-redis logs on its own (process-wide); its lines go through the same structured log.
-	redisstream.UseSlog(log, 10*time.Second)
 	return log
 }
 
