@@ -94,6 +94,9 @@ func Requests(log *slog.Logger, m *Metrics) echo.MiddlewareFunc {
 }
 
 func levelOf(status int) slog.Level {
+	if status == http.StatusServiceUnavailable {
+		return slog.LevelWarn // a dependency is down: ErrorHandler has said which
+	}
 	if status >= 500 {
 		return slog.LevelError
 	}

@@ -243,8 +243,11 @@ func (p *Platform) Start(ctx context.Context) error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpapi.ErrorHandler(p.Log)
-	e.Use(httpapi.Recover(p.Log), httpapi.Requests(p.Log, httpapi.NewMetrics(reg)))
-	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps}).register(e)
+	timeouts := HTTPTimeouts(cfg)
+	e.Use(httpapi.Recover(p.Log), httpapi.SecurityHeaders, httpapi.Deadlines(timeouts, isStream),
+		httpapi.Requests(p.Log, httpapi.NewMetrics(reg)))
+	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps,
+		log: p.Log, metricsToken: cfg.MetricsToken}).register(e)
 	if sdk != nil {
 		sdk.Register(e)
 	}
@@ -263,7 +266,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	}
 	p.listener = ln
 	p.Addr = ln.Addr().String()
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := httpapi.NewServer(e, timeouts)
 	e.Server = srv
 	p.run("http", func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -279,6 +282,18 @@ func (p *Platform) Start(ctx context.Context) error {
 	p.AdminToken = token
 	p.Log.Info("vexil started", "addr", p.Addr, "roles", cfg.Roles, "stream_prefix", cfg.StreamPrefix)
 	return nil
+}
+
+// HTTPTimeouts are the HTTP server's limits of cfg.
+func HTTPTimeouts(cfg *config.Config) httpapi.Timeouts {
+	return httpapi.Timeouts{ReadHeader: cfg.HTTPReadHeaderTimeout, Body: cfg.HTTPBodyTimeout,
+		Write: cfg.HTTPWriteTimeout, Idle: cfg.HTTPIdleTimeout, MaxHeaderBytes: cfg.HTTPMaxHeaderBytes}
+}
+
+// isStream tells the routes whose answers are long-lived streams: SSE, and audit exports
+// (the whole filtered log, written as it is read).
+func isStream(c echo.Context) bool {
+	return sdkapi.IsStream(c) || console.IsStream(c)
 }
 
 // onApplied lets the in-process projector tell the api role at once that read models moved.

@@ -72,13 +72,19 @@ func NewSnapshotsFor(db *pgxpool.Pool, log *slog.Logger, reg prometheus.Register
 	return NewSnapshots(db, log, newCounterFlusher(sink, reg, log))
 }
 
+// streamPath is the SSE route.
+const streamPath = "/sdk/v1/stream"
+
+// IsStream reports whether the request is an SSE stream: it stays open, bounded per write.
+func IsStream(c echo.Context) bool { return c.Path() == streamPath }
+
 // Register adds the SDK routes.
 func (s *Server) Register(e *echo.Echo) {
 	e.POST("/ofrep/v1/evaluate/flags/:key", s.evaluateFlag)
 	e.POST("/ofrep/v1/evaluate/flags", s.evaluateFlags)
 	e.GET("/ofrep/v1/configuration", s.configuration)
 	e.GET("/sdk/v1/ruleset", s.ruleset)
-	e.GET("/sdk/v1/stream", s.stream)
+	e.GET(streamPath, s.stream)
 	e.POST("/sdk/v1/events", s.postEvents)
 }
 
