@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"io"
 	"net/http"
 	"time"
 
@@ -27,9 +26,9 @@ type Timeouts struct {
 }
 
 // NewServer is the one place Vexil's HTTP servers are built. The server's own ReadTimeout and
-// WriteTimeout stay 0 on purpose: they would cut SSE streams, and a ReadTimeout that passes while
-// a handler runs cancels the request's context even when the body was read long before.
-// Deadlines applies the Body and Write timeouts per request instead.
+// WriteTimeout stay 0 on purpose: a WriteTimeout would cut SSE streams and long exports, and
+// Deadlines applies the Body and Write timeouts per request instead, so each route gets what
+// fits it and a body's time starts when its headers are in.
 func NewServer(h http.Handler, t Timeouts) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, IdleTimeout: t.Idle,
 		MaxHeaderBytes: t.MaxHeaderBytes}
@@ -45,11 +44,11 @@ func Deadlines(t Timeouts, isStream func(echo.Context) bool) echo.MiddlewareFunc
 			rc := http.NewResponseController(res.Writer)
 			now := time.Now()
 			if t.Body > 0 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-				// Errors mean the writer is not a server connection (tests, benchmarks): no deadline
-				// to keep there.
-				if rc.SetReadDeadline(now.Add(t.Body)) == nil {
-					r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
-				}
+				// An error means the writer is not a server connection (tests, benchmarks): no
+				// deadline to keep there. net/http lifts the deadline itself once the body has been
+				// read to its end (its read-ahead must not time out while the handler runs); a body
+				// left unread keeps it, which then bounds the server's discarding of the rest.
+				_ = rc.SetReadDeadline(now.Add(t.Body))
 			}
 			if t.Write > 0 {
 				if isStream != nil && isStream(c) {
@@ -62,25 +61,6 @@ func Deadlines(t Timeouts, isStream func(echo.Context) bool) echo.MiddlewareFunc
 			return next(c)
 		}
 	}
-}
-
-// deadlineBody lifts the body's read deadline once the body has been read to its end. The
-// server then reads ahead on the connection to notice a client that leaves; with the deadline
-// still set, that read would time out while a long handler runs and cancel its context. A body
-// left unread keeps the deadline, which then bounds the server's discarding of it.
-type deadlineBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.done {
-		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }
 
 // perWriteDeadline gives every write of a stream d to complete: a client that stops reading
