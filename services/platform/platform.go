@@ -159,6 +159,7 @@ func (p *Platform) Start(ctx context.Context) error {
 			return err
 		}
 		snaps = sdkapi.NewSnapshotsFor(p.Pool, p.Log, reg, sdkapi.TelemetryCountSink(events))
+		snaps.LimitFlagSeries(cfg.MetricsFlagSeries)
 		if err := snaps.Load(ctx); err != nil {
 			cancel()
 			return fmt.Errorf("platform: load rulesets: %w", err)

@@ -72,6 +72,15 @@ func NewSnapshotsFor(db *pgxpool.Pool, log *slog.Logger, reg prometheus.Register
 	return NewSnapshots(db, log, newCounterFlusher(sink, reg, log))
 }
 
+// LimitFlagSeries bounds the label sets of vexil_sdk_evaluations_total: the first n (project,
+// environment, flag, variation) sets get series of their own, later ones count under flag and
+// variation "other" of their environment; 0 labels no flag at all. Unbounded by default.
+func (s *Snapshots) LimitFlagSeries(n int) {
+	if s.counterLog != nil {
+		s.counterLog.limitSeries(n)
+	}
+}
+
 // streamPath is the SSE route.
 const streamPath = "/sdk/v1/stream"
 
