@@ -17,12 +17,25 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ClusterBinDir holds the PostgreSQL 15 server programs: VEXIL_TEST_PG_BIN, or Debian's path.
+// ClusterBinDir holds the PostgreSQL server programs (initdb, pg_ctl): VEXIL_TEST_PG_BIN, else
+// Debian's PostgreSQL 15, else the newest version Debian installed.
 func ClusterBinDir() string {
 	if d := os.Getenv("VEXIL_TEST_PG_BIN"); d != "" {
 		return d
 	}
-	return "/usr/lib/postgresql/15/bin"
+	const preferred = "/usr/lib/postgresql/15/bin"
+	if _, err := os.Stat(filepath.Join(preferred, "initdb")); err == nil {
+		return preferred
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	best, bestVersion := preferred, 0
+	for _, d := range dirs {
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(d)))
+		if _, statErr := os.Stat(filepath.Join(d, "initdb")); err == nil && statErr == nil && v > bestVersion {
+			best, bestVersion = d, v
+		}
+	}
+	return best
 }
 
 // Cluster is a PostgreSQL server of one test's own: its data directory in the test's temporary
