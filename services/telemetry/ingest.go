@@ -240,7 +240,7 @@ func (i *Ingestor) Publish(ctx context.Context, b *ptelemetry.Batch) error {
 			i.log.Warn("telemetry batch not published", "err", err, "events", b.Len())
 		}
 		return &domain.Error{Code: domain.EUnavailable, Message: "the telemetry stream is unavailable; nothing was kept; retry later",
-			Details: map[string]any{RetryAfterDetail: unavailableRetryAfter}}
+			Details: map[string]any{RetryAfterDetail: unavailableRetryAfter, domain.DependencyDetail: domain.DependencyRedis}}
 	}
 	i.cfg.Metrics.ingested("accepted", b.Len(), 0)
 	return nil
