@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -34,33 +35,67 @@ func NewServer(h http.Handler, t Timeouts) *http.Server {
 		MaxHeaderBytes: t.MaxHeaderBytes}
 }
 
+// Middleware is the chain every Vexil server runs, in order: panics become 500s, then the
+// security headers and per-request deadlines (one middleware: echo allocates a closure per
+// middleware per request), then request ids, logs and metrics. isStream is as for Deadlines.
+func Middleware(log *slog.Logger, m *Metrics, t Timeouts, isStream func(echo.Context) bool) []echo.MiddlewareFunc {
+	edge := &edge{t: t, isStream: isStream} // one pointer for the per-request closure to hold
+	return []echo.MiddlewareFunc{Recover(log), func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			setSecurityHeaders(c.Response().Header())
+			setDeadlines(c, &edge.t, edge.isStream)
+			return next(c)
+		}
+	}, Requests(log, m)}
+}
+
+type edge struct {
+	t        Timeouts
+	isStream func(echo.Context) bool
+}
+
 // Deadlines sets the per-request deadlines of t on the connection. isStream tells the routes
 // whose answer is a long-lived stream (nil: none); they get Write per write, not per request.
 func Deadlines(t Timeouts, isStream func(echo.Context) bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			r := c.Request()
-			res := c.Response()
-			rc := http.NewResponseController(res.Writer)
-			now := time.Now()
-			if t.Body > 0 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-				// An error means the writer is not a server connection (tests, benchmarks): no
-				// deadline to keep there. net/http lifts the deadline itself once the body has been
-				// read to its end (its read-ahead must not time out while the handler runs); a body
-				// left unread keeps it, which then bounds the server's discarding of the rest.
-				_ = rc.SetReadDeadline(now.Add(t.Body))
-			}
-			if t.Write > 0 {
-				if isStream != nil && isStream(c) {
-					_ = rc.SetWriteDeadline(time.Time{})
-					res.Writer = &perWriteDeadline{ResponseWriter: res.Writer, rc: rc, d: t.Write}
-				} else {
-					_ = rc.SetWriteDeadline(now.Add(t.Write))
-				}
-			}
+			setDeadlines(c, &t, isStream)
 			return next(c)
 		}
 	}
+}
+
+func setDeadlines(c echo.Context, t *Timeouts, isStream func(echo.Context) bool) {
+	r := c.Request()
+	res := c.Response()
+	// net/http's own writer has the deadline methods: asserting them spares the
+	// ResponseController's allocation on every request; wrapped writers go through one.
+	rc, ok := res.Writer.(deadliner)
+	if !ok {
+		rc = http.NewResponseController(res.Writer)
+	}
+	now := time.Now()
+	if t.Body > 0 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		// An error means the writer is not a server connection (tests, benchmarks): no deadline
+		// to keep there. net/http lifts the deadline itself once the body has been read to its
+		// end (its read-ahead must not time out while the handler runs); a body left unread
+		// keeps it, which then bounds the server's discarding of the rest.
+		_ = rc.SetReadDeadline(now.Add(t.Body))
+	}
+	if t.Write > 0 {
+		if isStream != nil && isStream(c) {
+			_ = rc.SetWriteDeadline(time.Time{})
+			res.Writer = &perWriteDeadline{ResponseWriter: res.Writer, rc: rc, d: t.Write}
+		} else {
+			_ = rc.SetWriteDeadline(now.Add(t.Write))
+		}
+	}
+}
+
+// deadliner sets a connection's deadlines, as net/http's ResponseWriter and ResponseController do.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
 }
 
 // perWriteDeadline gives every write of a stream d to complete: a client that stops reading
@@ -68,7 +103,7 @@ func Deadlines(t Timeouts, isStream func(echo.Context) bool) echo.MiddlewareFunc
 // quiet for longer than d stays open.
 type perWriteDeadline struct {
 	http.ResponseWriter
-	rc *http.ResponseController
+	rc deadliner
 	d  time.Duration
 }
 
@@ -79,7 +114,7 @@ func (w *perWriteDeadline) Write(p []byte) (int, error) {
 
 func (w *perWriteDeadline) FlushError() error {
 	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
-	return w.rc.Flush()
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *perWriteDeadline) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -107,14 +142,17 @@ const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // carry them too.
 func SecurityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Response().Header()
-		h["X-Content-Type-Options"] = nosniff
-		h["X-Frame-Options"] = frameDeny
-		h["Referrer-Policy"] = noReferrer
-		h["Content-Security-Policy"] = contentPolicy
-		h["Cross-Origin-Opener-Policy"] = crossOriginOps
+		setSecurityHeaders(c.Response().Header())
 		return next(c)
 	}
+}
+
+func setSecurityHeaders(h http.Header) {
+	h["X-Content-Type-Options"] = nosniff
+	h["X-Frame-Options"] = frameDeny
+	h["Referrer-Policy"] = noReferrer
+	h["Content-Security-Policy"] = contentPolicy
+	h["Cross-Origin-Opener-Policy"] = crossOriginOps
 }
 
 // NoStore marks an answer as never to be stored by a browser or proxy cache: management answers

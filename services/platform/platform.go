@@ -245,8 +245,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpapi.ErrorHandler(p.Log)
 	timeouts := HTTPTimeouts(cfg)
-	e.Use(httpapi.Recover(p.Log), httpapi.SecurityHeaders, httpapi.Deadlines(timeouts, isStream),
-		httpapi.Requests(p.Log, httpapi.NewMetrics(reg)))
+	e.Use(httpapi.Middleware(p.Log, httpapi.NewMetrics(reg), timeouts, IsStream)...)
 	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps,
 		log: p.Log, metricsToken: cfg.MetricsToken}).register(e)
 	if sdk != nil {
@@ -291,9 +290,9 @@ func HTTPTimeouts(cfg *config.Config) httpapi.Timeouts {
 		Write: cfg.HTTPWriteTimeout, Idle: cfg.HTTPIdleTimeout, MaxHeaderBytes: cfg.HTTPMaxHeaderBytes}
 }
 
-// isStream tells the routes whose answers are long-lived streams: SSE, and audit exports
+// IsStream tells the routes whose answers are long-lived streams: SSE, and audit exports
 // (the whole filtered log, written as it is read).
-func isStream(c echo.Context) bool {
+func IsStream(c echo.Context) bool {
 	return sdkapi.IsStream(c) || console.IsStream(c)
 }
 
