@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -125,9 +126,18 @@ func (o *ops) checks() []readinessCheck {
 	if o.snapshots != nil {
 		list = append(list, readinessCheck{name: "snapshots", probe: func(context.Context, map[string]check) *check {
 			h := o.snapshots.Health()
-			c := check{OK: h.Environments > 0 || h.Degraded == "", State: stateUp, Detail: h.Degraded}
+			c := check{OK: h.Environments > 0 || h.Degraded == "", State: stateUp}
 			if h.Degraded != "" {
+				// The refresh error is a driver's text (it can name the database's address and
+				// user): the log has it, /readyz says what it means.
+				o.logChange("snapshots", stateDegraded, errors.New(h.Degraded))
 				c.State = stateDegraded
+				c.Detail = "serving the last snapshot: the last refresh from the database failed"
+				if !h.FreshAt.IsZero() {
+					c.Detail += "; fresh at " + h.FreshAt.Format(time.RFC3339)
+				}
+			} else {
+				o.logChange("snapshots", stateUp, nil)
 			}
 			return &c
 		}})
