@@ -195,6 +195,20 @@ func Body(err error) (int, ErrorBody) {
 	return http.StatusInternalServerError, ErrorBody{Code: domain.EInternal, Message: "internal error"}
 }
 
+// SetRetryAfter gives a 503 its Retry-After, unless the handler set one: the refusal's own
+// (Details retry_after_seconds) or OutageRetryAfter. Handlers that answer errors in another
+// protocol's shape (OFREP) call it too.
+func SetRetryAfter(c echo.Context, status int, body ErrorBody) {
+	if status != http.StatusServiceUnavailable || c.Response().Header().Get("Retry-After") != "" {
+		return
+	}
+	secs := OutageRetryAfter
+	if n, ok := body.Details[retryAfterDetail].(int); ok && n > 0 {
+		secs = n
+	}
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+}
+
 // ErrorHandler is echo's HTTPErrorHandler for every Vexil server.
 func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
@@ -202,13 +216,7 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		status, body := Body(err)
-		if status == http.StatusServiceUnavailable && c.Response().Header().Get("Retry-After") == "" {
-			secs := OutageRetryAfter
-			if n, ok := body.Details[retryAfterDetail].(int); ok && n > 0 {
-				secs = n
-			}
-			c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		}
+		SetRetryAfter(c, status, body)
 		if status == http.StatusServiceUnavailable {
 			// An outage fails every request alike: a warning each, not an error page per request.
 			log.Warn("request failed: a dependency is unavailable", "err", err, "method", c.Request().Method,

@@ -134,6 +134,7 @@ func readBody(r io.Reader, declared, limit int64, buf *[]byte) error {
 // answerAuthError answers an authorization failure in the protocol's shape.
 func answerAuthError(c echo.Context, key string, err error) error {
 	status, body := httpapi.Body(err)
+	httpapi.SetRetryAfter(c, status, body)
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		return c.JSON(status, evaluationFailure{Key: key, ErrorCode: codeGeneral, ErrorDetails: body.Message})
 	}

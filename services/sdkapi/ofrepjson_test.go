@@ -14,6 +14,7 @@ import (
 	"github.com/vexil-flags/vexil/deploy/load/fixture"
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/domain/evaluation"
+	"github.com/vexil-flags/vexil/projections/access"
 )
 
 // The shapes of OFREP's answers as encoding/json writes them: the reference the hand-written
@@ -342,5 +343,25 @@ func TestRuleIDsOnlyForServerKeys(t *testing.T) {
 	}
 	if withRule == 0 {
 		t.Fatal("no server answer matched a rule: the fixture does not exercise rule ids")
+	}
+}
+
+// A key whose environment's ruleset is not in memory yet answers 503 with Retry-After, in
+// OFREP's shape.
+func TestUnloadedEnvironmentAnswers503WithRetryAfter(t *testing.T) {
+	e, snaps := benchServer(t)
+	keys := *snaps.keys.Load()
+	withNew := make(map[string]access.SDKKey, len(keys)+1)
+	for k, v := range keys {
+		withNew[k] = v
+	}
+	withNew["server-not-loaded-yet-000000000"] = access.SDKKey{Project: "later", Environment: "production", Kind: domain.ServerSideKey}
+	snaps.keys.Store(&withNew)
+	w := &benchWriter{h: http.Header{}, keep: true}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/ofrep/v1/evaluate/flags/f", strings.NewReader(`{"context":{"targetingKey":"u"}}`))
+	req.Header.Set("Authorization", "Bearer server-not-loaded-yet-000000000")
+	e.ServeHTTP(w, req)
+	if w.status != http.StatusServiceUnavailable || w.h.Get("Retry-After") == "" || !strings.Contains(string(w.last), `"errorCode":"GENERAL"`) {
+		t.Fatalf("%d Retry-After %q: %s", w.status, w.h.Get("Retry-After"), w.last)
 	}
 }
