@@ -121,8 +121,14 @@ const retryAfterDetail = "retry_after_seconds"
 
 // downDependency names the dependency err says is down, or "".
 func downDependency(err error) string {
-	// PostgreSQL: pgconn marks every error of its own network layer (lost connection, timeout,
-	// a conn busy or closed) with SafeToRetry, so a bare net.Error below is not PostgreSQL's.
+	// PostgreSQL: any failure to connect (refused, timed out, the server starting up, shutting
+	// down or refusing the login) leaves the database unusable. pgconn marks every error of its
+	// own network layer (lost connection, timeout, a conn busy or closed) with SafeToRetry, so a
+	// bare net.Error below is not PostgreSQL's.
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return domain.DependencyDatabase
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
@@ -133,9 +139,8 @@ func downDependency(err error) string {
 		}
 		return ""
 	}
-	var connectErr *pgconn.ConnectError
 	var pgconnErr interface{ SafeToRetry() bool }
-	if errors.As(err, &connectErr) || errors.As(err, &pgconnErr) || pgconn.Timeout(err) ||
+	if errors.As(err, &pgconnErr) || pgconn.Timeout(err) ||
 		errors.Is(err, driver.ErrBadConn) {
 		return domain.DependencyDatabase
 	}

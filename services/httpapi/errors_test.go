@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/services/httpapi"
+	"github.com/vexil-flags/vexil/services/postgres/pgtest"
 )
 
 // realConnectError is what pgx returns when the server refuses connections: a *pgconn.ConnectError
@@ -41,6 +43,25 @@ func realConnectError(t *testing.T) error {
 	return err
 }
 
+// refusedByServer is a *pgconn.ConnectError wrapping the server's own refusal (a *PgError,
+// here 3D000 for a database that does not exist; a wrong password or a server starting up come
+// the same way): a database we cannot connect to is unavailable, whatever the SQLSTATE.
+func refusedByServer(t *testing.T) error {
+	t.Helper()
+	u, err := url.Parse(pgtest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/vexil_no_such_database_for_httpapi"
+	_, err = pgconn.Connect(context.Background(), u.String())
+	var pgErr *pgconn.PgError
+	var connectErr *pgconn.ConnectError
+	if !errors.As(err, &connectErr) || !errors.As(err, &pgErr) {
+		t.Fatalf("connecting to a missing database: %v", err)
+	}
+	return err
+}
+
 func TestOutagesAnswer503NamingTheDependency(t *testing.T) {
 	connect := realConnectError(t)
 	dialRedis := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
@@ -51,6 +72,7 @@ func TestOutagesAnswer503NamingTheDependency(t *testing.T) {
 	}{
 		{"connect refused", fmt.Errorf("access: lookup token: %w", connect), domain.DependencyDatabase},
 		{"connection lost mid-query", fmt.Errorf("access: lookup token: %w", io.ErrUnexpectedEOF), domain.DependencyDatabase},
+		{"the server refusing the connection", refusedByServer(t), domain.DependencyDatabase},
 		{"admin shutdown", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}, domain.DependencyDatabase},
 		{"crash shutdown", &pgconn.PgError{Code: "57P02"}, domain.DependencyDatabase},
 		{"starting up", &pgconn.PgError{Code: "57P03", Message: "the database system is starting up"}, domain.DependencyDatabase},
