@@ -18,6 +18,14 @@ const (
 	EInternal     = "internal"     // anything else; details are logged, never returned (500)
 )
 
+// Dependencies an EUnavailable error names in Details[DependencyDetail], so a client (and an
+// operator reading the answer) knows what is down without seeing an address or a credential.
+const (
+	DependencyDetail   = "dependency"
+	DependencyDatabase = "database"
+	DependencyRedis    = "redis"
+)
+
 // Error is the one error type the domain returns. Field names the offending input (a JSON path
 // such as "environments.production.rules[2].clauses[0].values") when the error is about input.
 type Error struct {

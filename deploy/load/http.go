@@ -168,7 +168,7 @@ func startHTTPServers(ctx context.Context, o httpOptions, log *slog.Logger) (*en
 	// gap is the middleware.
 	mw := bareEcho()
 	mw.HTTPErrorHandler = httpapi.ErrorHandler(log)
-	mw.Use(httpapi.Recover(log), httpapi.Requests(log, httpapi.NewMetrics(prometheus.NewRegistry())))
+	mw.Use(httpapi.Middleware(log, httpapi.NewMetrics(prometheus.NewRegistry()), defaultTimeouts(), nil)...)
 	mwSrv, err := serve(mw)
 	if err != nil {
 		return fail(err)

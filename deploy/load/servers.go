@@ -11,7 +11,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/httpapi"
+	"github.com/vexil-flags/vexil/services/platform"
 	"github.com/vexil-flags/vexil/services/sdkapi"
 )
 
@@ -27,8 +29,7 @@ func serve(h http.Handler) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{addr: ln.Addr().String(),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}}
+	s := &server{addr: ln.Addr().String(), srv: httpapi.NewServer(h, defaultTimeouts())}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			slog.Error("server stopped", "addr", s.addr, "err", err)
@@ -42,6 +43,15 @@ func (s *server) close() {
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
 	_ = s.srv.Close()
+}
+
+// defaultTimeouts are the HTTP limits of a platform started without configuration.
+func defaultTimeouts() httpapi.Timeouts {
+	cfg, err := config.Parse("load", nil, func(string) (string, bool) { return "", false })
+	if err != nil {
+		panic("load: the default configuration does not parse: " + err.Error())
+	}
+	return platform.HTTPTimeouts(cfg)
 }
 
 // bareBody is the small JSON body of the reference handler, shaped like an OFREP answer.
@@ -92,7 +102,7 @@ func newSDKAPI(ctx context.Context, d *database, log *slog.Logger, heartbeat tim
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpapi.ErrorHandler(log)
-	e.Use(httpapi.Recover(log), httpapi.Requests(log, httpapi.NewMetrics(reg)))
+	e.Use(httpapi.Middleware(log, httpapi.NewMetrics(reg), defaultTimeouts(), platform.IsStream)...)
 	srv.Register(e)
 	a.echo = e
 	return a, nil

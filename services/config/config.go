@@ -66,6 +66,15 @@ type Config struct {
 	SDKCORSOrigins     []string      // origins that may call /ofrep/v1 and /sdk/v1 from a browser; "*" any, none: same-origin only
 	ConsoleCORSOrigins []string      // origins that may call /api/v1 from a browser; none (the default): same-origin only
 	CORSMaxAge         time.Duration // how long browsers may cache a CORS preflight answer
+
+	HTTPReadHeaderTimeout time.Duration // reading a request's line and headers
+	HTTPBodyTimeout       time.Duration // reading a request's body
+	HTTPWriteTimeout      time.Duration // from a request's headers to its answer's last byte (per write for streams)
+	HTTPIdleTimeout       time.Duration // a keep-alive connection's wait for its next request
+	HTTPMaxHeaderBytes    int           // request line and headers (431 past it)
+
+	MetricsToken      string // bearer token /metrics requires; "" leaves it open
+	MetricsFlagSeries int    // distinct flag label sets of the evaluation counter before "other"; 0 = no flag labels
 }
 
 // setting documents one option once, for the flag set, the environment and the README table.
@@ -103,6 +112,13 @@ var settings = []setting{
 	{"VEXIL_TELEMETRY_RETENTION", "telemetry-retention", "90d", "raw telemetry events are kept this long (at least 7d; rollups are kept longer on TimescaleDB)"},
 	{"VEXIL_TELEMETRY_COMPRESS_AFTER", "telemetry-compress-after", "7d", "TimescaleDB: event chunks older than this are compressed (more than events-max-age)"},
 	{"VEXIL_TELEMETRY_CHUNK_INTERVAL", "telemetry-chunk-interval", "1d", "TimescaleDB: time range of one event chunk"},
+	{"VEXIL_HTTP_READ_HEADER_TIMEOUT", "http-read-header-timeout", "10s", "time a client has to send a request's line and headers (slowloris bound)"},
+	{"VEXIL_HTTP_BODY_TIMEOUT", "http-body-timeout", "30s", "time a client has to send a request's body after its headers; the connection is closed past it"},
+	{"VEXIL_HTTP_WRITE_TIMEOUT", "http-write-timeout", "60s", "time from a request's headers to the last byte of its answer (more than consistency-wait); SSE streams and exports get it per write instead"},
+	{"VEXIL_HTTP_IDLE_TIMEOUT", "http-idle-timeout", "120s", "time a keep-alive connection may wait for its next request"},
+	{"VEXIL_HTTP_MAX_HEADER_BYTES", "http-max-header-bytes", "65536", "largest request line and headers (bytes); larger answers 431"},
+	{"VEXIL_METRICS_TOKEN", "metrics-token", "", "when set, /metrics requires Authorization: Bearer <token>; unset leaves it open (keep it off the public network)"},
+	{"VEXIL_METRICS_FLAG_SERIES", "metrics-flag-series", "1000", "distinct (project, environment, flag, variation) label sets of vexil_sdk_evaluations_total; later ones count under flag=\"other\"; 0 = no flag or variation labels"},
 	{"VEXIL_TELEMETRY_REFRESH_INTERVAL", "telemetry-refresh-interval", "1m", "telemetry maintenance interval: rollup refresh on plain PostgreSQL, goal re-attribution, retention"},
 	{"VEXIL_DEMO_TRAFFIC", "demo-traffic", "10", "with serve --demo: simulated users a second that evaluate flags and convert through the SDK API; 0 = no simulated traffic"},
 	{"VEXIL_SDK_CORS_ORIGINS", "sdk-cors-origins", "*", "comma list of origins (scheme://host[:port]) whose web pages may call /ofrep/v1 and /sdk/v1, or * for any (client-side keys are public by design); empty: same-origin only"},
@@ -176,6 +192,7 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 		HTTPAddr:     *vals["http-addr"],
 		StreamPrefix: *vals["stream-prefix"],
 		AdminToken:   *vals["admin-token"],
+		MetricsToken: *vals["metrics-token"],
 		LogLevel:     *vals["log-level"],
 		LogFormat:    *vals["log-format"],
 	}
@@ -218,6 +235,9 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 	}
 	if c.DemoTraffic, err = strconv.ParseFloat(*vals["demo-traffic"], 64); err != nil || c.DemoTraffic < 0 || c.DemoTraffic > 1000 {
 		return nil, fmt.Errorf("config: demo-traffic must be a number of users a second from 0 to 1000, got %q", *vals["demo-traffic"])
+	}
+	if err := c.parseHTTP(vals); err != nil {
+		return nil, err
 	}
 	if c.Roles, err = ParseRoles(*vals["roles"]); err != nil {
 		return nil, err
@@ -307,6 +327,41 @@ func (c *Config) validate() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return fmt.Errorf("config: log-format must be json or text, got %q", c.LogFormat)
+	}
+	return nil
+}
+
+// parseHTTP reads the HTTP server's limits and the metrics settings.
+func (c *Config) parseHTTP(vals map[string]*string) error {
+	duration := func(name string, min time.Duration) (time.Duration, error) {
+		d, err := time.ParseDuration(*vals[name])
+		if err != nil || d < min {
+			return 0, fmt.Errorf("config: %s must be a duration of at least %s, got %q", name, min, *vals[name])
+		}
+		return d, nil
+	}
+	var err error
+	if c.HTTPReadHeaderTimeout, err = duration("http-read-header-timeout", 100*time.Millisecond); err != nil {
+		return err
+	}
+	if c.HTTPBodyTimeout, err = duration("http-body-timeout", 100*time.Millisecond); err != nil {
+		return err
+	}
+	if c.HTTPWriteTimeout, err = duration("http-write-timeout", time.Second); err != nil {
+		return err
+	}
+	if c.HTTPWriteTimeout <= c.ConsistencyWait {
+		return fmt.Errorf("config: http-write-timeout (%s) must be more than consistency-wait (%s): a write waits that long before answering",
+			c.HTTPWriteTimeout, c.ConsistencyWait)
+	}
+	if c.HTTPIdleTimeout, err = duration("http-idle-timeout", time.Second); err != nil {
+		return err
+	}
+	if c.HTTPMaxHeaderBytes, err = strconv.Atoi(*vals["http-max-header-bytes"]); err != nil || c.HTTPMaxHeaderBytes < 4096 {
+		return fmt.Errorf("config: http-max-header-bytes must be an integer of at least 4096, got %q", *vals["http-max-header-bytes"])
+	}
+	if c.MetricsFlagSeries, err = strconv.Atoi(*vals["metrics-flag-series"]); err != nil || c.MetricsFlagSeries < 0 {
+		return fmt.Errorf("config: metrics-flag-series must be a non-negative integer, got %q", *vals["metrics-flag-series"])
 	}
 	return nil
 }

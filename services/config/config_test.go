@@ -26,6 +26,10 @@ func TestDefaultsWorkWithNoConfiguration(t *testing.T) {
 	if len(c.Roles) != len(config.AllRoles) || !c.Migrate || c.ConsistencyWait != 2*time.Second {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
+	if c.HTTPReadHeaderTimeout != 10*time.Second || c.HTTPBodyTimeout != 30*time.Second || c.HTTPWriteTimeout != time.Minute ||
+		c.HTTPIdleTimeout != 2*time.Minute || c.HTTPMaxHeaderBytes != 65536 || c.MetricsToken != "" || c.MetricsFlagSeries != 1000 {
+		t.Fatalf("unexpected HTTP and metrics defaults: %+v", c)
+	}
 }
 
 func TestFlagsOverrideEnvironment(t *testing.T) {
@@ -55,6 +59,10 @@ func TestRejectsBadSettings(t *testing.T) {
 		"origin not http":    {"--console-cors-origins", "ftp://files.example.com"},
 		"star among origins": {"--sdk-cors-origins", "*,https://app.example.com"},
 		"max age too long":   {"--cors-max-age", "48h"},
+		"write timeout within the consistency wait": {"--http-write-timeout", "2s", "--consistency-wait", "2s"},
+		"bad body timeout":                          {"--http-body-timeout", "0s"},
+		"tiny header limit":                         {"--http-max-header-bytes", "100"},
+		"negative flag series":                      {"--metrics-flag-series", "-1"},
 	} {
 		if _, err := config.Parse("vexil", args, env(nil)); err == nil {
 			t.Errorf("%s: expected an error", name)

@@ -798,7 +798,7 @@ func (s *Server) deleteTrigger(c echo.Context) error {
 // RegisterHooks adds the public webhook endpoint, POST /hooks/v1/triggers/{id}: no bearer token,
 // the trigger's secret instead (header X-Vexil-Trigger-Secret, or ?secret=).
 func (s *Server) RegisterHooks(e *echo.Echo) {
-	e.POST(HooksPath+":id", s.callTrigger)
+	e.POST(HooksPath+":id", s.callTrigger, httpapi.NoStore)
 }
 
 // errTriggerRefused is the one answer to an unknown trigger, a deleted one, a missing secret and

@@ -3,6 +3,7 @@ package console
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -55,18 +56,37 @@ type route struct {
 	handler      func(*Server, echo.Context) error
 }
 
-// Register adds the management routes to e under /api/v1.
+// Register adds the management routes to e under /api/v1. Every answer (errors included) is
+// Cache-Control: no-store: many carry SDK keys, token or trigger secrets, and all carry data that
+// only the token's holder may see.
 func (s *Server) Register(e *echo.Echo) {
 	g := e.Group("/api/v1")
 	for _, r := range allRoutes() {
 		checkRoute(r)
 		h := func(r route) echo.HandlerFunc { return func(c echo.Context) error { return r.handler(s, c) } }(r)
 		if r.scope == "" {
-			g.Add(r.method, r.path, h)
+			g.Add(r.method, r.path, h, httpapi.NoStore)
 			continue
 		}
-		g.Add(r.method, r.path, h, s.authenticate, authorize(r))
+		g.Add(r.method, r.path, h, httpapi.NoStore, s.authenticate, authorize(r))
 	}
+}
+
+// exportPaths are the routes (as registered) that export a whole log when asked for a format.
+var exportPaths = func() map[string]bool {
+	m := map[string]bool{}
+	for _, r := range allRoutes() {
+		if r.method == get && slices.Contains(r.query, "format") {
+			m["/api/v1"+r.path] = true
+		}
+	}
+	return m
+}()
+
+// IsStream reports whether the request is an export: its answer is written as the log is read,
+// for as long as that takes, so it is bounded per write rather than as a whole.
+func IsStream(c echo.Context) bool {
+	return exportPaths[c.Path()] && c.QueryParam("format") != ""
 }
 
 // allRoutes is every operation of the management API, grouped by area in their own tables.

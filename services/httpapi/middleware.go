@@ -103,6 +103,9 @@ func printableASCII(s string) bool {
 }
 
 func levelOf(status int) slog.Level {
+	if status == http.StatusServiceUnavailable {
+		return slog.LevelWarn // a dependency is down: ErrorHandler has said which
+	}
 	if status >= 500 {
 		return slog.LevelError
 	}

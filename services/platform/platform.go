@@ -166,6 +166,7 @@ func (p *Platform) Start(ctx context.Context) error {
 			return err
 		}
 		snaps = sdkapi.NewSnapshotsFor(p.Pool, p.Log, reg, sdkapi.TelemetryCountSink(events))
+		snaps.LimitFlagSeries(cfg.MetricsFlagSeries)
 		if err := snaps.Load(ctx); err != nil {
 			cancel()
 			return fmt.Errorf("platform: load rulesets: %w", err)
@@ -255,9 +256,10 @@ func (p *Platform) Start(ctx context.Context) error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpapi.ErrorHandler(p.Log)
-	e.Use(httpapi.Recover(p.Log), httpapi.Requests(p.Log, httpapi.NewMetrics(reg)), corsOf(cfg))
+	timeouts := HTTPTimeouts(cfg)
+	e.Use(append(httpapi.Middleware(p.Log, httpapi.NewMetrics(reg), timeouts, IsStream), corsOf(cfg))...)
 	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps,
-		starting: p.startingReason}).register(e)
+		starting: p.startingReason, log: p.Log, metricsToken: cfg.MetricsToken}).register(e)
 	if sdk != nil {
 		sdk.Register(e)
 	}
@@ -279,7 +281,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	}
 	p.listener = ln
 	p.Addr = ln.Addr().String()
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := httpapi.NewServer(e, timeouts)
 	e.Server = srv
 	p.run("http", func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -328,6 +330,18 @@ func corsOf(cfg *config.Config) echo.MiddlewareFunc {
 			Headers: []string{"Authorization", "Content-Type", "If-Match", "If-None-Match", "X-Vexil-Reason"},
 			Expose:  []string{"ETag", "Retry-After", "X-Request-Id", "Location", "Content-Disposition"}, MaxAge: cfg.CORSMaxAge},
 	)
+}
+
+// HTTPTimeouts are the HTTP server's limits of cfg.
+func HTTPTimeouts(cfg *config.Config) httpapi.Timeouts {
+	return httpapi.Timeouts{ReadHeader: cfg.HTTPReadHeaderTimeout, Body: cfg.HTTPBodyTimeout,
+		Write: cfg.HTTPWriteTimeout, Idle: cfg.HTTPIdleTimeout, MaxHeaderBytes: cfg.HTTPMaxHeaderBytes}
+}
+
+// IsStream tells the routes whose answers are long-lived streams: SSE, and audit exports
+// (the whole filtered log, written as it is read).
+func IsStream(c echo.Context) bool {
+	return sdkapi.IsStream(c) || console.IsStream(c)
 }
 
 // onApplied lets the in-process projector tell the api role at once that read models moved.

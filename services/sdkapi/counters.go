@@ -73,6 +73,15 @@ type counterFlusher struct {
 	metric *prometheus.CounterVec
 	log    *slog.Logger
 
+	// The metric's label sets are bounded: each is a series Prometheus keeps for ever, and flag
+	// keys are as many as people create. The first maxSeries (project, environment, flag,
+	// variation) sets get series of their own; later ones count under flag and variation
+	// OtherLabel of their environment. Negative: no bound; 0: no flag labels at all.
+	seriesMu  sync.Mutex
+	maxSeries int
+	labelled  map[seriesKey]prometheus.Counter
+	capped    bool // the bound was reached (logged once)
+
 	mu      sync.Mutex
 	retired []*snapshot
 	from    time.Time
@@ -86,7 +95,41 @@ func newCounterFlusher(sink CountSink, reg prometheus.Registerer, log *slog.Logg
 	if reg != nil {
 		reg.MustRegister(m)
 	}
-	return &counterFlusher{sink: sink, metric: m, log: log, from: time.Now()}
+	return &counterFlusher{sink: sink, metric: m, log: log, from: time.Now(), maxSeries: -1,
+		labelled: map[seriesKey]prometheus.Counter{}}
+}
+
+// OtherLabel is the flag and variation label of evaluations past the metric's series bound.
+const OtherLabel = "other"
+
+type seriesKey struct{ project, environment, flag, variation string }
+
+// limitSeries bounds the metric's flag label sets to n (see maxSeries).
+func (f *counterFlusher) limitSeries(n int) {
+	f.seriesMu.Lock()
+	f.maxSeries = n
+	f.seriesMu.Unlock()
+}
+
+// counter is the series that counts k: its own while the bound allows, else its environment's
+// OtherLabel series.
+func (f *counterFlusher) counter(k seriesKey) prometheus.Counter {
+	f.seriesMu.Lock()
+	defer f.seriesMu.Unlock()
+	if c, ok := f.labelled[k]; ok {
+		return c
+	}
+	if f.maxSeries < 0 || len(f.labelled) < f.maxSeries {
+		c := f.metric.WithLabelValues(k.project, k.environment, k.flag, k.variation)
+		f.labelled[k] = c
+		return c
+	}
+	if !f.capped && f.maxSeries > 0 {
+		f.capped = true
+		f.log.Warn("vexil_sdk_evaluations_total reached its bound of flag series; further flags count under flag=\"other\" "+
+			"(raise VEXIL_METRICS_FLAG_SERIES, or read per-flag counts from the stats API)", "series", f.maxSeries)
+	}
+	return f.metric.WithLabelValues(k.project, k.environment, OtherLabel, OtherLabel)
 }
 
 func (f *counterFlusher) retire(s *snapshot) {
@@ -121,7 +164,7 @@ func (f *counterFlusher) flush(ctx context.Context, current []*snapshot) []Evalu
 				}
 				batch = append(batch, EvaluationCount{Project: s.id.project, Environment: s.id.environment,
 					Flag: flag, Variation: variation, Count: n, From: from, To: now})
-				f.metric.WithLabelValues(s.id.project, s.id.environment, flag, variation).Add(float64(n))
+				f.counter(seriesKey{s.id.project, s.id.environment, flag, variation}).Add(float64(n))
 			}
 		}
 	}

@@ -135,7 +135,7 @@ func TestPostEventsWhileRedisIsDown(t *testing.T) {
 	if secs, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || secs < 1 {
 		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
 	}
-	if got := r.JSON(t); got["code"] != "unavailable" {
+	if got := r.JSON(t); got["code"] != "unavailable" || got["details"].(map[string]any)["dependency"] != "redis" {
 		t.Fatalf("503 body %v", got)
 	}
 	proxy.Restore()

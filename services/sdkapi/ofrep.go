@@ -134,6 +134,7 @@ func readBody(r io.Reader, declared, limit int64, buf *[]byte) error {
 // answerAuthError answers an authorization failure in the protocol's shape.
 func answerAuthError(c echo.Context, key string, err error) error {
 	status, body := httpapi.Body(err)
+	httpapi.SetRetryAfter(c, status, body)
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		return c.JSON(status, evaluationFailure{Key: key, ErrorCode: codeGeneral, ErrorDetails: body.Message})
 	}
@@ -147,8 +148,10 @@ func visible(kind string, f *domain.FlagConfig) bool {
 
 // appendSuccess appends OFREP's evaluationSuccess for r: key, value, reason, variant, and the
 // metadata SDKs attach to their evaluation events (flagVersion, ruleId, and experiment, so
-// exposures are attributed to the experiment that served them).
-func (snap *snapshot) appendSuccess(dst []byte, r *evaluation.Result) []byte {
+// exposures are attributed to the experiment that served them). ruleId goes to server keys only:
+// a client key is public (it ships in web and mobile apps), and rule ids would let anyone map a
+// flag's targeting by probing contexts.
+func (snap *snapshot) appendSuccess(dst []byte, r *evaluation.Result, kind string) []byte {
 	dst = append(dst, `{"key":`...)
 	dst = appendString(dst, r.FlagKey)
 	dst = append(dst, `,"value":`...)
@@ -167,7 +170,7 @@ func (snap *snapshot) appendSuccess(dst []byte, r *evaluation.Result) []byte {
 	}
 	dst = append(dst, `"flagVersion":`...)
 	dst = strconv.AppendInt(dst, r.FlagVersion, 10)
-	if r.RuleID != "" {
+	if r.RuleID != "" && kind == domain.ServerSideKey {
 		dst = append(dst, `,"ruleId":`...)
 		dst = appendString(dst, r.RuleID)
 	}
@@ -250,7 +253,7 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 		st.buf = out
 		return writeJSON(c, status, out)
 	}
-	out = append(snap.appendSuccess(out, &r), '\n')
+	out = append(snap.appendSuccess(out, &r, k.Kind), '\n')
 	st.buf = out
 	return writeJSON(c, http.StatusOK, out)
 }
@@ -319,7 +322,7 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 			out = appendFailure(out, f)
 			continue
 		}
-		out = snap.appendSuccess(out, r)
+		out = snap.appendSuccess(out, r, k.Kind)
 	}
 	// The SSE endpoint is listed under both names the protocol's drafts used.
 	conn := append([]byte(`{"type":"sse","url":`), appendString(nil, streamURL(c, k.Kind))...)

@@ -3,6 +3,7 @@ package sdkapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/vexil-flags/vexil/deploy/load/fixture"
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/domain/evaluation"
+	"github.com/vexil-flags/vexil/projections/access"
 )
 
 // The shapes of OFREP's answers as encoding/json writes them: the reference the hand-written
@@ -154,16 +156,18 @@ func TestAnswersMatchEncodingJSON(t *testing.T) {
 		{FlagKey: "f", VariationIndex: -1, Reason: "DISABLED", FlagVersion: 3}, // empty off variation
 		{FlagKey: "gone", Value: "v", Variation: "v", VariationIndex: 0, Reason: "STATIC", FlagVersion: 1},
 	} {
-		md := map[string]any{"flagVersion": r.FlagVersion}
-		if r.RuleID != "" {
-			md["ruleId"] = r.RuleID
-		}
-		if r.Experiment != "" {
-			md["experiment"] = r.Experiment
-		}
-		want, _ := json.Marshal(evaluationSuccess{Key: r.FlagKey, Value: r.Value, Reason: r.Reason, Variant: r.Variation, Metadata: md})
-		if got := snap.appendSuccess(nil, &r); !bytes.Equal(got, want) {
-			t.Errorf("result %d:\n got %s\nwant %s", i, got, want)
+		for _, kind := range []string{domain.ServerSideKey, domain.ClientSideKey} {
+			md := map[string]any{"flagVersion": r.FlagVersion}
+			if r.RuleID != "" && kind == domain.ServerSideKey { // rule ids are for server keys only
+				md["ruleId"] = r.RuleID
+			}
+			if r.Experiment != "" {
+				md["experiment"] = r.Experiment
+			}
+			want, _ := json.Marshal(evaluationSuccess{Key: r.FlagKey, Value: r.Value, Reason: r.Reason, Variant: r.Variation, Metadata: md})
+			if got := snap.appendSuccess(nil, &r, kind); !bytes.Equal(got, want) {
+				t.Errorf("result %d, %s key:\n got %s\nwant %s", i, kind, got, want)
+			}
 		}
 	}
 	for _, f := range []evaluationFailure{
@@ -283,5 +287,81 @@ func TestHandlersMatchTheEncodingJSONPath(t *testing.T) {
 		if status != http.StatusOK || !bytes.Equal(got, want) {
 			t.Fatalf("bulk, body %s:\n got %d %.300s\nwant %.300s", body, status, got, want)
 		}
+	}
+}
+
+// A client key never sees a rule id, in single or bulk answers; a server key does. Otherwise
+// the two answers are the same.
+func TestRuleIDsOnlyForServerKeys(t *testing.T) {
+	e, snaps := benchServer(t)
+	snap := snaps.snapshotOf(envID{"load", fixture.Environment})
+	w := &benchWriter{h: http.Header{}, keep: true}
+	serve := func(path, key string, body []byte) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1"+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		w.reset()
+		e.ServeHTTP(w, req)
+		var m map[string]any
+		if err := json.Unmarshal(w.last, &m); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, w.last)
+		}
+		return w.status, m
+	}
+	withRule := 0
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 20; i++ {
+		body := fixture.RequestBody(fixture.Context(r))
+		for _, key := range snap.compiled.Flags() {
+			f, _ := snap.compiled.Flag(key)
+			if !f.ClientSide {
+				continue
+			}
+			path := "/ofrep/v1/evaluate/flags/" + key
+			sStatus, server := serve(path, benchServerKey, body)
+			cStatus, client := serve(path, benchClientKey, body)
+			if sStatus != 200 || cStatus != 200 {
+				continue
+			}
+			smd, cmd := server["metadata"].(map[string]any), client["metadata"].(map[string]any)
+			if _, ok := cmd["ruleId"]; ok {
+				t.Fatalf("%s: a client key sees a rule id: %v", key, client)
+			}
+			if _, ok := smd["ruleId"]; ok {
+				withRule++
+				delete(smd, "ruleId")
+			}
+			if sb, cb := fmt.Sprint(server), fmt.Sprint(client); sb != cb {
+				t.Fatalf("%s: answers differ beyond the rule id:\nserver %s\nclient %s", key, sb, cb)
+			}
+		}
+		_, bulk := serve("/ofrep/v1/evaluate/flags", benchClientKey, body)
+		for _, f := range bulk["flags"].([]any) {
+			if md, ok := f.(map[string]any)["metadata"].(map[string]any); ok && md["ruleId"] != nil {
+				t.Fatalf("a client key's bulk answer has a rule id: %v", f)
+			}
+		}
+	}
+	if withRule == 0 {
+		t.Fatal("no server answer matched a rule: the fixture does not exercise rule ids")
+	}
+}
+
+// A key whose environment's ruleset is not in memory yet answers 503 with Retry-After, in
+// OFREP's shape.
+func TestUnloadedEnvironmentAnswers503WithRetryAfter(t *testing.T) {
+	e, snaps := benchServer(t)
+	keys := *snaps.keys.Load()
+	withNew := make(map[string]access.SDKKey, len(keys)+1)
+	for k, v := range keys {
+		withNew[k] = v
+	}
+	withNew["server-not-loaded-yet-000000000"] = access.SDKKey{Project: "later", Environment: "production", Kind: domain.ServerSideKey}
+	snaps.keys.Store(&withNew)
+	w := &benchWriter{h: http.Header{}, keep: true}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/ofrep/v1/evaluate/flags/f", strings.NewReader(`{"context":{"targetingKey":"u"}}`))
+	req.Header.Set("Authorization", "Bearer server-not-loaded-yet-000000000")
+	e.ServeHTTP(w, req)
+	if w.status != http.StatusServiceUnavailable || w.h.Get("Retry-After") == "" || !strings.Contains(string(w.last), `"errorCode":"GENERAL"`) {
+		t.Fatalf("%d Retry-After %q: %s", w.status, w.h.Get("Retry-After"), w.last)
 	}
 }

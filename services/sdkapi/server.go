@@ -73,13 +73,28 @@ func NewSnapshotsFor(db *pgxpool.Pool, log *slog.Logger, reg prometheus.Register
 	return NewSnapshots(db, log, newCounterFlusher(sink, reg, log))
 }
 
+// LimitFlagSeries bounds the label sets of vexil_sdk_evaluations_total: the first n (project,
+// environment, flag, variation) sets get series of their own, later ones count under flag and
+// variation "other" of their environment; 0 labels no flag at all. Unbounded by default.
+func (s *Snapshots) LimitFlagSeries(n int) {
+	if s.counterLog != nil {
+		s.counterLog.limitSeries(n)
+	}
+}
+
+// streamPath is the SSE route.
+const streamPath = "/sdk/v1/stream"
+
+// IsStream reports whether the request is an SSE stream: it stays open, bounded per write.
+func IsStream(c echo.Context) bool { return c.Path() == streamPath }
+
 // Register adds the SDK routes.
 func (s *Server) Register(e *echo.Echo) {
 	e.POST("/ofrep/v1/evaluate/flags/:key", s.evaluateFlag)
 	e.POST("/ofrep/v1/evaluate/flags", s.evaluateFlags)
 	e.GET("/ofrep/v1/configuration", s.configuration)
 	e.GET("/sdk/v1/ruleset", s.ruleset)
-	e.GET("/sdk/v1/stream", s.stream)
+	e.GET(streamPath, s.stream)
 	e.POST("/sdk/v1/events", s.postEvents)
 }
 

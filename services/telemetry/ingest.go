@@ -242,7 +242,7 @@ func (i *Ingestor) Publish(ctx context.Context, b *ptelemetry.Batch) error {
 		i.cfg.Metrics.ingested("unavailable", 0, 0)
 		i.log.Warn("telemetry batch not published", "err", err, "events", b.Len())
 		return &domain.Error{Code: domain.EUnavailable, Message: "the telemetry stream is unavailable; nothing was kept; retry later",
-			Details: map[string]any{RetryAfterDetail: unavailableRetryAfter}}
+			Details: map[string]any{RetryAfterDetail: unavailableRetryAfter, domain.DependencyDetail: domain.DependencyRedis}}
 	}
 	if ctx.Err() != nil {
 		// Stored, but nobody hears the 202: count it apart so a dashboard tells departed clients
