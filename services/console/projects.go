@@ -8,6 +8,7 @@ import (
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
 type createProjectRequest struct {
@@ -119,12 +120,17 @@ func (s *Server) projectCommand(c echo.Context, status int, cmd func(*domain.Pro
 	return agg.(*domain.Project), v, nil
 }
 
+// updateProject is a JSON Merge Patch (RFC 7396): null clears the description; name is required.
 func (s *Server) updateProject(c echo.Context) error {
-	var req updateProjectRequest
-	if err := s.decode(c, &req); err != nil {
+	patch, err := s.readPatch(c, "name")
+	if err != nil {
 		return err
 	}
 	p, v, err := s.projectCommand(c, http.StatusOK, func(p *domain.Project) ([]domain.Event, error) {
+		var req updateProjectRequest
+		if err := httpapi.ApplyMergePatch(updateProjectRequest{Name: p.Name, Description: p.Description}, patch, &req); err != nil {
+			return nil, err
+		}
 		return p.UpdateProject(req.Name, req.Description)
 	})
 	if err != nil {
@@ -171,13 +177,22 @@ func (s *Server) createEnvironment(c echo.Context) error {
 	return c.JSON(http.StatusCreated, visibleEnvironment(c, p.Environments[req.Key]))
 }
 
+// updateEnvironment is a JSON Merge Patch (RFC 7396): null clears the color; name is required.
 func (s *Server) updateEnvironment(c echo.Context) error {
-	var req updateEnvironmentRequest
-	if err := s.decode(c, &req); err != nil {
+	patch, err := s.readPatch(c, "name")
+	if err != nil {
 		return err
 	}
 	env := c.Param("environment")
 	p, _, err := s.projectCommand(c, http.StatusOK, func(p *domain.Project) ([]domain.Event, error) {
+		cur, ok := p.Environments[env]
+		if !ok {
+			return nil, domain.Errorf(domain.ENotFound, "environment %q not found in project %q", env, p.Key)
+		}
+		var req updateEnvironmentRequest
+		if err := httpapi.ApplyMergePatch(updateEnvironmentRequest{Name: cur.Name, Color: cur.Color}, patch, &req); err != nil {
+			return nil, err
+		}
 		return p.UpdateEnvironment(env, req.Name, req.Color)
 	})
 	if err != nil {
