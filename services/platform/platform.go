@@ -163,8 +163,13 @@ func (p *Platform) Start(ctx context.Context) error {
 			cancel()
 			return fmt.Errorf("platform: load rulesets: %w", err)
 		}
+		var exposures *sdkapi.ExposureOptions
+		if cfg.ServerExposures {
+			exposures = &sdkapi.ExposureOptions{Publish: events.Publish, Disabled: cfg.ServerExposuresDisabled,
+				FlushInterval: cfg.ServerExposuresFlushInterval, MaxPending: cfg.ServerExposuresMaxPending}
+		}
 		sdk = sdkapi.New(snaps, p.Log, reg, sdkapi.Options{MaxContextBytes: cfg.SDKMaxContextBytes,
-			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events})
+			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events, Exposures: exposures})
 		fanout, err := redisstream.NewFanOutSubscriber(bus)
 		if err != nil {
 			cancel()

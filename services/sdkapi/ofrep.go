@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -240,7 +241,11 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 		return ofrepError(c, http.StatusNotFound, key, codeFlagNotFound, "flag "+key+" is not found in this environment")
 	}
 	r := snap.compiled.Evaluate(key, ctx)
-	if k.Kind == domain.ServerSideKey {
+	// An exposure logged here carries its evaluation into the flag's stats, so it is not counted
+	// a second time by the server-side counters.
+	logged := r.Experiment != "" && ctx.Key != "" && s.exposures.logs(snap.id) &&
+		s.exposures.record(snap.id, ctx.Key, time.Now(), &r)
+	if k.Kind == domain.ServerSideKey && !logged {
 		snap.counts.record(&r)
 	}
 	out := st.buf[:0] // the request body is decoded: reuse its buffer for the answer
@@ -300,9 +305,18 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	}
 	st.results = snap.compiled.AppendAll(st.results[:0], ctx, filter)
 	out := append(st.buf[:0], `{"flags":[`...)
+	logExposures := ctx.Key != "" && s.exposures.logs(snap.id)
+	var now time.Time
 	for i := range st.results {
 		r := &st.results[i]
-		if k.Kind == domain.ServerSideKey {
+		logged := false
+		if logExposures && r.Experiment != "" {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			logged = s.exposures.record(snap.id, ctx.Key, now, r)
+		}
+		if k.Kind == domain.ServerSideKey && !logged {
 			snap.counts.record(r)
 		}
 		if i > 0 {
@@ -351,8 +365,20 @@ func (s *Server) configuration(c echo.Context) error {
 		"capabilities": map[string]any{
 			"cacheInvalidation": map[string]any{"polling": map[string]any{"enabled": true, "minPollingIntervalMs": 1000}},
 			"flagEvaluation":    map[string]any{"supportedTypes": []string{"boolean", "string", "int", "float", "object"}},
+			// Not (yet) in the protocol (open-feature/protocol issue 71): where OpenFeature's
+			// track() calls go, one event or {"events": [...]} per request (track.go).
+			"tracking": map[string]any{"enabled": s.opts.Events != nil, "url": TrackPath, "method": http.MethodPost,
+				"batch": true, "maxEventsPerRequest": s.maxTrackEvents()},
 		},
 	})
+}
+
+// maxTrackEvents is the most tracking events one request may carry (0 without ingestion).
+func (s *Server) maxTrackEvents() int {
+	if s.opts.Events == nil {
+		return 0
+	}
+	return s.opts.Events.Limits().MaxBatch
 }
 
 // GET /sdk/v1/ruleset: the whole compiled ruleset for local evaluation (server-side keys only).
