@@ -63,7 +63,6 @@ type Config struct {
 
 	// Server-side exposure logging of OFREP answers (api role).
 	ServerExposures              bool          // record experiment exposures of OFREP answers
-	ServerExposuresDisabled      []string      // "project/environment" entries where they are not recorded
 	ServerExposuresFlushInterval time.Duration // how long an exposure waits in memory at most
 	ServerExposuresMaxPending    int           // exposures held in memory; more are dropped and counted
 }
@@ -104,8 +103,7 @@ var settings = []setting{
 	{"VEXIL_TELEMETRY_COMPRESS_AFTER", "telemetry-compress-after", "7d", "TimescaleDB: event chunks older than this are compressed (more than events-max-age)"},
 	{"VEXIL_TELEMETRY_CHUNK_INTERVAL", "telemetry-chunk-interval", "1d", "TimescaleDB: time range of one event chunk"},
 	{"VEXIL_TELEMETRY_REFRESH_INTERVAL", "telemetry-refresh-interval", "1m", "telemetry maintenance interval: rollup refresh on plain PostgreSQL, goal re-attribution, retention"},
-	{"VEXIL_SERVER_EXPOSURES", "server-exposures", "true", "the api role records the experiment exposures of OFREP answers to contexts with a targetingKey (no SDK event needed)"},
-	{"VEXIL_SERVER_EXPOSURES_DISABLED", "server-exposures-disabled", "", "comma list of project/environment where server-side exposures are not recorded (e.g. shop/staging)"},
+	{"VEXIL_SERVER_EXPOSURES", "server-exposures", "true", "the api role records the experiment exposures of OFREP answers to contexts with a targetingKey (no SDK event needed), in environments whose server_exposures setting is on; false turns it off everywhere"},
 	{"VEXIL_SERVER_EXPOSURES_FLUSH_INTERVAL", "server-exposures-flush-interval", "2s", "longest time a server-side exposure waits in memory before it is published (also flushed per 1,000)"},
 	{"VEXIL_SERVER_EXPOSURES_MAX_PENDING", "server-exposures-max-pending", "100000", "server-side exposures held in memory while the telemetry stream is slow or down; more are dropped and counted"},
 }

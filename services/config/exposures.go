@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -12,17 +11,6 @@ func (c *Config) parseServerExposures(vals map[string]*string) error {
 	var err error
 	if c.ServerExposures, err = strconv.ParseBool(*vals["server-exposures"]); err != nil {
 		return fmt.Errorf("config: server-exposures must be true or false, got %q", *vals["server-exposures"])
-	}
-	c.ServerExposuresDisabled = nil
-	for _, e := range strings.Split(*vals["server-exposures-disabled"], ",") {
-		if e = strings.TrimSpace(e); e == "" {
-			continue
-		}
-		project, env, ok := strings.Cut(e, "/")
-		if !ok || project == "" || env == "" || strings.Contains(env, "/") {
-			return fmt.Errorf("config: server-exposures-disabled entries must be project/environment, got %q", e)
-		}
-		c.ServerExposuresDisabled = append(c.ServerExposuresDisabled, e)
 	}
 	if c.ServerExposuresFlushInterval, err = time.ParseDuration(*vals["server-exposures-flush-interval"]); err != nil ||
 		c.ServerExposuresFlushInterval < 10*time.Millisecond {

@@ -26,6 +26,8 @@ type updateProjectRequest struct {
 type updateEnvironmentRequest struct {
 	Name  string `json:"name"`
 	Color string `json:"color,omitempty"`
+	// ServerExposures turns the api role's exposure logging of OFREP answers on or off here.
+	ServerExposures bool `json:"server_exposures"`
 }
 
 // DefaultEnvironments are created with a project that names none.
@@ -177,9 +179,10 @@ func (s *Server) createEnvironment(c echo.Context) error {
 	return c.JSON(http.StatusCreated, visibleEnvironment(c, p.Environments[req.Key]))
 }
 
-// updateEnvironment is a JSON Merge Patch (RFC 7396): null clears the color; name is required.
+// updateEnvironment is a JSON Merge Patch (RFC 7396): null clears the color; name and
+// server_exposures cannot be removed.
 func (s *Server) updateEnvironment(c echo.Context) error {
-	patch, err := s.readPatch(c, "name")
+	patch, err := s.readPatch(c, "name", "server_exposures")
 	if err != nil {
 		return err
 	}
@@ -190,10 +193,12 @@ func (s *Server) updateEnvironment(c echo.Context) error {
 			return nil, domain.Errorf(domain.ENotFound, "environment %q not found in project %q", env, p.Key)
 		}
 		var req updateEnvironmentRequest
-		if err := httpapi.ApplyMergePatch(updateEnvironmentRequest{Name: cur.Name, Color: cur.Color}, patch, &req); err != nil {
+		if err := httpapi.ApplyMergePatch(updateEnvironmentRequest{Name: cur.Name, Color: cur.Color,
+			ServerExposures: cur.ServerExposures}, patch, &req); err != nil {
 			return nil, err
 		}
-		return p.UpdateEnvironment(env, req.Name, req.Color)
+		return p.UpdateEnvironmentSettings(env, domain.EnvironmentSettings{Name: req.Name, Color: req.Color,
+			ServerExposures: req.ServerExposures})
 	})
 	if err != nil {
 		return err

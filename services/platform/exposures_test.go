@@ -14,7 +14,8 @@ import (
 // conversions come from POST /ofrep/v1/track. No /sdk/v1/events post is made.
 func TestExperimentFromOFREPExposuresAndTrackCalls(t *testing.T) {
 	t.Parallel()
-	v := startVexil(t, "--server-exposures-flush-interval", "100ms", "--telemetry-refresh-interval", "1s")
+	v := startVexil(t, "--server-exposures-flush-interval", "100ms", "--telemetry-refresh-interval", "1s",
+		"--reconcile-interval", "200ms")
 	v.must(201, "POST", "/api/v1/projects", map[string]any{"key": "app", "name": "App"})
 	v.must(201, "POST", "/api/v1/projects/app/goals", map[string]any{"key": "purchase", "name": "Purchase", "kind": "conversion"})
 	v.must(201, "POST", "/api/v1/projects/app/goals", map[string]any{"key": "revenue", "name": "Revenue", "kind": "value"})
@@ -176,4 +177,76 @@ func TestExperimentFromOFREPExposuresAndTrackCalls(t *testing.T) {
 		total := v.must(200, "GET", base+"revenue/stats", nil)["total"].(map[string]any)
 		return total["value_sum"] == 12.5*float64(converted)
 	})
+}
+
+// metricValue reads one unlabelled sample of /metrics ("" when absent).
+func metricValue(v *vexil, name string) string {
+	for _, line := range strings.Split(string(v.as("").do("GET", "/metrics", nil).Body), "\n") {
+		if value, ok := strings.CutPrefix(line, name+" "); ok {
+			return value
+		}
+	}
+	return ""
+}
+
+// An environment's server_exposures setting turns the api role's exposure logging off and on.
+func TestServerExposuresSettingPerEnvironment(t *testing.T) {
+	t.Parallel()
+	v := startVexil(t, "--server-exposures-flush-interval", "100ms", "--reconcile-interval", "200ms")
+	v.must(201, "POST", "/api/v1/projects", map[string]any{"key": "app", "name": "App"})
+	v.must(201, "POST", "/api/v1/projects/app/goals", map[string]any{"key": "purchase", "name": "Purchase", "kind": "conversion"})
+	env := v.must(200, "GET", "/api/v1/projects/app/environments/production", nil)
+	if env["server_exposures"] != true {
+		t.Fatalf("server_exposures is on by default: %v", env)
+	}
+	e := &sdkEnv{v: v, serverKey: env["server_key"].(string)}
+	v.must(201, "POST", "/api/v1/projects/app/flags", map[string]any{"key": "checkout", "name": "Checkout", "type": "boolean"})
+	v.must(200, "PUT", "/api/v1/projects/app/flags/checkout/environments/production",
+		map[string]any{"on": true, "off_variation": "false", "default": map[string]any{"variation": "false"}})
+	const exp = "checkout-exp"
+	v.must(201, "POST", "/api/v1/projects/app/experiments", map[string]any{"key": exp, "name": "Checkout", "flag": "checkout",
+		"environment": "production", "allocation": 100000, "primary_goal": "purchase",
+		"variations": []any{map[string]any{"variation": "false", "control": true}, map[string]any{"variation": "true"}}})
+	v.must(200, "POST", "/api/v1/projects/app/experiments/"+exp+"/start", nil)
+	evaluate := func(user string) {
+		r := e.call("POST", "/ofrep/v1/evaluate/flags/checkout", e.serverKey, `{"context":{"targetingKey":"`+user+`"}}`)
+		if r.Status != 200 || !strings.Contains(string(r.Body), exp) {
+			t.Fatalf("%s: %d %s", user, r.Status, r.Body)
+		}
+	}
+	waitUntil(t, 10*time.Second, "the experiment to be served", func() bool {
+		r := e.call("POST", "/ofrep/v1/evaluate/flags/checkout", e.serverKey, `{"context":{"targetingKey":"on-0"}}`)
+		return r.Status == 200 && strings.Contains(string(r.Body), exp)
+	})
+
+	// Off: a merge patch of the one setting; the api role reads it within its reconcile interval.
+	path := "/api/v1/projects/app/environments/production"
+	if got := v.must(200, "PATCH", path, `{"server_exposures": false}`, "Content-Type", mergePatchJSON); got["server_exposures"] != false || got["name"] != "Production" {
+		t.Fatalf("after turning exposures off: %v", got)
+	}
+	waitUntil(t, 30*time.Second, "the api role to read the setting", func() bool {
+		return metricValue(v, "vexil_sdk_exposures_disabled_environments") == "1"
+	})
+	for i := range 20 {
+		evaluate(fmt.Sprintf("off-%d", i))
+	}
+	// On again: the users evaluated from now on are logged; those evaluated while it was off are not.
+	v.must(200, "PATCH", path, `{"server_exposures": true}`, "Content-Type", mergePatchJSON)
+	waitUntil(t, 30*time.Second, "the api role to read the setting", func() bool {
+		return metricValue(v, "vexil_sdk_exposures_disabled_environments") == "0"
+	})
+	for i := range 20 {
+		evaluate(fmt.Sprintf("on-%d", i))
+	}
+	ctx := context.Background()
+	count := func(prefix string) int {
+		var n int
+		_ = v.p.Pool.QueryRow(ctx, `SELECT count(*) FROM experiment_exposures WHERE subject = $1 AND user_key LIKE $2`, exp, prefix+"%").Scan(&n)
+		return n
+	}
+	waitUntil(t, 60*time.Second, "the exposures logged while on", func() bool { return count("on-") == 20 })
+	if n := count("off-"); n != 0 {
+		t.Fatalf("%d exposures logged while server_exposures was off", n)
+	}
+	wantField(t, v.do("PATCH", path, `{"server_exposures": null}`), "server_exposures")
 }

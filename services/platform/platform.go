@@ -165,7 +165,10 @@ func (p *Platform) Start(ctx context.Context) error {
 		}
 		var exposures *sdkapi.ExposureOptions
 		if cfg.ServerExposures {
-			exposures = &sdkapi.ExposureOptions{Publish: events.Publish, Disabled: cfg.ServerExposuresDisabled,
+			pool := p.Pool
+			exposures = &sdkapi.ExposureOptions{Publish: events.Publish,
+				Disabled:      func(ctx context.Context) ([]string, error) { return catalog.ServerExposuresOff(ctx, pool) },
+				Refresh:       cfg.ReconcileInterval,
 				FlushInterval: cfg.ServerExposuresFlushInterval, MaxPending: cfg.ServerExposuresMaxPending}
 		}
 		sdk = sdkapi.New(snaps, p.Log, reg, sdkapi.Options{MaxContextBytes: cfg.SDKMaxContextBytes,

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,8 +21,12 @@ type ExposureOptions struct {
 	// Publish hands a batch to the telemetry stream (telemetry.Ingestor.Publish): the stream,
 	// event tables and per-user dedup of POST /sdk/v1/events.
 	Publish func(context.Context, *ptelemetry.Batch) error
-	// Disabled lists the environments ("project/environment") where exposures are not logged.
-	Disabled []string
+	// Disabled lists the environments ("project/environment") where exposures are not logged
+	// (the environments' server_exposures setting); it is read when the log starts and every
+	// Refresh. Nil logs in every environment.
+	Disabled func(context.Context) ([]string, error)
+	// Refresh is how often Disabled is read again. Default 10s.
+	Refresh time.Duration
 	// FlushInterval bounds how long an exposure waits in memory. Default 2s.
 	FlushInterval time.Duration
 	// MaxPending bounds the exposures held in memory (waiting, or kept for a retry while the
@@ -57,7 +62,7 @@ type exposure struct {
 // more row, which the per-user dedup of the telemetry projector absorbs.
 type exposureLog struct {
 	opts     ExposureOptions
-	disabled map[envID]bool
+	disabled atomic.Pointer[map[envID]bool]
 	log      *slog.Logger
 	kick     chan struct{}
 
@@ -68,6 +73,7 @@ type exposureLog struct {
 	held          int                 // events in retry
 
 	recorded, dropped, published prometheus.Counter
+	disabledEnvs                 prometheus.Gauge
 }
 
 func newExposureLog(opts ExposureOptions, reg prometheus.Registerer, log *slog.Logger) *exposureLog {
@@ -84,7 +90,10 @@ func newExposureLog(opts ExposureOptions, reg prometheus.Registerer, log *slog.L
 	if opts.Remember <= 0 {
 		opts.Remember = 200_000
 	}
-	l := &exposureLog{opts: opts, disabled: map[envID]bool{}, log: log, kick: make(chan struct{}, 1),
+	if opts.Refresh <= 0 {
+		opts.Refresh = 10 * time.Second
+	}
+	l := &exposureLog{opts: opts, log: log, kick: make(chan struct{}, 1),
 		seen: map[exposureKey]struct{}{}, seenOld: map[exposureKey]struct{}{},
 		recorded: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_sdk_exposures_recorded_total",
 			Help: "Experiment exposures of OFREP answers taken by the api role for publishing (first sight of a user, experiment and variation)."}),
@@ -93,19 +102,40 @@ func newExposureLog(opts ExposureOptions, reg prometheus.Registerer, log *slog.L
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_sdk_exposures_published_total",
 			Help: "Server-side exposure events published to the telemetry stream."}),
 	}
-	for _, e := range opts.Disabled {
-		if p, env, ok := strings.Cut(strings.TrimSpace(e), "/"); ok {
-			l.disabled[envID{p, env}] = true
-		}
-	}
+	l.disabledEnvs = prometheus.NewGauge(prometheus.GaugeOpts{Name: "vexil_sdk_exposures_disabled_environments",
+		Help: "Environments whose server_exposures setting is off, as the api role last read them."})
+	l.disabled.Store(&map[envID]bool{})
 	if reg != nil {
-		reg.MustRegister(l.recorded, l.dropped, l.published)
+		reg.MustRegister(l.recorded, l.dropped, l.published, l.disabledEnvs)
 	}
 	return l
 }
 
+// refreshDisabled reads which environments have exposure logging turned off. On failure the
+// previous set stays (the next refresh tries again).
+func (l *exposureLog) refreshDisabled(ctx context.Context) {
+	if l.opts.Disabled == nil {
+		return
+	}
+	list, err := l.opts.Disabled(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("exposure logging settings not read; the previous ones stay", "err", err)
+		}
+		return
+	}
+	m := make(map[envID]bool, len(list))
+	for _, e := range list {
+		if p, env, ok := strings.Cut(e, "/"); ok {
+			m[envID{p, env}] = true
+		}
+	}
+	l.disabled.Store(&m)
+	l.disabledEnvs.Set(float64(len(m)))
+}
+
 // logs reports whether exposures of env are recorded (a nil log records none).
-func (l *exposureLog) logs(env envID) bool { return l != nil && !l.disabled[env] }
+func (l *exposureLog) logs(env envID) bool { return l != nil && !(*l.disabled.Load())[env] }
 
 // record notes that r, an OFREP answer served to user in env at now, exposed the user to an
 // experiment, and reports whether it is taken for publishing: false when r is no exposure, when
@@ -149,9 +179,13 @@ func (l *exposureLog) record(env envID, user string, now time.Time, r *evaluatio
 }
 
 // run flushes every FlushInterval, when a batch fills, and once more when ctx ends.
+// It also reads the environments' settings at start and every Refresh.
 func (l *exposureLog) run(ctx context.Context) {
+	l.refreshDisabled(ctx)
 	t := time.NewTicker(l.opts.FlushInterval)
 	defer t.Stop()
+	refresh := time.NewTicker(l.opts.Refresh)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,6 +193,9 @@ func (l *exposureLog) run(ctx context.Context) {
 			l.flush(final)
 			cancel()
 			return
+		case <-refresh.C:
+			l.refreshDisabled(ctx)
+			continue
 		case <-t.C:
 		case <-l.kick:
 		}

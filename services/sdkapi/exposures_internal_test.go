@@ -38,11 +38,22 @@ func exposed(flag, experiment, variation string) *evaluation.Result {
 
 func TestExposureLogPublishesEachExposureOnceInBatches(t *testing.T) {
 	stream := &fakeStream{}
-	l := newExposureLog(ExposureOptions{Publish: stream.publish, Disabled: []string{"shop/staging"}, MaxPending: 3},
+	off := []string{"shop/staging"}
+	l := newExposureLog(ExposureOptions{Publish: stream.publish, MaxPending: 3,
+		Disabled: func(context.Context) ([]string, error) { return off, nil }},
 		prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	prod, staging := envID{"shop", "production"}, envID{"shop", "staging"}
+	if !l.logs(staging) {
+		t.Fatal("staging off before the settings were read")
+	}
+	l.refreshDisabled(context.Background())
 	if !l.logs(prod) || l.logs(staging) || (*exposureLog)(nil).logs(prod) {
 		t.Fatal("logs: production on, staging disabled, a nil log off")
+	}
+	off = nil
+	l.refreshDisabled(context.Background())
+	if !l.logs(staging) || counterValue(t, l.disabledEnvs) != 0 {
+		t.Fatal("staging still off after its setting was turned on")
 	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	if !l.record(prod, "u1", at, exposed("checkout", "exp", "a")) {
@@ -120,7 +131,7 @@ func TestExposureLogForgetsOldestGeneration(t *testing.T) {
 }
 
 // counterValue reads a counter through a registry (no import of the metric model needed).
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+func counterValue(t *testing.T, c prometheus.Collector) float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
@@ -128,5 +139,9 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	if err != nil || len(mfs) != 1 {
 		t.Fatalf("gather: %v", err)
 	}
-	return mfs[0].GetMetric()[0].GetCounter().GetValue()
+	m := mfs[0].GetMetric()[0]
+	if m.GetGauge() != nil {
+		return m.GetGauge().GetValue()
+	}
+	return m.GetCounter().GetValue()
 }
