@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/vexil-flags/vexil/domain"
@@ -102,4 +104,50 @@ func TestMergePatchRefusals(t *testing.T) {
 			t.Errorf("ApplyMergePatch(%s) = %v, want field %q", tc.body, err, tc.field)
 		}
 	}
+}
+
+// FuzzMergePatch checks ParseMergePatch against encoding/json (it accepts exactly the JSON
+// objects) and that applying a patch twice gives what applying it once gives (RFC 7396 patches
+// are idempotent).
+func FuzzMergePatch(f *testing.F) {
+	for _, s := range [][2]string{
+		{`{"a":"b","c":{"d":1}}`, `{"a":null,"c":{"e":[1,2]}}`},
+		{`[1]`, `{"x":{"y":null}}`},
+		{`{"n":9007199254740993}`, `{"n":1e400}`},
+		{`{}`, ` {"a":{}} `},
+		{`null`, `{"a":"\u00e9"} x`},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, target, patch string) {
+		p, err := ParseMergePatch([]byte(patch))
+		var ref map[string]any
+		trimmed := bytes.TrimSpace([]byte(patch))
+		refDec := json.NewDecoder(bytes.NewReader(trimmed))
+		refDec.UseNumber() // numbers are kept as written, whatever their range
+		isObject := json.Valid(trimmed) && len(trimmed) > 0 && trimmed[0] == '{' && refDec.Decode(&ref) == nil
+		if (err == nil) != isObject {
+			t.Fatalf("ParseMergePatch(%q): err %v, encoding/json says object %v", patch, err, isObject)
+		}
+		if err != nil || !json.Valid([]byte(target)) {
+			return
+		}
+		decode := func(s string) any {
+			dec := json.NewDecoder(strings.NewReader(s))
+			dec.UseNumber()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		once, err1 := json.Marshal(MergePatch(decode(target), deepCopy(p)))
+		twice, err2 := json.Marshal(MergePatch(MergePatch(decode(target), deepCopy(p)), deepCopy(p)))
+		if err1 != nil || err2 != nil {
+			return // numbers json.Number cannot marshal back (e.g. 1e400) fail both ways alike
+		}
+		if !bytes.Equal(once, twice) {
+			t.Fatalf("not idempotent: once %s, twice %s", once, twice)
+		}
+	})
 }
