@@ -145,3 +145,43 @@ func counterValue(t *testing.T, c prometheus.Collector) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+type countsSink struct{ batch []EvaluationCount }
+
+func (s *countsSink) RecordEvaluationCounts(_ context.Context, b []EvaluationCount) error {
+	s.batch = append(s.batch, b...)
+	return nil
+}
+
+// Server-key evaluations stored as exposure events stay in /metrics but are not handed to the
+// telemetry sink a second time.
+func TestCountersLeaveLoggedExposuresOutOfTheSink(t *testing.T) {
+	rs := benchRuleset(t, "small", benchSmallClient, benchSmallServer, 10)
+	snap := &snapshot{id: envID{"small", "production"}, counts: newCounters(rs)}
+	var flag string
+	for k := range rs.Flags {
+		flag = k
+		break
+	}
+	r := &evaluation.Result{FlagKey: flag, Variation: rs.Flags[flag].Variations[0].Key, VariationIndex: 0}
+	for i := range 5 {
+		snap.counts.record(r, i < 2) // two of them logged as exposures
+	}
+	sink := &countsSink{}
+	reg := prometheus.NewRegistry()
+	f := newCounterFlusher(sink, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.flush(context.Background(), []*snapshot{snap})
+	if len(sink.batch) != 1 || sink.batch[0].Count != 3 {
+		t.Fatalf("sink got %+v, want one count of 3", sink.batch)
+	}
+	if got := counterValue(t, f.metric); got != 5 {
+		t.Fatalf("metric %v, want 5", got)
+	}
+	// Only logged evaluations: the metric moves, the sink gets nothing.
+	snap.counts.record(r, true)
+	sink.batch = nil
+	f.flush(context.Background(), []*snapshot{snap})
+	if len(sink.batch) != 0 || counterValue(t, f.metric) != 6 {
+		t.Fatalf("sink %+v metric %v", sink.batch, counterValue(t, f.metric))
+	}
+}

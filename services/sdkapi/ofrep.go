@@ -241,12 +241,12 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 		return ofrepError(c, http.StatusNotFound, key, codeFlagNotFound, "flag "+key+" is not found in this environment")
 	}
 	r := snap.compiled.Evaluate(key, ctx)
-	// An exposure logged here carries its evaluation into the flag's stats, so it is not counted
-	// a second time by the server-side counters.
+	// An exposure logged here carries its evaluation into the flag's stats: the counters keep it
+	// for /metrics only, so it is not stored twice.
 	logged := r.Experiment != "" && ctx.Key != "" && s.exposures.logs(snap.id) &&
 		s.exposures.record(snap.id, ctx.Key, time.Now(), &r)
-	if k.Kind == domain.ServerSideKey && !logged {
-		snap.counts.record(&r)
+	if k.Kind == domain.ServerSideKey {
+		snap.counts.record(&r, logged)
 	}
 	out := st.buf[:0] // the request body is decoded: reuse its buffer for the answer
 	if r.IsError() {
@@ -316,8 +316,8 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 			}
 			logged = s.exposures.record(snap.id, ctx.Key, now, r)
 		}
-		if k.Kind == domain.ServerSideKey && !logged {
-			snap.counts.record(r)
+		if k.Kind == domain.ServerSideKey {
+			snap.counts.record(r, logged)
 		}
 		if i > 0 {
 			out = append(out, ',')
