@@ -29,6 +29,8 @@ type EnvironmentUpdated struct {
 	Key   string `json:"key"`
 	Name  string `json:"name"`
 	Color string `json:"color,omitempty"`
+	// ServerExposures is the new setting; absent (events written before it existed) keeps it.
+	ServerExposures *bool `json:"server_exposures,omitempty"`
 }
 
 // SDKKeyRotated replaces one key of an environment; the previous key stops working at once.

@@ -35,6 +35,10 @@ type Environment struct {
 	ClientKey string    `json:"client_key"`
 	ServerKey string    `json:"server_key"`
 	CreatedAt time.Time `json:"created_at"`
+	// ServerExposures: the api role records the experiment exposures of the OFREP answers it
+	// serves here (to contexts with a targeting key), so experiments work with OpenFeature
+	// clients that post no events. On unless turned off.
+	ServerExposures bool `json:"server_exposures"`
 }
 
 // SDK key kinds.

@@ -141,8 +141,26 @@ func (p *Project) generateKey(kind string, keygen func(kind string) string) (str
 	return k, nil
 }
 
-// UpdateEnvironment changes an environment's name and color. An unknown environment is ENotFound.
+// UpdateEnvironment changes an environment's name and color, keeping its other settings. An
+// unknown environment is ENotFound.
 func (p *Project) UpdateEnvironment(key, name, color string) ([]Event, error) {
+	s := EnvironmentSettings{Name: name, Color: color, ServerExposures: true}
+	if env := p.Environments[key]; env != nil {
+		s.ServerExposures = env.ServerExposures // kept
+	}
+	return p.UpdateEnvironmentSettings(key, s)
+}
+
+// EnvironmentSettings are the settings of an environment that an update replaces.
+type EnvironmentSettings struct {
+	Name  string `json:"name"`
+	Color string `json:"color,omitempty"`
+	// ServerExposures: see Environment.ServerExposures.
+	ServerExposures bool `json:"server_exposures"`
+}
+
+// UpdateEnvironmentSettings replaces an environment's name, color and exposure logging setting.
+func (p *Project) UpdateEnvironmentSettings(key string, s EnvironmentSettings) ([]Event, error) {
 	if err := p.exists(); err != nil {
 		return nil, err
 	}
@@ -150,16 +168,21 @@ func (p *Project) UpdateEnvironment(key, name, color string) ([]Event, error) {
 	if !ok {
 		return nil, &Error{Code: ENotFound, Field: "key", Message: fmt.Sprintf("environment %q not found", key)}
 	}
-	if err := validName("name", name); err != nil {
+	if err := validName("name", s.Name); err != nil {
 		return nil, err
 	}
-	if err := validColor("color", color); err != nil {
+	if err := validColor("color", s.Color); err != nil {
 		return nil, err
 	}
-	if env.Name == name && env.Color == color {
+	if env.Name == s.Name && env.Color == s.Color && env.ServerExposures == s.ServerExposures {
 		return nil, nil
 	}
-	return []Event{&EnvironmentUpdated{Key: key, Name: name, Color: color}}, nil
+	ev := &EnvironmentUpdated{Key: key, Name: s.Name, Color: s.Color}
+	if env.ServerExposures != s.ServerExposures {
+		exposures := s.ServerExposures
+		ev.ServerExposures = &exposures
+	}
+	return []Event{ev}, nil
 }
 
 // RotateSDKKey replaces the client or server key of an environment; the previous key stops
@@ -240,10 +263,13 @@ func (p *Project) apply(e Event) bool {
 			p.EnvironmentOrder = append(p.EnvironmentOrder, e.Key)
 		}
 		p.Environments[e.Key] = &Environment{Key: e.Key, Name: e.Name, Color: e.Color,
-			ClientKey: e.ClientKey, ServerKey: e.ServerKey}
+			ClientKey: e.ClientKey, ServerKey: e.ServerKey, ServerExposures: true}
 	case *EnvironmentUpdated:
 		if env := p.Environments[e.Key]; env != nil {
 			env.Name, env.Color = e.Name, e.Color
+			if e.ServerExposures != nil {
+				env.ServerExposures = *e.ServerExposures
+			}
 		}
 	case *SDKKeyRotated:
 		if env := p.Environments[e.Environment]; env != nil {

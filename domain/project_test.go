@@ -136,6 +136,19 @@ func TestProjectCommands(t *testing.T) {
 		{name: "update unknown environment", given: acmeHistory(),
 			when: func(p *domain.Project) ([]domain.Event, error) { return p.UpdateEnvironment("qa", "QA", "") },
 			code: domain.ENotFound, field: "key"},
+		{name: "turn server-side exposures off", given: acmeHistory(),
+			when: func(p *domain.Project) ([]domain.Event, error) {
+				return p.UpdateEnvironmentSettings("staging", domain.EnvironmentSettings{Name: "Staging"})
+			},
+			then: []domain.Event{&domain.EnvironmentUpdated{Key: "staging", Name: "Staging", ServerExposures: new(false)}}},
+		{name: "server-side exposures already on is a no-op", given: acmeHistory(),
+			when: func(p *domain.Project) ([]domain.Event, error) {
+				return p.UpdateEnvironmentSettings("staging", domain.EnvironmentSettings{Name: "Staging", ServerExposures: true})
+			}},
+		{name: "renaming keeps server-side exposures off",
+			given: append(acmeHistory(), &domain.EnvironmentUpdated{Key: "staging", Name: "Staging", ServerExposures: new(false)}),
+			when:  func(p *domain.Project) ([]domain.Event, error) { return p.UpdateEnvironment("staging", "QA", "") },
+			then:  []domain.Event{&domain.EnvironmentUpdated{Key: "staging", Name: "QA"}}},
 		{name: "update environment without name", given: acmeHistory(),
 			when: func(p *domain.Project) ([]domain.Event, error) { return p.UpdateEnvironment("staging", "", "") },
 			code: domain.EInvalid, field: "name"},

@@ -178,3 +178,21 @@ func ListProjects(ctx context.Context, db Querier, cursor string, limit int, onl
 	}
 	return out, next, nil
 }
+
+// ServerExposuresOff lists the environments ("project/environment") whose server-side exposure
+// logging is turned off. An environment projected before the setting existed has no such member
+// in its state and counts as on, its default.
+func ServerExposuresOff(ctx context.Context, db Querier) ([]string, error) {
+	rows, err := db.Query(ctx, `SELECT p.key || '/' || e.key FROM rm_projects p,
+		  jsonb_each(CASE WHEN jsonb_typeof(p.state->'environments') = 'object' THEN p.state->'environments' END) AS e(key, env)
+		WHERE (e.env->>'server_exposures')::boolean IS FALSE
+		ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: environments without server-side exposures: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("catalog: environments without server-side exposures: %w", err)
+	}
+	return out, nil
+}

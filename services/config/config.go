@@ -75,6 +75,11 @@ type Config struct {
 
 	MetricsToken      string // bearer token /metrics requires; "" leaves it open
 	MetricsFlagSeries int    // distinct flag label sets of the evaluation counter before "other"; 0 = no flag labels
+
+	// Server-side exposure logging of OFREP answers (api role).
+	ServerExposures              bool          // record experiment exposures of OFREP answers
+	ServerExposuresFlushInterval time.Duration // how long an exposure waits in memory at most
+	ServerExposuresMaxPending    int           // exposures held in memory; more are dropped and counted
 }
 
 // setting documents one option once, for the flag set, the environment and the README table.
@@ -124,6 +129,9 @@ var settings = []setting{
 	{"VEXIL_SDK_CORS_ORIGINS", "sdk-cors-origins", "*", "comma list of origins (scheme://host[:port]) whose web pages may call /ofrep/v1 and /sdk/v1, or * for any (client-side keys are public by design); empty: same-origin only"},
 	{"VEXIL_CONSOLE_CORS_ORIGINS", "console-cors-origins", "", "comma list of origins whose web pages may call the management API /api/v1 (a console hosted elsewhere); empty (default): same-origin only"},
 	{"VEXIL_CORS_MAX_AGE", "cors-max-age", "24h", "how long a browser may cache a CORS preflight answer (Access-Control-Max-Age; browsers cap it, Chromium at 2h); Chromium still preflights every request carrying If-None-Match, so browsers should prefer the SSE stream to ETag polling"},
+	{"VEXIL_SERVER_EXPOSURES", "server-exposures", "true", "the api role records the experiment exposures of OFREP answers to contexts with a targetingKey (no SDK event needed), in environments whose server_exposures setting is on; false turns it off everywhere"},
+	{"VEXIL_SERVER_EXPOSURES_FLUSH_INTERVAL", "server-exposures-flush-interval", "2s", "longest time a server-side exposure waits in memory before it is published (also flushed per 1,000)"},
+	{"VEXIL_SERVER_EXPOSURES_MAX_PENDING", "server-exposures-max-pending", "100000", "server-side exposures held in memory while the telemetry stream is slow or down; more are dropped and counted"},
 }
 
 // kind names the type of a setting's value for help texts, from its default.
@@ -222,6 +230,9 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 		return nil, fmt.Errorf("config: reconcile-interval must be a positive duration, got %q", *vals["reconcile-interval"])
 	}
 	if err := c.parseTelemetry(vals); err != nil {
+		return nil, err
+	}
+	if err := c.parseServerExposures(vals); err != nil {
 		return nil, err
 	}
 	if c.AnalysisInterval, err = time.ParseDuration(*vals["analysis-interval"]); err != nil || c.AnalysisInterval <= 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/vexil-flags/vexil/projections"
 	exprm "github.com/vexil-flags/vexil/projections/experiments"
 	"github.com/vexil-flags/vexil/services/experiments"
+	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
 // WithAnalyzer lets the API run analyses on demand and serve reports.
@@ -139,12 +140,21 @@ func (s *Server) goalCommand(c echo.Context, cmd func(*domain.Goal, *domain.Expe
 	return withVersion(c, http.StatusOK, v, agg)
 }
 
+// updateGoal is a JSON Merge Patch (RFC 7396): null clears the description and the value cap (no
+// cap); name and direction cannot be removed.
 func (s *Server) updateGoal(c echo.Context) error {
-	var in domain.GoalSettings
-	if err := s.decode(c, &in); err != nil {
+	patch, err := s.readPatch(c, "name", "direction")
+	if err != nil {
 		return err
 	}
-	return s.goalCommand(c, func(g *domain.Goal, _ *domain.ExperimentCatalog) ([]domain.Event, error) { return g.Update(in) })
+	return s.goalCommand(c, func(g *domain.Goal, _ *domain.ExperimentCatalog) ([]domain.Event, error) {
+		var in domain.GoalSettings
+		cur := domain.GoalSettings{Name: g.Name, Description: g.Description, Direction: g.Direction, ValueCap: g.ValueCap}
+		if err := httpapi.ApplyMergePatch(cur, patch, &in); err != nil {
+			return nil, err
+		}
+		return g.Update(in)
+	})
 }
 
 func (s *Server) archiveGoal(c echo.Context) error {

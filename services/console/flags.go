@@ -10,6 +10,7 @@ import (
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
 type createFlagRequest struct {
@@ -144,12 +145,20 @@ func (s *Server) flagCommand(c echo.Context, cmd func(*domain.Flag, *domain.Cata
 	return agg.(*domain.Flag), v, nil
 }
 
+// updateFlag is a JSON Merge Patch (RFC 7396) of the flag's settings: members not sent keep their
+// value; null clears description and tags and is refused for the others.
 func (s *Server) updateFlag(c echo.Context) error {
-	var req updateFlagRequest
-	if err := s.decode(c, &req); err != nil {
+	patch, err := s.readPatch(c, "name", "client_side", "defaults", "defaults.on_variation", "defaults.off_variation")
+	if err != nil {
 		return err
 	}
 	f, v, err := s.flagCommand(c, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
+		clientSide, defaults := f.ClientSide, f.Defaults
+		var req updateFlagRequest
+		if err := httpapi.ApplyMergePatch(updateFlagRequest{Name: f.Name, Description: f.Description, Tags: f.Tags,
+			ClientSide: &clientSide, Defaults: &defaults}, patch, &req); err != nil {
+			return nil, err
+		}
 		settings := domain.FlagSettings{Name: req.Name, Description: req.Description, Tags: req.Tags,
 			ClientSide: f.ClientSide, Defaults: f.Defaults}
 		if req.ClientSide != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
 // OpenAPIPath turns an echo path (/flags/:flag) into an OpenAPI path (/flags/{flag}).
@@ -90,8 +92,17 @@ func buildOpenAPI() map[string]any {
 			op["x-vexil-reach"] = string(reachOf(r))
 		}
 		if r.request != nil {
-			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
-				"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(r.request), schemas)}}}
+			schema := schemaOf(reflect.TypeOf(r.request), schemas)
+			content := map[string]any{"application/json": map[string]any{"schema": schema}}
+			if r.method == patch {
+				// Every PATCH is a JSON Merge Patch (RFC 7396) of the schema: members not sent keep
+				// their value, null removes one; plain application/json means the same.
+				content[httpapi.MIMEMergePatch] = map[string]any{"schema": schema}
+				d, _ := op["description"].(string)
+				op["description"] = strings.TrimSpace(d + " A JSON Merge Patch (RFC 7396, " + httpapi.MIMEMergePatch +
+					"; application/json is read the same way): members not sent keep their value, null removes an optional one.")
+			}
+			op["requestBody"] = map[string]any{"required": true, "content": content}
 		}
 		item[strings.ToLower(r.method)] = op
 	}

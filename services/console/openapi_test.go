@@ -49,6 +49,7 @@ func TestOpenAPIDocumentMatchesRegisteredRoutes(t *testing.T) {
 		t.Fatalf("openapi version %q", doc.OpenAPI)
 	}
 	documented := map[string]bool{}
+	patches := 0
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
 			documented[strings.ToUpper(method)+" "+path] = true
@@ -69,7 +70,19 @@ func TestOpenAPIDocumentMatchesRegisteredRoutes(t *testing.T) {
 					t.Errorf("%s %s does not declare path parameter %s", method, path, seg)
 				}
 			}
+			// Every PATCH is a JSON Merge Patch and says so.
+			if method == "patch" {
+				patches++
+				body, _ := op["requestBody"].(map[string]any)
+				content, _ := body["content"].(map[string]any)
+				if content["application/merge-patch+json"] == nil || content["application/json"] == nil {
+					t.Errorf("PATCH %s does not declare application/merge-patch+json and application/json: %v", path, body)
+				}
+			}
 		}
+	}
+	if patches < 4 {
+		t.Errorf("%d PATCH operations documented, want projects, environments, flags and goals", patches)
 	}
 	var missing, extra []string
 	for r := range registered {

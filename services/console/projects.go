@@ -8,6 +8,7 @@ import (
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
 type createProjectRequest struct {
@@ -25,6 +26,8 @@ type updateProjectRequest struct {
 type updateEnvironmentRequest struct {
 	Name  string `json:"name"`
 	Color string `json:"color,omitempty"`
+	// ServerExposures turns the api role's exposure logging of OFREP answers on or off here.
+	ServerExposures bool `json:"server_exposures"`
 }
 
 // DefaultEnvironments are created with a project that names none.
@@ -126,12 +129,17 @@ func (s *Server) projectCommand(c echo.Context, status int, cmd func(*domain.Pro
 	return agg.(*domain.Project), v, nil
 }
 
+// updateProject is a JSON Merge Patch (RFC 7396): null clears the description; name is required.
 func (s *Server) updateProject(c echo.Context) error {
-	var req updateProjectRequest
-	if err := s.decode(c, &req); err != nil {
+	patch, err := s.readPatch(c, "name")
+	if err != nil {
 		return err
 	}
 	p, v, err := s.projectCommand(c, http.StatusOK, func(p *domain.Project) ([]domain.Event, error) {
+		var req updateProjectRequest
+		if err := httpapi.ApplyMergePatch(updateProjectRequest{Name: p.Name, Description: p.Description}, patch, &req); err != nil {
+			return nil, err
+		}
 		return p.UpdateProject(req.Name, req.Description)
 	})
 	if err != nil {
@@ -178,14 +186,26 @@ func (s *Server) createEnvironment(c echo.Context) error {
 	return c.JSON(http.StatusCreated, visibleEnvironment(c, p.Environments[req.Key]))
 }
 
+// updateEnvironment is a JSON Merge Patch (RFC 7396): null clears the color; name and
+// server_exposures cannot be removed.
 func (s *Server) updateEnvironment(c echo.Context) error {
-	var req updateEnvironmentRequest
-	if err := s.decode(c, &req); err != nil {
+	patch, err := s.readPatch(c, "name", "server_exposures")
+	if err != nil {
 		return err
 	}
 	env := c.Param("environment")
 	p, _, err := s.projectCommand(c, http.StatusOK, func(p *domain.Project) ([]domain.Event, error) {
-		return p.UpdateEnvironment(env, req.Name, req.Color)
+		cur, ok := p.Environments[env]
+		if !ok {
+			return nil, domain.Errorf(domain.ENotFound, "environment %q not found in project %q", env, p.Key)
+		}
+		var req updateEnvironmentRequest
+		if err := httpapi.ApplyMergePatch(updateEnvironmentRequest{Name: cur.Name, Color: cur.Color,
+			ServerExposures: cur.ServerExposures}, patch, &req); err != nil {
+			return nil, err
+		}
+		return p.UpdateEnvironmentSettings(env, domain.EnvironmentSettings{Name: req.Name, Color: req.Color,
+			ServerExposures: req.ServerExposures})
 	})
 	if err != nil {
 		return err

@@ -44,7 +44,7 @@ func routes() []route {
 			status: 201, request: domain.NewEnvironment{}, response: domain.Environment{}, handler: (*Server).createEnvironment},
 		{method: get, path: "/projects/:project/environments/:environment", scope: read, tag: "environments", summary: "Get an environment (server key shown to admin tokens only)",
 			status: 200, response: domain.Environment{}, handler: (*Server).getEnvironment},
-		{method: patch, path: "/projects/:project/environments/:environment", scope: admin, tag: "environments", summary: "Rename or recolor an environment",
+		{method: patch, path: "/projects/:project/environments/:environment", scope: admin, tag: "environments", summary: "Rename or recolor an environment, or turn its server-side exposure logging on or off",
 			status: 200, request: updateEnvironmentRequest{}, response: domain.Environment{}, handler: (*Server).updateEnvironment},
 		{method: post, path: "/projects/:project/environments/:environment/keys/:kind/rotate", scope: admin, tag: "environments",
 			summary: "Rotate the client or server SDK key; the old key stops working at once", status: 200,

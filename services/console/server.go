@@ -99,6 +99,12 @@ func (s *Server) decode(c echo.Context, v any) error {
 	return httpapi.DecodeJSON(c, s.maxBody, v)
 }
 
+// readPatch reads a PATCH body, a JSON Merge Patch (RFC 7396); notNull are the members the
+// resource cannot do without (see httpapi.ReadMergePatch).
+func (s *Server) readPatch(c echo.Context, notNull ...string) (map[string]any, error) {
+	return httpapi.ReadMergePatch(c, s.maxBody, notNull...)
+}
+
 // meta builds event metadata from the request: the token, X-Vexil-Reason, the request id.
 func meta(c echo.Context) domain.Metadata {
 	reason := c.Request().Header.Get(httpapi.ReasonHeader)

@@ -171,8 +171,16 @@ func (p *Platform) Start(ctx context.Context) error {
 			cancel()
 			return fmt.Errorf("platform: load rulesets: %w", err)
 		}
+		var exposures *sdkapi.ExposureOptions
+		if cfg.ServerExposures {
+			pool := p.Pool
+			exposures = &sdkapi.ExposureOptions{Publish: events.Publish,
+				Disabled:      func(ctx context.Context) ([]string, error) { return catalog.ServerExposuresOff(ctx, pool) },
+				Refresh:       cfg.ReconcileInterval,
+				FlushInterval: cfg.ServerExposuresFlushInterval, MaxPending: cfg.ServerExposuresMaxPending}
+		}
 		sdk = sdkapi.New(snaps, p.Log, reg, sdkapi.Options{MaxContextBytes: cfg.SDKMaxContextBytes,
-			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events})
+			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events, Exposures: exposures})
 		// After a Redis incident, notifications may be gone: reconcile with the database at once.
 		fanout, err := redisstream.NewFanOutSubscriber(bus, redisstream.OnRecovered(func(context.Context) { sdk.Resync() }))
 		if err != nil {

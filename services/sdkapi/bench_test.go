@@ -11,7 +11,9 @@ package sdkapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -26,6 +28,7 @@ import (
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/domain/evaluation"
 	"github.com/vexil-flags/vexil/projections/access"
+	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
 	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
@@ -89,7 +92,10 @@ func benchServer(tb testing.TB) (*echo.Echo, *Snapshots) {
 		benchSmallServer: {Project: "small", Environment: fixture.Environment, Kind: domain.ServerSideKey},
 	}
 	snaps.keys.Store(&keys)
-	srv := New(snaps, log, reg, Options{})
+	// Exposure logging is on, as the platform runs it by default (nothing is exposed: the
+	// fixture runs no experiment; BenchmarkOFREPExperiments measures that case).
+	srv := New(snaps, log, reg, Options{Exposures: &ExposureOptions{Publish: discardBatch}})
+	go srv.exposures.run(tb.Context())
 	e := echo.New()
 	e.HTTPErrorHandler = httpapi.ErrorHandler(log)
 	e.Use(httpapi.Recover(log), httpapi.Requests(log, httpapi.NewMetrics(reg)))
@@ -251,4 +257,53 @@ func BenchmarkOFREPBulk100Server(b *testing.B) {
 	e := benchEcho(b)
 	reqs := benchRequests(b, func(int) string { return "/ofrep/v1/evaluate/flags" }, benchSmallServer)
 	benchRun(b, e, reqs, checkBulk(100))
+}
+
+func discardBatch(context.Context, *ptelemetry.Batch) error { return nil }
+
+// BenchmarkOFREPExperiments: bulk evaluation with a server-side key over 100 flags, 10 of which
+// run an experiment on every user who reaches their default serve, with server-side exposure
+// logging on (each exposure goes to the in-memory buffer, flushed to a sink that keeps nothing)
+// and off.
+func BenchmarkOFREPExperiments(b *testing.B) {
+	for _, on := range []bool{true, false} {
+		b.Run(fmt.Sprintf("exposures=%v", on), func(b *testing.B) {
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			reg := prometheus.NewRegistry()
+			snaps := NewSnapshots(nil, log, newCounterFlusher(nil, reg, log))
+			rs := benchRuleset(b, "small", benchSmallClient, benchSmallServer, 100)
+			experiments := 0
+			for key, f := range rs.Flags {
+				if experiments == 10 || len(f.Variations) < 2 {
+					continue
+				}
+				f.Experiment = &domain.ExperimentSplit{Key: "exp-" + key, Seed: "seed-" + key, Allocation: 100000,
+					Variations: []domain.WeightedVariation{{Variation: f.Variations[0].Key, Weight: 50000},
+						{Variation: f.Variations[1].Key, Weight: 50000}}}
+				experiments++
+			}
+			benchInstall(b, snaps, rs)
+			keys := map[string]access.SDKKey{benchSmallServer: {Project: "small", Environment: fixture.Environment, Kind: domain.ServerSideKey}}
+			snaps.keys.Store(&keys)
+			opts := Options{}
+			if on {
+				opts.Exposures = &ExposureOptions{Publish: discardBatch}
+			}
+			srv := New(snaps, log, reg, opts)
+			if on {
+				go srv.exposures.run(b.Context())
+			}
+			e := echo.New()
+			e.HTTPErrorHandler = httpapi.ErrorHandler(log)
+			e.Use(httpapi.Recover(log), httpapi.Requests(log, httpapi.NewMetrics(reg)))
+			srv.Register(e)
+			reqs := benchRequests(b, func(int) string { return "/ofrep/v1/evaluate/flags" }, benchSmallServer)
+			benchRun(b, e, reqs, func(b *testing.B, body []byte) {
+				checkBulk(100)(b, body)
+				if !bytes.Contains(body, []byte(`"experiment":"exp-`)) {
+					b.Fatalf("no experiment served: %s", body)
+				}
+			})
+		})
+	}
 }

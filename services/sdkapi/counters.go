@@ -22,12 +22,16 @@ type counters struct {
 type flagCounts struct {
 	variations []string       // variation keys by index
 	n          []atomic.Int64 // per variation; the last slot counts evaluations that served none
+	// logged counts the evaluations of n that were stored as exposure events (exposures.go):
+	// they are in the metric but not in the counts handed to the sink, which would count them twice.
+	logged []atomic.Int64
 }
 
 func newCounters(rs *domain.Ruleset) *counters {
 	c := &counters{flags: make(map[string]*flagCounts, len(rs.Flags))}
 	for key, f := range rs.Flags {
-		fc := &flagCounts{variations: make([]string, len(f.Variations)), n: make([]atomic.Int64, len(f.Variations)+1)}
+		fc := &flagCounts{variations: make([]string, len(f.Variations)), n: make([]atomic.Int64, len(f.Variations)+1),
+			logged: make([]atomic.Int64, len(f.Variations)+1)}
 		for i, v := range f.Variations {
 			fc.variations[i] = v.Key
 		}
@@ -36,8 +40,8 @@ func newCounters(rs *domain.Ruleset) *counters {
 	return c
 }
 
-// record counts one evaluation result.
-func (c *counters) record(r *evaluation.Result) {
+// record counts one evaluation result; logged says it is also stored as an exposure event.
+func (c *counters) record(r *evaluation.Result, logged bool) {
 	fc := c.flags[r.FlagKey]
 	if fc == nil {
 		return // unknown flag: nothing to attribute
@@ -46,7 +50,10 @@ func (c *counters) record(r *evaluation.Result) {
 	if i < 0 || i >= len(fc.variations) {
 		i = len(fc.variations)
 	}
-	fc.n[i].Add(1)
+	fc.n[i].Add(1) // before logged: a flush that sees this logged also sees this count (see flush)
+	if logged {
+		fc.logged[i].Add(1)
+	}
 }
 
 // EvaluationCount is how often a variation of a flag was served in an environment during a window.
@@ -154,7 +161,14 @@ func (f *counterFlusher) flush(ctx context.Context, current []*snapshot) []Evalu
 	for _, s := range append(retired, current...) {
 		for flag, fc := range s.counts.flags {
 			for i := range fc.n {
+				// logged first: each logged evaluation taken here has its count in n already. One
+				// counted by an earlier flush, logged after it, is carried over (n - logged < 0).
+				logged := fc.logged[i].Swap(0)
 				n := fc.n[i].Swap(0)
+				if logged > n {
+					fc.logged[i].Add(logged - n)
+					logged = n
+				}
 				if n == 0 {
 					continue
 				}
@@ -162,9 +176,11 @@ func (f *counterFlusher) flush(ctx context.Context, current []*snapshot) []Evalu
 				if i < len(fc.variations) {
 					variation = fc.variations[i]
 				}
-				batch = append(batch, EvaluationCount{Project: s.id.project, Environment: s.id.environment,
-					Flag: flag, Variation: variation, Count: n, From: from, To: now})
 				f.counter(seriesKey{s.id.project, s.id.environment, flag, variation}).Add(float64(n))
+				if n > logged {
+					batch = append(batch, EvaluationCount{Project: s.id.project, Environment: s.id.environment,
+						Flag: flag, Variation: variation, Count: n - logged, From: from, To: now})
+				}
 			}
 		}
 	}

@@ -40,7 +40,7 @@ func TestEvaluationMetricSeriesAreBounded(t *testing.T) {
 			}
 			for round := 0; round < 2; round++ { // a second flush reuses the series it made
 				for key := range rs.Flags {
-					snap.counts.record(&evaluation.Result{FlagKey: key, VariationIndex: 0})
+					snap.counts.record(&evaluation.Result{FlagKey: key, VariationIndex: 0}, false)
 				}
 				f.flush(context.Background(), []*snapshot{snap})
 			}

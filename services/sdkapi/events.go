@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/projections/access"
 	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
 	"github.com/vexil-flags/vexil/services/httpapi"
 	"github.com/vexil-flags/vexil/services/telemetry"
@@ -48,34 +49,51 @@ type eventsAnswer struct {
 // when none was; 413 past the body or batch limit, 429 while the projector lags, 503 while the
 // stream is unreachable (both with Retry-After, nothing kept).
 func (s *Server) postEvents(c echo.Context) error {
+	k, body, err := s.readEvents(c)
+	if err != nil {
+		return err
+	}
+	batch, itemErrs, err := telemetry.Parse(body, k.Project, k.Environment, time.Now(), s.opts.Events.Limits())
+	if err != nil {
+		s.opts.Events.Refused(outcomeOf(err), 0)
+		return err
+	}
+	return s.publishEvents(c, batch, itemErrs)
+}
+
+// readEvents authorizes an ingest request (client and server keys) and reads its JSON body
+// within the ingest limits: the part /sdk/v1/events and /ofrep/v1/track share.
+func (s *Server) readEvents(c echo.Context) (access.SDKKey, []byte, error) {
 	if s.opts.Events == nil {
-		return domain.Errorf(domain.EUnavailable, "event ingestion is not configured on this server")
+		return access.SDKKey{}, nil, domain.Errorf(domain.EUnavailable, "event ingestion is not configured on this server")
 	}
 	k, _, err := s.authorize(c, false, false)
 	if err != nil {
-		return err
+		return access.SDKKey{}, nil, err
 	}
 	ing := s.opts.Events
 	limits := ing.Limits()
 	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
 		ing.Refused("invalid", 0)
-		return domain.Errorf(domain.EInvalid, "Content-Type must be application/json")
+		return access.SDKKey{}, nil, domain.Errorf(domain.EInvalid, "Content-Type must be application/json")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limits.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			ing.Refused("too_large", 0)
-			return &domain.Error{Code: domain.ETooLarge,
+			return access.SDKKey{}, nil, &domain.Error{Code: domain.ETooLarge,
 				Message: fmt.Sprintf("request body is larger than the limit of %d bytes; send smaller batches", limits.MaxBodyBytes)}
 		}
-		return domain.Errorf(domain.EInvalid, "could not read the request body")
+		return access.SDKKey{}, nil, domain.Errorf(domain.EInvalid, "could not read the request body")
 	}
-	batch, itemErrs, err := telemetry.Parse(body, k.Project, k.Environment, time.Now(), limits)
-	if err != nil {
-		ing.Refused(outcomeOf(err), 0)
-		return err
-	}
+	return k, body, nil
+}
+
+// publishEvents answers a parsed batch: 400 with the item errors when no event is valid, else
+// the batch goes to the telemetry stream and the answer is 202 (or 429/503 with Retry-After).
+func (s *Server) publishEvents(c echo.Context, batch *ptelemetry.Batch, itemErrs []telemetry.ItemError) error {
+	ing := s.opts.Events
 	answer := eventsAnswer{Accepted: batch.Len(), Rejected: len(itemErrs), Errors: itemErrs}
 	if answer.Errors == nil {
 		answer.Errors = []telemetry.ItemError{}

@@ -66,6 +66,11 @@ func (s *Server) Run(ctx context.Context, opts FeedOptions) error {
 	if opts.ProjectionWait <= 0 {
 		opts.ProjectionWait = 5 * time.Second
 	}
+	if s.exposures != nil {
+		done := make(chan struct{})
+		go func() { s.exposures.run(ctx); close(done) }()
+		defer func() { <-done }() // the last exposures are flushed before the platform closes the stream
+	}
 	if opts.Subscriber != nil {
 		msgs, err := opts.Subscriber.Subscribe(ctx, opts.Topic)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -243,8 +244,12 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 		return ofrepError(c, http.StatusNotFound, key, codeFlagNotFound, "flag "+key+" is not found in this environment")
 	}
 	r := snap.compiled.Evaluate(key, ctx)
+	// An exposure logged here carries its evaluation into the flag's stats: the counters keep it
+	// for /metrics only, so it is not stored twice.
+	logged := r.Experiment != "" && ctx.Key != "" && s.exposures.logs(snap.id) &&
+		s.exposures.record(snap.id, ctx.Key, time.Now(), &r)
 	if k.Kind == domain.ServerSideKey {
-		snap.counts.record(&r)
+		snap.counts.record(&r, logged)
 	}
 	out := st.buf[:0] // the request body is decoded: reuse its buffer for the answer
 	if r.IsError() {
@@ -309,10 +314,19 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	}
 	st.results = snap.compiled.AppendAll(st.results[:0], ctx, filter)
 	out := append(st.buf[:0], `{"flags":[`...)
+	logExposures := ctx.Key != "" && s.exposures.logs(snap.id)
+	var now time.Time
 	for i := range st.results {
 		r := &st.results[i]
+		logged := false
+		if logExposures && r.Experiment != "" {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			logged = s.exposures.record(snap.id, ctx.Key, now, r)
+		}
 		if k.Kind == domain.ServerSideKey {
-			snap.counts.record(r)
+			snap.counts.record(r, logged)
 		}
 		if i > 0 {
 			out = append(out, ',')
@@ -368,8 +382,20 @@ func (s *Server) configuration(c echo.Context) error {
 		"capabilities": map[string]any{
 			"cacheInvalidation": map[string]any{"polling": map[string]any{"enabled": true, "minPollingIntervalMs": 1000}},
 			"flagEvaluation":    map[string]any{"supportedTypes": []string{"boolean", "string", "int", "float", "object"}},
+			// Not (yet) in the protocol (open-feature/protocol issue 71): where OpenFeature's
+			// track() calls go, one event or {"events": [...]} per request (track.go).
+			"tracking": map[string]any{"enabled": s.opts.Events != nil, "url": TrackPath, "method": http.MethodPost,
+				"batch": true, "maxEventsPerRequest": s.maxTrackEvents()},
 		},
 	})
+}
+
+// maxTrackEvents is the most tracking events one request may carry (0 without ingestion).
+func (s *Server) maxTrackEvents() int {
+	if s.opts.Events == nil {
+		return 0
+	}
+	return s.opts.Events.Limits().MaxBatch
 }
 
 // GET /sdk/v1/ruleset: the whole compiled ruleset for local evaluation (server-side keys only).

@@ -31,6 +31,8 @@ type Options struct {
 	FlushInterval time.Duration
 	// Events takes POST /sdk/v1/events batches to the telemetry stream (events.go); nil answers 503.
 	Events EventIngestor
+	// Exposures turns on server-side exposure logging (exposures.go); nil, or no Publish, is off.
+	Exposures *ExposureOptions
 }
 
 func (o *Options) defaults() {
@@ -55,6 +57,8 @@ type Server struct {
 	streams *streamMetrics
 	notes   chan notification
 	resync  chan struct{}
+	// exposures records the experiment exposures of OFREP answers; nil when off.
+	exposures *exposureLog
 }
 
 // New builds the api role's server and its snapshots (empty until Load or Run).
@@ -64,6 +68,9 @@ func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Opt
 		notes: make(chan notification, 1024), resync: make(chan struct{}, 1)}
 	if opts.RateLimit > 0 {
 		s.limiter = httpapi.NewLimiter(opts.RateLimit, opts.RateLimit) // bursts of one second's worth
+	}
+	if opts.Exposures != nil && opts.Exposures.Publish != nil {
+		s.exposures = newExposureLog(*opts.Exposures, reg, log)
 	}
 	return s
 }
@@ -96,6 +103,7 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/sdk/v1/ruleset", s.ruleset)
 	e.GET(streamPath, s.stream)
 	e.POST("/sdk/v1/events", s.postEvents)
+	e.POST(TrackPath, s.track)
 }
 
 // FlushCounts drains the evaluation counters now (also done every FlushInterval by Run).
