@@ -31,6 +31,7 @@ type ops struct {
 	reg         *prometheus.Registry
 	gatherer    prometheus.Gatherer
 	snapshots   *sdkapi.Snapshots // nil unless the api role runs here
+	storage     *storageCheck     // TimescaleDB or plain PostgreSQL, and advice
 
 	mu         sync.Mutex
 	migrations check // cached: the version only changes when someone migrates
@@ -57,6 +58,9 @@ func (o *ops) readyz(c echo.Context) error {
 		checks["database"] = check{OK: true}
 		checks["migrations"] = o.migrationState()
 		ready = ready && checks["migrations"].OK
+		if st, ok := o.storage.state(ctx); ok {
+			checks["storage"] = st
+		}
 	}
 	if err := o.redis.Ping(ctx).Err(); err != nil {
 		checks["redis"] = check{Detail: err.Error()}

@@ -244,7 +244,8 @@ func (p *Platform) Start(ctx context.Context) error {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpapi.ErrorHandler(p.Log)
 	e.Use(httpapi.Recover(p.Log), httpapi.Requests(p.Log, httpapi.NewMetrics(reg)))
-	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps}).register(e)
+	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps,
+		storage: &storageCheck{pool: p.Pool}}).register(e)
 	if sdk != nil {
 		sdk.Register(e)
 	}
@@ -277,6 +278,7 @@ func (p *Platform) Start(ctx context.Context) error {
 		return err
 	}
 	p.AdminToken = token
+	logStorage(ctx, p.Log, p.Pool)
 	p.Log.Info("vexil started", "addr", p.Addr, "roles", cfg.Roles, "stream_prefix", cfg.StreamPrefix)
 	return nil
 }
