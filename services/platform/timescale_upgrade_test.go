@@ -119,6 +119,24 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 	srv.Start()
 	_, logs = runVexil(t, ctx, "migrate", "up", "--database-url", url)
 	findLog(t, logs, "WARN", "migrated on plain PostgreSQL")
+
+	// Someone creates the extension by hand: the database stays in plain mode (its rollups are
+	// still materialized views the projector refreshes) until it is converted.
+	pool, err = postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE EXTENSION timescaledb`); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := postgres.DetectStorage(ctx, pool); err != nil || s.Mode != postgres.ModePlain || s.TimescaleVersion == "" ||
+		!strings.Contains(s.Advice(), "vexil migrate timescale") {
+		t.Fatalf("storage with the extension created by hand: %+v %v, want plain mode advising the upgrade", s, err)
+	}
+	if err := ptelemetry.RefreshRollups(ctx, pool, time.Time{}, time.Time{}); err != nil {
+		t.Fatalf("plain rollups with the extension created by hand: %v", err)
+	}
+	pool.Close()
 	out, _ = runVexil(t, ctx, "migrate", "timescale", "--database-url", url)
 	if !strings.Contains(out, "converted to TimescaleDB") || !strings.Contains(out, "evaluation_events: hypertable") {
 		t.Fatalf("migrate timescale printed:\n%s", out)

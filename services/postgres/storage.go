@@ -31,8 +31,13 @@ const timescaleGains = "hypertables with compression and retention by chunk, rea
 // exists here, the server preloads it, or the server is a single-process WASM build (PGlite) that
 // loads libraries on demand.
 const sqlTimescaleLoadable = `EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
-  OR current_setting('shared_preload_libraries') ~ '(^|,)\s*"?([$]libdir/)?timescaledb"?\s*(,|$)'
+  OR current_setting('shared_preload_libraries') ~ '` + PreloadPattern + `'
   OR version() ILIKE '%emscripten%'`
+
+// PreloadPattern matches a shared_preload_libraries value that names TimescaleDB's loader
+// (current_setting gives the list without its outer quotes: "pg_stat_statements, timescaledb").
+// Migration 0001 holds the same pattern.
+const PreloadPattern = `(^|,)\s*"?([$]libdir/)?timescaledb"?\s*(,|$)`
 
 // Storage is what the database server offers Vexil's telemetry storage and what the database
 // uses.
