@@ -41,8 +41,10 @@ BEGIN
     RAISE EXCEPTION 'vexil_timescale_upgrade: the timescaledb extension is not created in this database'
       USING HINT = 'Run vexil migrate timescale: it checks that the server preloads TimescaleDB and creates the extension.';
   END IF;
-  -- Two upgrades at once wait for each other; the second finds nothing left to do.
-  PERFORM pg_advisory_xact_lock(hashtext('vexil-timescale-upgrade'));
+  -- The projector's telemetry maintenance lock (services/telemetry): no maintenance pass refreshes
+  -- a plain view while it is being replaced, and two upgrades at once wait for each other (the
+  -- second finds nothing left to do).
+  PERFORM pg_advisory_xact_lock(hashtext('vexil-telemetry-maintenance'));
 
   -- Hypertables, as 0010 and 0031 create them. Plain mode gave the event tables BRIN time
   -- indexes; create_hypertable makes the B-tree time index a fresh TimescaleDB migration has.

@@ -50,6 +50,9 @@ type storageCheck struct {
 }
 
 func (s *storageCheck) state(ctx context.Context) (check, bool) {
+	if s == nil {
+		return check{}, false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.checkedAt.IsZero() && time.Since(s.checkedAt) < time.Minute {

@@ -181,6 +181,9 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer freshPool.Close()
+	if steps, err := postgres.UpgradeToTimescale(ctx, freshPool); err != nil || len(steps) != 0 {
+		t.Fatalf("upgrade of a fresh TimescaleDB migration: %v %v, want nothing to do", steps, err)
+	}
 	if got, want := timescaleSchema(t, ctx, pool), timescaleSchema(t, ctx, freshPool); !slices.Equal(got, want) {
 		var onlyGot, onlyWant []string
 		for _, g := range got {
