@@ -250,10 +250,10 @@ func (m *Main) migrateTimescale(ctx context.Context, cfg *config.Config) error {
 	}
 	if len(steps) == 0 {
 		fmt.Fprintf(m.Stdout, "already on %s; continuous aggregates refreshed, %d policy changes\n", s.Summary(), changed)
-	} else {
-		fmt.Fprintf(m.Stdout, "converted to %s: %d steps; continuous aggregates refreshed, %d policy changes\n", s.Summary(), len(steps), changed)
+		return nil
 	}
-	log.Info("storage converted to TimescaleDB", "steps", len(steps), "timescaledb", s.TimescaleVersion)
+	fmt.Fprintf(m.Stdout, "converted to %s: %d steps; continuous aggregates refreshed, %d policy changes\n", s.Summary(), len(steps), changed)
+	log.Info("storage converted to TimescaleDB", "steps", len(steps), "timescaledb", s.TimescaleVersion, "postgresql", s.PostgresVersion)
 	return nil
 }
 
