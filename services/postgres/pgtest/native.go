@@ -134,25 +134,18 @@ func (s *Server) AppendConfig(lines ...string) {
 	}
 }
 
-// Start starts the server and waits until it accepts connections.
+// Start starts the server; pg_ctl -w returns once the server reports it accepts connections.
 func (s *Server) Start() {
 	s.tb.Helper()
 	s.run("pg_ctl", "start", "-D", s.Dir, "-l", s.log, "-w", "-t", "120")
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		conn, err := pgx.Connect(ctx, s.URL("postgres"))
-		if err == nil {
-			conn.Close(ctx)
-			cancel()
-			return
-		}
-		cancel()
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("pgtest: server on port %d does not accept connections: %v", s.port, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a server's start-up, bounded by the deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		logText, _ := os.ReadFile(s.log)
+		s.tb.Fatalf("pgtest: server on port %d started but does not accept connections: %v\n%s", s.port, err, logText)
 	}
+	conn.Close(ctx)
 }
 
 // Stop shuts the server down cleanly (pg_ctl stop -m fast).
