@@ -54,46 +54,15 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 	}
 
 	// serve: the platform starts, warns once, and /readyz says it too while staying ready.
-	var buf syncBuffer
-	cfg, err := config.Parse("test", []string{"--database-url", url, "--redis-url", redistest.URL(),
-		"--stream-prefix", redistest.NewPrefix(t), "--http-addr", "127.0.0.1:0", "--admin-token", adminToken},
-		func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
+	logText, storage := serveOnce(t, ctx, url)
+	if n := strings.Count(logText, "not preloaded"); n != 1 {
+		t.Errorf("serve logged the preload advice %d times, want once:\n%s", n, logText)
 	}
-	p, err := platform.Open(ctx, cfg, slog.New(slog.NewJSONHandler(&buf, nil)))
-	if err != nil {
-		t.Fatalf("serve on a server with TimescaleDB installed but not preloaded: %v", err)
+	findLog(t, parseLogs(t, logText), "WARN", postgres.PreloadSetting)
+	if !strings.Contains(storage, "plain PostgreSQL") || !strings.Contains(storage, postgres.PreloadSetting) ||
+		!strings.Contains(storage, "vexil migrate timescale") {
+		t.Fatalf("/readyz storage detail %q: want the plain mode and the setting to add", storage)
 	}
-	if err := p.Start(ctx); err != nil {
-		p.Close()
-		t.Fatalf("serve: %v", err)
-	}
-	if n := strings.Count(buf.String(), "not preloaded"); n != 1 {
-		t.Errorf("serve logged the preload advice %d times, want once:\n%s", n, buf.String())
-	}
-	findLog(t, parseLogs(t, buf.String()), "WARN", postgres.PreloadSetting)
-	res, err := http.Get("http://" + p.Addr + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ready struct {
-		Status string `json:"status"`
-		Checks map[string]struct {
-			OK     bool   `json:"ok"`
-			Detail string `json:"detail"`
-		} `json:"checks"`
-	}
-	err = json.NewDecoder(res.Body).Decode(&ready)
-	res.Body.Close()
-	if err != nil || res.StatusCode != http.StatusOK || ready.Status != "ready" {
-		t.Fatalf("/readyz: %d %+v %v, want 200 ready", res.StatusCode, ready, err)
-	}
-	if st := ready.Checks["storage"]; !st.OK || !strings.Contains(st.Detail, "plain PostgreSQL") ||
-		!strings.Contains(st.Detail, postgres.PreloadSetting) || !strings.Contains(st.Detail, "vexil migrate timescale") {
-		t.Fatalf("/readyz storage check %+v: want the plain mode and the setting to add", st)
-	}
-	p.Close()
 
 	// Telemetry written in plain mode, rolled up by the plain materialized views.
 	pool, err := postgres.Open(ctx, url)
@@ -200,6 +169,20 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 			strings.Join(onlyGot, "\n                "), strings.Join(onlyWant, "\n                "))
 	}
 
+	// serve on the converted database: TimescaleDB, nothing to advise.
+	logText, storage = serveOnce(t, ctx, url)
+	if !strings.HasPrefix(storage, "TimescaleDB 2.") {
+		t.Fatalf("serve after the upgrade: /readyz storage %q, want TimescaleDB", storage)
+	}
+	for _, l := range parseLogs(t, logText) {
+		if l["level"] == "WARN" && strings.Contains(fmt.Sprint(l["msg"]), "TimescaleDB") {
+			t.Fatalf("serve after the upgrade still advises: %v", l["msg"])
+		}
+	}
+	if l := findLog(t, parseLogs(t, logText), "INFO", "storage"); l["mode"] != postgres.ModeTimescale {
+		t.Fatalf("serve after the upgrade logged storage mode %v, want %s", l["mode"], postgres.ModeTimescale)
+	}
+
 	// Again: nothing to convert, same answers.
 	out, _ = runVexil(t, ctx, "migrate", "timescale", "--database-url", url)
 	if !strings.Contains(out, "already on TimescaleDB") {
@@ -208,6 +191,47 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 	if after := rollupAnswers(t, ctx, pool); !slices.Equal(after, before) {
 		t.Fatalf("the rollups answer differently after a second upgrade:\nbefore %v\nafter  %v", before, after)
 	}
+}
+
+// serveOnce starts the platform (every role, migrations on) on url, reads /readyz, which must
+// answer ready, and stops it; it returns the JSON log and the detail of the storage check.
+func serveOnce(t *testing.T, ctx context.Context, url string) (logText, storage string) {
+	t.Helper()
+	var buf syncBuffer
+	cfg, err := config.Parse("test", []string{"--database-url", url, "--redis-url", redistest.URL(),
+		"--stream-prefix", redistest.NewPrefix(t), "--http-addr", "127.0.0.1:0", "--admin-token", adminToken},
+		func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := platform.Open(ctx, cfg, slog.New(slog.NewJSONHandler(&buf, nil)))
+	if err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	defer p.Close()
+	if err := p.Start(ctx); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	res, err := http.Get("http://" + p.Addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var ready struct {
+		Status string `json:"status"`
+		Checks map[string]struct {
+			OK     bool   `json:"ok"`
+			Detail string `json:"detail"`
+		} `json:"checks"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&ready); err != nil || res.StatusCode != http.StatusOK || ready.Status != "ready" {
+		t.Fatalf("/readyz: %d %+v %v, want 200 ready", res.StatusCode, ready, err)
+	}
+	st, ok := ready.Checks["storage"]
+	if !ok || !st.OK {
+		t.Fatalf("/readyz storage check %+v (present %v): want ok with a detail", st, ok)
+	}
+	return buf.String(), st.Detail
 }
 
 const seededEvaluations = 3 * 24 * 6 // every 10 minutes for 3 days
