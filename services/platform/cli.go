@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"time"
 
 	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
 	"github.com/vexil-flags/vexil/services/config"
@@ -235,9 +234,10 @@ func (m *Main) migrateTimescale(ctx context.Context, cfg *config.Config) error {
 	for _, s := range steps {
 		fmt.Fprintln(m.Stdout, s)
 	}
-	// Continuous aggregates start empty: materialize everything the raw events still hold (on a
-	// converted database this only redoes what changed since the last refresh).
-	if err := ptelemetry.RefreshRollups(ctx, pool, time.Time{}, time.Time{}); err != nil {
+	// Continuous aggregates start empty: materialize everything the raw events still hold, up to
+	// where the refresh policies take over (on a converted database this only redoes what changed
+	// since the last refresh).
+	if err := ptelemetry.CatchUpRollups(ctx, pool); err != nil {
 		return fmt.Errorf("migrate timescale: converted, but refreshing the continuous aggregates failed (run this again): %w", err)
 	}
 	changed, err := ptelemetry.ApplyPolicies(ctx, pool, telemetryPolicies(cfg))

@@ -106,6 +106,12 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 		t.Fatalf("plain rollups with the extension created by hand: %v", err)
 	}
 	pool.Close()
+	// Converted while Vexil runs on it.
+	running, runningLog := startServe(t, ctx, url)
+	demo, err := platform.SeedDemo(ctx, running.App)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, _ = runVexil(t, ctx, "migrate", "timescale", "--database-url", url)
 	if !strings.Contains(out, "converted to TimescaleDB") || !strings.Contains(out, "evaluation_events: hypertable") {
 		t.Fatalf("migrate timescale printed:\n%s", out)
@@ -140,6 +146,37 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM evaluation_events), (SELECT count(*) FROM experiment_results)`).
 		Scan(&raw, &results); err != nil || raw != seededEvaluations || results != 1 {
 		t.Fatalf("raw rows after the upgrade: %d evaluations, %d results (%v); want %d and 1", raw, results, err, seededEvaluations)
+	}
+
+	// The running platform goes on storing telemetry, now into hypertables, read at once through
+	// the continuous aggregates (real time).
+	req, err := http.NewRequest(http.MethodPost, "http://"+running.Addr+"/sdk/v1/events", strings.NewReader(`{"events": [
+		{"kind": "evaluation", "flag_key": "new-checkout", "variation_key": "true", "user_key": "after-1"},
+		{"kind": "evaluation", "flag_key": "new-checkout", "variation_key": "true", "user_key": "after-2"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+demo.Environments[0].ServerKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /sdk/v1/events after the conversion: %d, want 202", res.StatusCode)
+	}
+	waitUntil(t, time.Minute, "events posted after the conversion in evaluations_per_day", func() bool {
+		var n int64
+		_ = pool.QueryRow(ctx, `SELECT coalesce(sum(evaluations), 0) FROM evaluations_per_day WHERE flag = 'new-checkout'`).Scan(&n)
+		return n == 2
+	})
+	running.Close()
+	before = rollupAnswers(t, ctx, pool)
+	for _, l := range parseLogs(t, runningLog.String()) {
+		if l["level"] == "ERROR" {
+			t.Errorf("the platform running during the conversion logged an error: %v", l)
+		}
 	}
 
 	// Exactly what a fresh migration on this server builds.
@@ -193,25 +230,34 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 	}
 }
 
-// serveOnce starts the platform (every role, migrations on) on url, reads /readyz, which must
-// answer ready, and stops it; it returns the JSON log and the detail of the storage check.
-func serveOnce(t *testing.T, ctx context.Context, url string) (logText, storage string) {
+// startServe starts the platform (every role, migrations on) on url with a JSON log it returns;
+// it is stopped when the test ends, or earlier by Close.
+func startServe(t *testing.T, ctx context.Context, url string) (*platform.Platform, *syncBuffer) {
 	t.Helper()
-	var buf syncBuffer
+	buf := &syncBuffer{}
 	cfg, err := config.Parse("test", []string{"--database-url", url, "--redis-url", redistest.URL(),
 		"--stream-prefix", redistest.NewPrefix(t), "--http-addr", "127.0.0.1:0", "--admin-token", adminToken},
 		func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := platform.Open(ctx, cfg, slog.New(slog.NewJSONHandler(&buf, nil)))
+	p, err := platform.Open(ctx, cfg, slog.New(slog.NewJSONHandler(buf, nil)))
 	if err != nil {
 		t.Fatalf("serve: %v", err)
 	}
-	defer p.Close()
+	t.Cleanup(func() { p.Close() })
 	if err := p.Start(ctx); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
+	return p, buf
+}
+
+// serveOnce starts the platform on url, reads /readyz, which must answer ready, and stops it; it
+// returns the JSON log and the detail of the storage check.
+func serveOnce(t *testing.T, ctx context.Context, url string) (logText, storage string) {
+	t.Helper()
+	p, buf := startServe(t, ctx, url)
+	defer p.Close()
 	res, err := http.Get("http://" + p.Addr + "/readyz")
 	if err != nil {
 		t.Fatal(err)
