@@ -1,8 +1,19 @@
--- TimescaleDB when the server has it; plain PostgreSQL otherwise. Later migrations test
+-- TimescaleDB when the server can load it; plain PostgreSQL otherwise. Later migrations test
 -- vexil_has_timescale() to choose hypertables and continuous aggregates or their fallbacks.
+--
+-- Installed is not enough: TimescaleDB must be in shared_preload_libraries, and CREATE EXTENSION
+-- on a server that has the files but does not preload them answers FATAL and closes the session
+-- (the migration dies with "bad connection"). So the extension is created only when it is already
+-- there, when the server preloads it, or on a single-process WASM build (PGlite, tests), which has
+-- no postmaster and loads libraries on demand. Otherwise the database is migrated in plain mode;
+-- Vexil warns at start-up and `vexil migrate timescale` converts it once the server preloads the
+-- library (services/postgres/storage.go asks the same question).
 DO $$
 BEGIN
-  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+     AND (EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+          OR current_setting('shared_preload_libraries') ~ '(^|,)\s*"?([$]libdir/)?timescaledb"?\s*(,|$)'
+          OR version() ILIKE '%emscripten%') THEN
     CREATE EXTENSION IF NOT EXISTS timescaledb;
   END IF;
 END $$;

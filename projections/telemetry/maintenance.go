@@ -143,6 +143,35 @@ func RefreshRollups(ctx context.Context, db DB, from, to time.Time) error {
 	return nil
 }
 
+// CatchUpRollups materializes every continuous aggregate from its first bucket up to where its
+// refresh policy stops (now minus the policy's end_offset), in dependency order: what a database
+// just converted to TimescaleDB needs once. The buckets still filling are left to real-time
+// aggregation and the policies, as on a fresh TimescaleDB database: a bucket materialized before
+// it is complete would hide the rows that arrive later until a policy refreshes it, and the day
+// level's policy never refreshes the current day. It does nothing on plain PostgreSQL. Each CALL
+// runs in its own transaction, so db must not be in one.
+func CatchUpRollups(ctx context.Context, db DB) error {
+	ts, err := HasTimescale(ctx, db)
+	if err != nil || !ts {
+		return err
+	}
+	for _, view := range Rollups {
+		var endOffset time.Duration
+		if err := db.QueryRow(ctx, `SELECT coalesce((SELECT (j.config->>'end_offset')::interval
+			  FROM timescaledb_information.jobs j
+			  JOIN timescaledb_information.continuous_aggregates a
+			    ON a.materialization_hypertable_schema = j.hypertable_schema AND a.materialization_hypertable_name = j.hypertable_name
+			  WHERE a.view_name = $1 AND j.proc_name = 'policy_refresh_continuous_aggregate'), INTERVAL '0')`, view).Scan(&endOffset); err != nil {
+			return fmt.Errorf("telemetry: refresh policy of %s: %w", view, err)
+		}
+		if _, err := db.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, NULL, now() - $2::interval)`,
+			view, intervalText(endOffset)); err != nil {
+			return fmt.Errorf("telemetry: refresh %s: %w", view, err)
+		}
+	}
+	return nil
+}
+
 // sqlReattribute attributes stored goals to exposures recorded or moved since $1 (and adds the
 // attributions inserted to the per-user goal sums). Write does the same in the transaction that
 // stores an exposure; this pass repairs the one case it cannot see: a goal and its user's first

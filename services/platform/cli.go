@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
 	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/projector"
@@ -23,6 +24,8 @@ const usage = `vexil: event-sourced feature flags and experiments
 Usage:
   vexil serve [--demo] [flags]        run the platform (every role by default; --roles to choose)
   vexil migrate up|down N|version|force V [flags]
+  vexil migrate timescale [flags]     convert a database migrated on plain PostgreSQL to TimescaleDB
+                                      (hypertables, continuous aggregates) once the server preloads it
   vexil seed demo [--shell ENV] [flags] create the demo project (idempotent) and print its SDK keys
                                       (--shell: as export lines of ENV's keys, for eval)
   vexil grafana-role [flags]          create/update the read-only role of Grafana's datasource
@@ -72,7 +75,7 @@ func (m *Main) dispatch(ctx context.Context, args []string) error {
 	case "serve":
 		return m.serve(ctx, args[1:])
 	case "migrate":
-		return m.migrate(args[1:])
+		return m.migrate(ctx, args[1:])
 	case "seed":
 		return m.seed(ctx, args[1:])
 	case "tokens":
@@ -191,9 +194,9 @@ func (m *Main) seed(ctx context.Context, args []string) error {
 	return enc.Encode(res)
 }
 
-func (m *Main) migrate(args []string) error {
+func (m *Main) migrate(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: vexil migrate up|down N|version|force V [flags]")
+		return fmt.Errorf("usage: vexil migrate up|down N|version|force V|timescale [flags]")
 	}
 	verb, args := args[0], args[1:]
 	var n int
@@ -211,8 +214,11 @@ func (m *Main) migrate(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := postgres.EnsureDatabase(context.Background(), cfg.DatabaseURL); err != nil {
+	if err := postgres.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return err
+	}
+	if verb == "timescale" {
+		return m.migrateTimescale(ctx, cfg)
 	}
 	mg, err := postgres.NewMigrator(cfg.DatabaseURL)
 	if err != nil {
@@ -228,7 +234,7 @@ func (m *Main) migrate(args []string) error {
 		err = mg.Force(n)
 	case "version":
 	default:
-		return fmt.Errorf("unknown migrate command %q (up, down N, version, force V)", verb)
+		return fmt.Errorf("unknown migrate command %q (up, down N, version, force V, timescale)", verb)
 	}
 	if err != nil {
 		return err
@@ -238,6 +244,59 @@ func (m *Main) migrate(args []string) error {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "version %d (latest %d)%s\n", v, postgres.LatestMigration(), map[bool]string{true: " dirty", false: ""}[dirty])
+	if verb == "up" {
+		// Say what storage the schema landed on, and what to do about it, once.
+		pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		logStorage(ctx, m.logger(cfg), pool)
+	}
+	return nil
+}
+
+// migrateTimescale is `vexil migrate timescale`: migrate up, convert a plain-mode database to
+// hypertables and continuous aggregates, refresh the aggregates over all retained history, and
+// apply the configured telemetry policies. Safe to re-run: a converted database only gets its
+// aggregates refreshed (incrementally) and its policies checked.
+func (m *Main) migrateTimescale(ctx context.Context, cfg *config.Config) error {
+	log := m.logger(cfg)
+	if err := migrateUp(cfg.DatabaseURL); err != nil {
+		return err
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	steps, err := postgres.UpgradeToTimescale(ctx, pool)
+	if err != nil {
+		return err
+	}
+	for _, s := range steps {
+		fmt.Fprintln(m.Stdout, s)
+	}
+	// Continuous aggregates start empty: materialize everything the raw events still hold, up to
+	// where the refresh policies take over (on a converted database this only redoes what changed
+	// since the last refresh).
+	if err := ptelemetry.CatchUpRollups(ctx, pool); err != nil {
+		return fmt.Errorf("migrate timescale: converted, but refreshing the continuous aggregates failed (run this again): %w", err)
+	}
+	changed, err := ptelemetry.ApplyPolicies(ctx, pool, telemetryPolicies(cfg))
+	if err != nil {
+		return fmt.Errorf("migrate timescale: converted, but applying the telemetry policies failed (the projector role retries at start): %w", err)
+	}
+	s, err := postgres.DetectStorage(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(steps) == 0 {
+		fmt.Fprintf(m.Stdout, "already on %s; continuous aggregates refreshed, %d policy changes\n", s.Summary(), changed)
+		return nil
+	}
+	fmt.Fprintf(m.Stdout, "converted to %s: %d steps; continuous aggregates refreshed, %d policy changes\n", s.Summary(), len(steps), changed)
+	log.Info("storage converted to TimescaleDB", "steps", len(steps), "timescaledb", s.TimescaleVersion, "postgresql", s.PostgresVersion)
 	return nil
 }
 

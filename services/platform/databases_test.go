@@ -62,6 +62,16 @@ func TestMigrationsAndProjectionsOnBothDatabases(t *testing.T) {
 			if hasTimescale != db.timescale {
 				t.Fatalf("vexil_has_timescale() = %v on %s", hasTimescale, db.name)
 			}
+			// The storage detection agrees, and on TimescaleDB the upgrade finds nothing to convert.
+			storage, err := postgres.DetectStorage(ctx, pool)
+			if err != nil || (storage.Mode == postgres.ModeTimescale) != db.timescale || storage.Advice() != "" {
+				t.Fatalf("storage on %s: %+v %v", db.name, storage, err)
+			}
+			if db.timescale {
+				if steps, err := postgres.UpgradeToTimescale(ctx, pool); err != nil || len(steps) != 0 {
+					t.Fatalf("upgrade of a fresh TimescaleDB migration: %v %v, want nothing to do", steps, err)
+				}
+			}
 
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
 			store, err := postgres.NewEventStore(pool, postgres.WithInlineProjections(access.Projection{}))

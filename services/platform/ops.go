@@ -58,13 +58,13 @@ type ops struct {
 	pool        *pgxpool.Pool
 	redis       *redis.Client
 	databaseURL string
-	reg         *prometheus.Registry
 	gatherer    prometheus.Gatherer
 	snapshots   *sdkapi.Snapshots // nil unless the api role runs here
 	starting    func() string     // why the process is not ready yet although it runs ("" once it is)
 	log         *slog.Logger
 	// metricsToken, when set, is required as a bearer token by /metrics.
 	metricsToken string
+	storage      *storageCheck // TimescaleDB or plain PostgreSQL, and advice
 
 	mu         sync.Mutex
 	migrations check // cached: the version only changes when someone migrates
@@ -123,6 +123,17 @@ func (o *ops) checks() []readinessCheck {
 			}
 			m := o.migrationState()
 			return &m
+		}},
+		{name: "storage", probe: func(ctx context.Context, before map[string]check) *check {
+			if !before["database"].OK {
+				return nil
+			}
+			st, ok := o.storage.state(ctx)
+			if !ok {
+				return nil
+			}
+			st.State = stateUp
+			return &st
 		}},
 		{name: "redis", required: true, probe: func(ctx context.Context, _ map[string]check) *check {
 			if err := o.redis.Ping(ctx).Err(); err != nil {

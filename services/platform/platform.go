@@ -267,7 +267,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	timeouts := HTTPTimeouts(cfg)
 	e.Use(append(httpapi.Middleware(p.Log, httpapi.NewMetrics(reg), timeouts, IsStream), corsOf(cfg))...)
 	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps,
-		starting: p.startingReason, log: p.Log, metricsToken: cfg.MetricsToken}).register(e)
+		starting: p.startingReason, storage: &storageCheck{pool: p.Pool}, log: p.Log, metricsToken: cfg.MetricsToken}).register(e)
 	if sdk != nil {
 		sdk.Register(e)
 	}
@@ -303,6 +303,7 @@ func (p *Platform) Start(ctx context.Context) error {
 		return err
 	}
 	p.AdminToken = token
+	logStorage(ctx, p.Log, p.Pool)
 	st := p.describeStorage(ctx)
 	p.Log.Info("vexil started", "addr", p.Addr, "roles", cfg.Roles, "stream_prefix", cfg.StreamPrefix,
 		"storage", st.Mode, "postgresql", st.PostgreSQL, "timescaledb", st.TimescaleDB, "redis", st.Redis)

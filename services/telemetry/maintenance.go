@@ -34,7 +34,8 @@ type Maintainer struct {
 	lastRetention time.Time
 }
 
-// maintenanceLock is the advisory lock key of a maintenance pass.
+// maintenanceLock is the advisory lock key of a maintenance pass. Migration 0050's
+// vexil_timescale_upgrade() takes it too, so no pass refreshes a plain view being replaced.
 const maintenanceLock = "vexil-telemetry-maintenance"
 
 // NewMaintainer validates cfg.
