@@ -640,6 +640,19 @@ func ruleNumber(id string) (int, bool) {
 	return n, err == nil
 }
 
+// isNumeric reports whether s is a non-empty string of ASCII digits.
+func isNumeric(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // validateServe checks a serve; field paths are relative to it.
 func validateServe(s Serve, vs []Variation) *Error {
 	switch {

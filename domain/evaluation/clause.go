@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/domain/datetime"
+	"github.com/vexil-flags/vexil/domain/semver"
 )
 
 // opcode is a compiled operator: not_equals and not_in compile to equals and in with the result
@@ -56,10 +58,10 @@ type clause struct {
 	bools  uint8 // equals/in: bit 0 set if false is a value, bit 1 if true is
 
 	regexps []*regexp.Regexp
-	bound   float64   // lt/lte: the largest value; gt/gte: the smallest
-	semvers []semver  // semver_eq: every value; semver_lt: the highest; semver_gt: the lowest
-	date    time.Time // before: the latest value; after: the earliest
-	segs    []int     // in_segment: indexes of the live segments named
+	bound   float64          // lt/lte: the largest value; gt/gte: the smallest
+	semvers []semver.Version // semver_eq: every value; semver_lt: the highest; semver_gt: the lowest
+	date    time.Time        // before: the latest value; after: the earliest
+	segs    []int            // in_segment: indexes of the live segments named
 }
 
 // compileClause compiles a clause; problems are reported with field paths relative to the
@@ -146,22 +148,22 @@ func (cp *Compiled) compileClause(cl domain.Clause) (clause, *domain.Error) {
 	case domain.OpSemverEq, domain.OpSemverLT, domain.OpSemverGT:
 		c.op = opcodes[cl.Operator]
 		for _, v := range vals {
-			sv, ok := parseSemver(v.(string))
-			if !ok { // domain.ParseSemver accepted it: the two parsers disagree
+			sv, ok := semver.TryParse(v.(string))
+			if !ok { // unreachable: the values were validated above
 				return c, domain.Invalid("values", "unparsable semantic version %q", v)
 			}
 			switch {
 			case c.op == opSemverEq || len(c.semvers) == 0:
 				c.semvers = append(c.semvers, sv)
-			case c.op == opSemverLT && compareSemver(sv, c.semvers[0]) > 0,
-				c.op == opSemverGT && compareSemver(sv, c.semvers[0]) < 0:
+			case c.op == opSemverLT && sv.Compare(c.semvers[0]) > 0,
+				c.op == opSemverGT && sv.Compare(c.semvers[0]) < 0:
 				c.semvers[0] = sv
 			}
 		}
 	case domain.OpBefore, domain.OpAfter:
 		c.op = opcodes[cl.Operator]
 		for i, v := range vals {
-			t, _ := domain.ParseDate(v) // validated above
+			t, _ := datetime.Parse(v) // validated above
 			if i == 0 || (c.op == opBefore && t.After(c.date)) || (c.op == opAfter && t.Before(c.date)) {
 				c.date = t
 			}
@@ -311,12 +313,12 @@ func (c *clause) matchString(st *state, s string) bool {
 		}
 		switch c.op {
 		case opSemverLT:
-			return compareSemver(v, c.semvers[0]) < 0
+			return v.Compare(c.semvers[0]) < 0
 		case opSemverGT:
-			return compareSemver(v, c.semvers[0]) > 0
+			return v.Compare(c.semvers[0]) > 0
 		}
 		for _, w := range c.semvers {
-			if compareSemver(v, w) == 0 {
+			if v.Compare(w) == 0 {
 				return true
 			}
 		}
@@ -349,7 +351,7 @@ func (c *clause) matchNumber(f float64) bool {
 	case opGTE:
 		return f >= c.bound
 	case opBefore, opAfter:
-		if t, ok := domain.ParseDate(f); ok {
+		if t, ok := datetime.FromMillis(f); ok {
 			return c.matchDate(t)
 		}
 	}
