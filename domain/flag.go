@@ -3,7 +3,9 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -256,12 +258,7 @@ func validateDefaults(d FlagDefaults, vs []Variation) *Error {
 }
 
 func hasVariation(vs []Variation, key string) bool {
-	for _, v := range vs {
-		if v.Key == key {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(vs, func(v Variation) bool { return v.Key == key })
 }
 
 // Variation returns the variation with key key, or nil.
@@ -335,7 +332,7 @@ func (f *Flag) Update(s FlagSettings) ([]Event, error) {
 	if err := validateDefaults(d, f.Variations); err != nil {
 		return nil, err
 	}
-	if s.Name == f.Name && s.Description == f.Description && equalStrings(tags, f.Tags) &&
+	if s.Name == f.Name && s.Description == f.Description && slices.Equal(tags, f.Tags) &&
 		s.ClientSide == f.ClientSide && d == f.Defaults {
 		return nil, nil
 	}
@@ -378,7 +375,7 @@ func (f *Flag) variationUse(key string, cat *Catalog) string {
 	case f.Defaults.OffVariation:
 		return "defaults.off_variation"
 	}
-	for _, env := range sortedKeys(f.Environments) {
+	for _, env := range slices.Sorted(maps.Keys(f.Environments)) {
 		t := f.Environments[env]
 		if t == nil {
 			continue
@@ -388,12 +385,12 @@ func (f *Flag) variationUse(key string, cat *Catalog) string {
 		}
 	}
 	if cat != nil {
-		for _, other := range sortedKeys(cat.Flags) {
+		for _, other := range slices.Sorted(maps.Keys(cat.Flags)) {
 			fi := cat.Flags[other]
 			if other == f.Key || fi.Archived {
 				continue
 			}
-			for _, env := range sortedKeys(fi.Prerequisites) {
+			for _, env := range slices.Sorted(maps.Keys(fi.Prerequisites)) {
 				for _, p := range fi.Prerequisites[env] {
 					if p.Flag == f.Key && p.Variation == key {
 						return fmt.Sprintf("a prerequisite of flag %q in environment %q", other, env)
@@ -431,11 +428,7 @@ func serveUses(s Serve, key string) bool {
 		return true
 	}
 	if s.Split != nil {
-		for _, w := range s.Split.Variations {
-			if w.Variation == key {
-				return true
-			}
-		}
+		return slices.ContainsFunc(s.Split.Variations, func(w WeightedVariation) bool { return w.Variation == key })
 	}
 	return false
 }
@@ -518,18 +511,6 @@ func quoteList(keys []string) string {
 		b.WriteString(strconv.Quote(k))
 	}
 	return b.String()
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Apply changes the in-memory state by one event of the flag stream and bumps Version; it is how

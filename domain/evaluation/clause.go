@@ -2,6 +2,7 @@ package evaluation
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,7 +81,7 @@ func (cp *Compiled) compileClause(cl domain.Clause) (clause, *domain.Error) {
 			if !ok {
 				return c, domain.Invalid(indexField("values", i), "operator in_segment takes segment keys")
 			}
-			if idx, ok := cp.segIndex[s]; ok && !containsInt(c.segs, idx) {
+			if idx, ok := cp.segIndex[s]; ok && !slices.Contains(c.segs, idx) {
 				c.segs = append(c.segs, idx)
 			}
 		}
@@ -176,15 +177,6 @@ func (cp *Compiled) compileClause(cl domain.Clause) (clause, *domain.Error) {
 	return c, nil
 }
 
-func containsInt(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
 // matches reports whether the clause matches the context of st.
 func (c *clause) matches(st *state) bool {
 	var r bool
@@ -277,11 +269,7 @@ func (c *clause) matchString(st *state, s string) bool {
 			_, ok := c.strSet[s]
 			return ok
 		}
-		for _, x := range c.strs {
-			if s == x {
-				return true
-			}
-		}
+		return slices.Contains(c.strs, s)
 	case opContains:
 		for _, x := range c.strs {
 			if strings.Contains(s, x) {
@@ -337,11 +325,7 @@ func (c *clause) matchNumber(f float64) bool {
 			_, ok := c.numSet[f]
 			return ok
 		}
-		for _, x := range c.nums {
-			if f == x {
-				return true
-			}
-		}
+		return slices.Contains(c.nums, f)
 	case opLT:
 		return f < c.bound
 	case opLTE:
