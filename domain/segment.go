@@ -281,17 +281,3 @@ func (s *Segment) ApplyRecorded(r RecordedEvent) error {
 	}
 	return nil
 }
-
-// FoldSegment rebuilds a segment from its stream. It returns (nil, nil) for an empty stream.
-func FoldSegment(events []RecordedEvent) (*Segment, error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
-	s := &Segment{}
-	for _, r := range events {
-		if err := s.ApplyRecorded(r); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
-}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -216,11 +215,6 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 		return nil, err
 	}
 	return c, c.validate()
-}
-
-// FromEnv parses the process environment and args.
-func FromEnv(name string, args []string) (*Config, error) {
-	return Parse(name, args, os.LookupEnv)
 }
 
 // ParseRoles parses a comma list of roles.
