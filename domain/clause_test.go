@@ -116,7 +116,7 @@ func TestValidateValueType(t *testing.T) {
 	}{
 		{domain.FlagBoolean, true, true}, {domain.FlagBoolean, false, true}, {domain.FlagBoolean, "true", false}, {domain.FlagBoolean, nil, false},
 		{domain.FlagString, "", true}, {domain.FlagString, "x", true}, {domain.FlagString, 1.0, false}, {domain.FlagString, "\xff", false},
-		{domain.FlagNumber, 1.5, true}, {domain.FlagNumber, -0.0, true}, {domain.FlagNumber, 1, false}, {domain.FlagNumber, math.NaN(), false},
+		{domain.FlagNumber, 1.5, true}, {domain.FlagNumber, math.Copysign(0, -1), true}, {domain.FlagNumber, 1, false}, {domain.FlagNumber, math.NaN(), false},
 		{domain.FlagNumber, math.Inf(1), false}, {domain.FlagNumber, "1", false},
 		{domain.FlagJSON, map[string]any{"a": []any{nil, 1.0, "s", true, map[string]any{}}}, true}, {domain.FlagJSON, []any{}, true},
 		{domain.FlagJSON, "s", true}, {domain.FlagJSON, 2.0, true}, {domain.FlagJSON, false, true},
