@@ -75,10 +75,10 @@ func FromMillis(ms float64) (time.Time, bool) {
 }
 
 // parseRFC3339 parses YYYY-MM-DDTHH:MM:SS, an optional fraction of 1 to 9 digits, and Z or an
-// offset +HH:MM / -HH:MM with HH <= 23 and MM <= 59. s has at least 5 bytes.
+// offset +HH:MM / -HH:MM with HH <= 23 and MM <= 59.
 func parseRFC3339(s string) (time.Time, bool) {
-	if len(s) < len("2006-01-02T15:04:05Z") || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
-		!digits(s[5:7]) || !digits(s[8:10]) || !digits(s[11:13]) || !digits(s[14:16]) || !digits(s[17:19]) {
+	if len(s) < len("2006-01-02T15:04:05Z") || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+		!digits(s[0:4]) || !digits(s[5:7]) || !digits(s[8:10]) || !digits(s[11:13]) || !digits(s[14:16]) || !digits(s[17:19]) {
 		return time.Time{}, false
 	}
 	year, month, day := num(s[0:4]), num(s[5:7]), num(s[8:10])
