@@ -133,7 +133,7 @@ func foldSegment(tb testing.TB, events ...domain.Event) *domain.Segment {
 	if len(events) == 0 {
 		return nil
 	}
-	s, err := domain.FoldSegment(record(tb, "segment/acme/x", events...))
+	s, err := fold[domain.Segment](record(tb, "segment/acme/x", events...))
 	if err != nil {
 		tb.Fatalf("fold segment: %v", err)
 	}
@@ -187,4 +187,22 @@ func anys(prefix string, n int) []any {
 		out[i] = fmt.Sprintf("%s%d", prefix, i)
 	}
 	return out
+}
+
+// fold rebuilds an aggregate from its stream, event by event with ApplyRecorded as services do
+// (projections.Fold); (nil, nil) for an empty stream.
+func fold[A any, P interface {
+	*A
+	ApplyRecorded(domain.RecordedEvent) error
+}](events []domain.RecordedEvent) (P, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	var a P = new(A)
+	for _, r := range events {
+		if err := a.ApplyRecorded(r); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }

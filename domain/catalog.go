@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"maps"
 	"slices"
 	"sort"
 )
@@ -97,7 +98,7 @@ func FlagInfoOf(f *Flag) FlagInfo {
 		fi.Variations = append(fi.Variations, v.Key)
 	}
 	seen := map[string]bool{}
-	for _, env := range sortedKeys(f.Environments) {
+	for _, env := range slices.Sorted(maps.Keys(f.Environments)) {
 		t := f.Environments[env]
 		if t == nil {
 			continue
@@ -127,12 +128,7 @@ func (c *Catalog) HasEnvironment(env string) bool {
 	if c == nil {
 		return false
 	}
-	for _, e := range c.Environments {
-		if e == env {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(c.Environments, env)
 }
 
 // Flag returns the catalog entry of a flag.
@@ -155,12 +151,7 @@ func (c *Catalog) Segment(key string) (SegmentInfo, bool) {
 
 // HasVariation reports whether flag exists in the catalog and has a variation with key variation.
 func (fi FlagInfo) HasVariation(variation string) bool {
-	for _, v := range fi.Variations {
-		if v == variation {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(fi.Variations, variation)
 }
 
 // FlagsUsingSegment returns the keys of the live (non-archived) flags whose rules name segment,
@@ -279,11 +270,10 @@ func (c *Catalog) segmentPath(from, to, self string, override []string) bool {
 	return false
 }
 
+// sortedKeys returns the keys of m sorted, an empty slice (not nil) for an empty map: tags and
+// user keys stored in events encode as [] rather than null.
 func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
+	out := slices.AppendSeq(make([]string, 0, len(m)), maps.Keys(m))
+	slices.Sort(out)
 	return out
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestBuildCatalog(t *testing.T) {
-	p, err := domain.FoldProject(record(t, "project/acme", acmeHistory()...))
+	p, err := fold[domain.Project](record(t, "project/acme", acmeHistory()...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,14 @@
 package domain
 
 import (
-	"cmp"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
-	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
+
+	"github.com/vexil-flags/vexil/domain/datetime"
+	"github.com/vexil-flags/vexil/domain/semver"
 )
 
 // Limits on what a user may write. They bound the size of rulesets that every SDK downloads and
@@ -23,8 +21,10 @@ const (
 	MaxAttributeLength   = 200   // characters of a clause attribute or a split's bucket_by
 	MaxClauseValues      = 10000 // values of one clause
 	MaxClauseValueLength = 1000  // characters of one string value of a clause (and of a regexp)
-	MaxSemverLength      = 256   // characters of a semantic version
 )
+
+// MaxSemverLength is the most characters of a semantic version.
+const MaxSemverLength = semver.MaxLength
 
 // operatorSet is Operators as a set, for validation.
 var operatorSet = func() map[Operator]bool {
@@ -130,13 +130,13 @@ func validClauseValue(op Operator, v any, cat *Catalog) string {
 		if !ok {
 			return fmt.Sprintf("operator %s takes semantic versions as strings, not %s", op, jsonKind(v))
 		}
-		if _, err := ParseSemver(s); err != nil {
+		if _, err := semver.Parse(s); err != nil {
 			return err.Error()
 		}
 	case OpBefore, OpAfter:
 		switch v.(type) {
 		case string, float64:
-			if _, ok := ParseDate(v); !ok {
+			if _, ok := datetime.Parse(v); !ok {
 				return fmt.Sprintf("operator %s takes RFC 3339 dates or Unix milliseconds, got %s", op, truncate(fmt.Sprint(v), 60))
 			}
 		default:
@@ -263,218 +263,6 @@ func jsonKind(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("a %T", v)
-}
-
-// ---- Dates ----
-
-// maxDateMillis bounds dates given as Unix milliseconds to the range of ECMAScript dates
-// (±100,000,000 days), far inside what time.Time and int64 nanoseconds arithmetic can hold.
-const maxDateMillis = 8.64e15
-
-// ParseDate interprets a clause value or context attribute as an instant: an RFC 3339 string
-// ("2024-05-01T12:00:00Z", fractional seconds allowed) or a number of Unix milliseconds (float64
-// as decoded from JSON; int, int64 and json.Number are accepted too). The result is in UTC.
-// ok is false for anything else, including non-finite or out-of-range numbers.
-func ParseDate(v any) (time.Time, bool) {
-	switch x := v.(type) {
-	case string:
-		if len(x) > 64 {
-			return time.Time{}, false
-		}
-		t, err := time.Parse(time.RFC3339Nano, x)
-		if err != nil {
-			return time.Time{}, false
-		}
-		return t.UTC(), true
-	case float64:
-		return millisToTime(x)
-	case int:
-		return millisToTime(float64(x))
-	case int64:
-		return millisToTime(float64(x))
-	case json.Number:
-		f, err := x.Float64()
-		if err != nil {
-			return time.Time{}, false
-		}
-		return millisToTime(f)
-	}
-	return time.Time{}, false
-}
-
-func millisToTime(ms float64) (time.Time, bool) {
-	if math.IsNaN(ms) || math.IsInf(ms, 0) || math.Abs(ms) > maxDateMillis {
-		return time.Time{}, false
-	}
-	whole := math.Trunc(ms)
-	frac := ms - whole
-	return time.UnixMilli(int64(whole)).Add(time.Duration(frac * float64(time.Millisecond))).UTC(), true
-}
-
-// ---- Semantic versions ----
-
-// Semver is a parsed semantic version (https://semver.org). Build metadata is kept for display
-// but ignored by Compare, as the specification requires.
-type Semver struct {
-	Major, Minor, Patch uint64
-	Prerelease          []string // dot-separated pre-release identifiers, e.g. ["rc", "1"]
-	Build               []string // dot-separated build identifiers
-}
-
-var errSemverEmpty = errors.New("empty semantic version")
-
-// ParseSemver parses a semantic version. Beyond strict semver.org syntax it accepts a leading "v"
-// ("v1.2.3") and, like LaunchDarkly, missing minor and patch numbers ("1.2" is 1.2.0, "1" is
-// 1.0.0), also before a pre-release or build suffix ("1.2-rc.1"). Numbers and numeric
-// pre-release identifiers must not have leading zeros; identifiers use [0-9A-Za-z-] only.
-func ParseSemver(s string) (Semver, error) {
-	var v Semver
-	if len(s) > MaxSemverLength {
-		return v, fmt.Errorf("semantic version longer than %d characters", MaxSemverLength)
-	}
-	orig := s
-	if s == "" {
-		return v, errSemverEmpty
-	}
-	if s[0] == 'v' || s[0] == 'V' {
-		s = s[1:]
-	}
-	bad := func(why string) (Semver, error) {
-		return Semver{}, fmt.Errorf("invalid semantic version %q: %s", orig, why)
-	}
-	if i := strings.IndexByte(s, '+'); i >= 0 {
-		ids, ok := splitIdentifiers(s[i+1:], false)
-		if !ok {
-			return bad("malformed build metadata")
-		}
-		v.Build, s = ids, s[:i]
-	}
-	if i := strings.IndexByte(s, '-'); i >= 0 {
-		ids, ok := splitIdentifiers(s[i+1:], true)
-		if !ok {
-			return bad("malformed pre-release")
-		}
-		v.Prerelease, s = ids, s[:i]
-	}
-	parts := strings.Split(s, ".")
-	if len(parts) > 3 {
-		return bad("more than three version numbers")
-	}
-	nums := [3]uint64{}
-	for i, p := range parts {
-		if !isNumeric(p) {
-			return bad("version numbers must be non-negative integers")
-		}
-		if len(p) > 1 && p[0] == '0' {
-			return bad("version numbers must not have leading zeros")
-		}
-		n, err := strconv.ParseUint(p, 10, 64)
-		if err != nil {
-			return bad("version number out of range")
-		}
-		nums[i] = n
-	}
-	v.Major, v.Minor, v.Patch = nums[0], nums[1], nums[2]
-	return v, nil
-}
-
-// splitIdentifiers splits dot-separated identifiers and checks each one.
-func splitIdentifiers(s string, prerelease bool) ([]string, bool) {
-	ids := strings.Split(s, ".")
-	for _, id := range ids {
-		if id == "" {
-			return nil, false
-		}
-		for i := 0; i < len(id); i++ {
-			c := id[i]
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
-				return nil, false
-			}
-		}
-		if prerelease && len(id) > 1 && id[0] == '0' && isNumeric(id) {
-			return nil, false
-		}
-	}
-	return ids, true
-}
-
-func isNumeric(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// Compare returns -1, 0 or +1 as v is lower than, equal to or higher than w in semver.org
-// precedence: major, minor, patch numerically; a pre-release is lower than its release;
-// pre-release identifiers compare left to right, numeric ones numerically and lower than
-// alphanumeric ones (compared in ASCII order), and a shorter list is lower when all shared
-// identifiers are equal. Build metadata is ignored.
-func (v Semver) Compare(w Semver) int {
-	if c := cmp.Compare(v.Major, w.Major); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(v.Minor, w.Minor); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(v.Patch, w.Patch); c != 0 {
-		return c
-	}
-	switch {
-	case len(v.Prerelease) == 0 && len(w.Prerelease) == 0:
-		return 0
-	case len(v.Prerelease) == 0:
-		return 1
-	case len(w.Prerelease) == 0:
-		return -1
-	}
-	for i := 0; i < len(v.Prerelease) && i < len(w.Prerelease); i++ {
-		if c := comparePrerelease(v.Prerelease[i], w.Prerelease[i]); c != 0 {
-			return c
-		}
-	}
-	return cmp.Compare(len(v.Prerelease), len(w.Prerelease))
-}
-
-func comparePrerelease(a, b string) int {
-	an, bn := isNumeric(a), isNumeric(b)
-	switch {
-	case an && bn:
-		// No leading zeros, so the longer number is the larger; this also works beyond uint64.
-		if c := cmp.Compare(len(a), len(b)); c != 0 {
-			return c
-		}
-		return strings.Compare(a, b)
-	case an:
-		return -1
-	case bn:
-		return 1
-	}
-	return strings.Compare(a, b)
-}
-
-// String returns the canonical form: "1.2.0-rc.1+build.5", without a "v" prefix.
-func (v Semver) String() string {
-	var b strings.Builder
-	b.WriteString(strconv.FormatUint(v.Major, 10))
-	b.WriteByte('.')
-	b.WriteString(strconv.FormatUint(v.Minor, 10))
-	b.WriteByte('.')
-	b.WriteString(strconv.FormatUint(v.Patch, 10))
-	if len(v.Prerelease) > 0 {
-		b.WriteByte('-')
-		b.WriteString(strings.Join(v.Prerelease, "."))
-	}
-	if len(v.Build) > 0 {
-		b.WriteByte('+')
-		b.WriteString(strings.Join(v.Build, "."))
-	}
-	return b.String()
 }
 
 // truncate shortens s for an error message.

@@ -3,7 +3,8 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -57,12 +58,7 @@ func register(fns ...func() Event) {
 
 // EventTypes lists every registered event type, sorted.
 func EventTypes() []string {
-	out := make([]string, 0, len(registry))
-	for t := range registry {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(registry))
 }
 
 // DecodeEvent turns a stored (type, JSON) pair back into its typed event.

@@ -533,17 +533,3 @@ func (e *Experiment) ApplyRecorded(r RecordedEvent) error {
 	}
 	return nil
 }
-
-// FoldExperiment rebuilds an experiment from its stream. It returns (nil, nil) for an empty stream.
-func FoldExperiment(events []RecordedEvent) (*Experiment, error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
-	e := &Experiment{}
-	for _, r := range events {
-		if err := e.ApplyRecorded(r); err != nil {
-			return nil, err
-		}
-	}
-	return e, nil
-}

@@ -38,7 +38,7 @@ func expCatalog() *domain.ExperimentCatalog {
 func at(minutes int) time.Time { return t0.Add(time.Duration(minutes) * time.Minute) }
 
 // wantError checks that err is an *domain.Error with code and field, and no events came with it.
-func wantError(tb testing.TB, err error, code, field string, events ...[]domain.Event) *domain.Error {
+func wantError(tb testing.TB, err error, code, field string, events ...[]domain.Event) {
 	tb.Helper()
 	var de *domain.Error
 	if !errors.As(err, &de) {
@@ -55,7 +55,6 @@ func wantError(tb testing.TB, err error, code, field string, events ...[]domain.
 			tb.Fatalf("error returned together with events: %s", eventsJSON(tb, evs))
 		}
 	}
-	return de
 }
 
 // sameEvents compares event lists the way the event store would keep them.

@@ -164,7 +164,7 @@ func foldExperiment(tb testing.TB, events ...domain.Event) *domain.Experiment {
 	if len(events) == 0 {
 		return nil
 	}
-	e, err := domain.FoldExperiment(record(tb, domain.ExperimentStream(project, "checkout"), events...))
+	e, err := fold[domain.Experiment](record(tb, domain.ExperimentStream(project, "checkout"), events...))
 	if err != nil {
 		tb.Fatalf("fold experiment: %v", err)
 	}
@@ -393,7 +393,7 @@ func TestExperimentServing(t *testing.T) {
 func TestFoldExperiment(t *testing.T) {
 	updated := checkoutRecorded()
 	updated.Name = "Checkout colour"
-	e, err := domain.FoldExperiment(record(t, domain.ExperimentStream(project, "checkout"),
+	e, err := fold[domain.Experiment](record(t, domain.ExperimentStream(project, "checkout"),
 		checkoutCreated(),
 		&domain.ExperimentUpdated{ExperimentDefinition: updated},
 		&domain.ExperimentStarted{At: at(2)},
@@ -441,7 +441,7 @@ func TestFoldExperiment(t *testing.T) {
 		t.Errorf("AddExperiment on a zero catalog")
 	}
 
-	if e, err := domain.FoldExperiment(nil); e != nil || err != nil {
+	if e, err := fold[domain.Experiment](nil); e != nil || err != nil {
 		t.Fatalf("empty stream: %v %v", e, err)
 	}
 	for name, stream := range map[string][]domain.RecordedEvent{
@@ -449,7 +449,7 @@ func TestFoldExperiment(t *testing.T) {
 		"created twice":              record(t, "experiment/acme/x", checkoutCreated(), checkoutCreated()),
 		"event of another aggregate": record(t, "experiment/acme/x", checkoutCreated(), &domain.GoalArchived{}),
 	} {
-		if _, err := domain.FoldExperiment(stream); err == nil {
+		if _, err := fold[domain.Experiment](stream); err == nil {
 			t.Errorf("%s: folded without error", name)
 		}
 	}

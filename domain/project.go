@@ -312,20 +312,6 @@ func (p *Project) ApplyRecorded(r RecordedEvent) error {
 	return nil
 }
 
-// FoldProject rebuilds a project from its stream. It returns (nil, nil) for an empty stream.
-func FoldProject(events []RecordedEvent) (*Project, error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
-	p := &Project{}
-	for _, r := range events {
-		if err := p.ApplyRecorded(r); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
-}
-
 // ---- Fold helpers shared by every aggregate ----
 
 func isType[T Event](e Event) bool {

@@ -178,7 +178,7 @@ func TestProjectCommands(t *testing.T) {
 			var p *domain.Project
 			if len(tc.given) > 0 {
 				var err error
-				if p, err = domain.FoldProject(record(t, "project/acme", tc.given...)); err != nil {
+				if p, err = fold[domain.Project](record(t, "project/acme", tc.given...)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -213,7 +213,7 @@ func TestFoldProject(t *testing.T) {
 		&domain.SDKKeyRotated{Environment: "production", Kind: "server", Key: "server-cccccccccccccccc", PreviousKey: "server-aaaaaaaaaaaaaaaa"},
 		&domain.EnvironmentCreated{Key: "qa", Name: "QA", ClientKey: "client-dddddddddddddddd", ServerKey: "server-dddddddddddddddd"},
 	)
-	p, err := domain.FoldProject(record(t, "project/acme", history...))
+	p, err := fold[domain.Project](record(t, "project/acme", history...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestFoldProject(t *testing.T) {
 	}
 
 	// Previewing the result of a command with Apply gives the same state, timestamps aside.
-	q, _ := domain.FoldProject(record(t, "project/acme", acmeHistory()...))
+	q, _ := fold[domain.Project](record(t, "project/acme", acmeHistory()...))
 	evs, err := q.RotateSDKKey("production", "client", keygen())
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +252,7 @@ func TestFoldProject(t *testing.T) {
 }
 
 func TestFoldProjectRejectsBrokenStreams(t *testing.T) {
-	if p, err := domain.FoldProject(nil); p != nil || err != nil {
+	if p, err := fold[domain.Project](nil); p != nil || err != nil {
 		t.Fatalf("empty stream: %v, %v", p, err)
 	}
 	good := record(t, "project/acme", acmeHistory()...)
@@ -267,7 +267,7 @@ func TestFoldProjectRejectsBrokenStreams(t *testing.T) {
 	}
 	for name, stream := range tests {
 		t.Run(name, func(t *testing.T) {
-			p, err := domain.FoldProject(stream)
+			p, err := fold[domain.Project](stream)
 			if err == nil || p != nil {
 				t.Fatalf("want an error, got %+v", p)
 			}

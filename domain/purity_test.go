@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,7 +65,7 @@ func TestDomainIsPure(t *testing.T) {
 			}
 		}
 	}
-	if !contains(deps, "github.com/vexil-flags/vexil/domain") {
+	if !slices.Contains(deps, "github.com/vexil-flags/vexil/domain") {
 		t.Fatalf("go list did not list the domain package: %v", deps)
 	}
 }
@@ -89,15 +90,6 @@ func TestPurityRules(t *testing.T) {
 			t.Errorf("forbidden(%q) = %v, want %v", path, got, want)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
-	}
-	return false
 }
 
 func allowed(path string) bool {

@@ -3,7 +3,6 @@ package domain
 import (
 	"fmt"
 	"reflect"
-	"sort"
 )
 
 // Segment limits.
@@ -133,12 +132,7 @@ func normalizeUserKeys(field string, keys []string) ([]string, *Error) {
 	if len(set) > MaxSegmentKeys {
 		return nil, Invalid(field, "at most %d user keys, got %d", MaxSegmentKeys, len(set))
 	}
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out, nil
+	return sortedKeys(set), nil
 }
 
 // Definition returns the segment's current definition.
@@ -286,18 +280,4 @@ func (s *Segment) ApplyRecorded(r RecordedEvent) error {
 		s.CreatedAt = r.OccurredAt
 	}
 	return nil
-}
-
-// FoldSegment rebuilds a segment from its stream. It returns (nil, nil) for an empty stream.
-func FoldSegment(events []RecordedEvent) (*Segment, error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
-	s := &Segment{}
-	for _, r := range events {
-		if err := s.ApplyRecorded(r); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
 }

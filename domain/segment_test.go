@@ -152,7 +152,7 @@ func TestSegmentCommands(t *testing.T) {
 }
 
 func TestFoldSegment(t *testing.T) {
-	s, err := domain.FoldSegment(record(t, "segment/acme/beta",
+	s, err := fold[domain.Segment](record(t, "segment/acme/beta",
 		&domain.SegmentCreated{Project: project, Key: "beta", Name: "Beta", Clauses: []domain.Clause{clause("a", domain.OpExists)}},
 		&domain.SegmentUpdated{Name: "Beta 2", Tags: []string{"t"}, Match: "any", Included: []string{"u1"}},
 		&domain.SegmentArchived{},
@@ -168,14 +168,14 @@ func TestFoldSegment(t *testing.T) {
 		t.Fatalf("got  %+v\nwant %+v", *s, want)
 	}
 	// An event stored without match (older writer) reads as match all.
-	s, _ = domain.FoldSegment(record(t, "segment/acme/x", &domain.SegmentCreated{Project: project, Key: "x", Name: "X"}))
+	s, _ = fold[domain.Segment](record(t, "segment/acme/x", &domain.SegmentCreated{Project: project, Key: "x", Name: "X"}))
 	if s.Match != domain.MatchAll {
 		t.Fatalf("match %q", s.Match)
 	}
-	if s, err := domain.FoldSegment(nil); s != nil || err != nil {
+	if s, err := fold[domain.Segment](nil); s != nil || err != nil {
 		t.Fatalf("empty stream: %v %v", s, err)
 	}
-	if _, err := domain.FoldSegment(record(t, "segment/acme/x", &domain.SegmentUpdated{Name: "X"})); err == nil {
+	if _, err := fold[domain.Segment](record(t, "segment/acme/x", &domain.SegmentUpdated{Name: "X"})); err == nil {
 		t.Fatalf("a stream without SegmentCreated folded")
 	}
 }

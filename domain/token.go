@@ -115,17 +115,3 @@ func (t *APIToken) ApplyRecorded(r RecordedEvent) error {
 	}
 	return nil
 }
-
-// FoldToken rebuilds a token from its stream. It returns (nil, nil) for an empty stream.
-func FoldToken(events []RecordedEvent) (*APIToken, error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
-	t := &APIToken{}
-	for _, r := range events {
-		if err := t.ApplyRecorded(r); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
-}

@@ -49,7 +49,7 @@ func TestRevokeToken(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tok, err := domain.FoldToken(record(t, "token/tok-1", tc.given...))
+			tok, err := fold[domain.APIToken](record(t, "token/tok-1", tc.given...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func TestScopeAllows(t *testing.T) {
 }
 
 func TestFoldToken(t *testing.T) {
-	tok, err := domain.FoldToken(record(t, "token/tok-1",
+	tok, err := fold[domain.APIToken](record(t, "token/tok-1",
 		&domain.TokenIssued{ID: "tok-1", Name: "CI", Hash: hash, Scope: "write", Project: "acme"}))
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestFoldToken(t *testing.T) {
 	if !tok.Permits("acme", "write") || tok.Permits("acme", "admin") || tok.Permits("other", "read") || tok.Permits("", "read") {
 		t.Errorf("permits of a project-bound write token are wrong")
 	}
-	tok, err = domain.FoldToken(record(t, "token/tok-1",
+	tok, err = fold[domain.APIToken](record(t, "token/tok-1",
 		&domain.TokenIssued{ID: "tok-1", Name: "CI", Hash: hash, Scope: "admin"}, &domain.TokenRevoked{ID: "tok-1"}))
 	if err != nil {
 		t.Fatal(err)
@@ -100,10 +100,10 @@ func TestFoldToken(t *testing.T) {
 	if tok.Permits("acme", "read") {
 		t.Errorf("a revoked token permits")
 	}
-	if tok, err := domain.FoldToken(nil); tok != nil || err != nil {
+	if tok, err := fold[domain.APIToken](nil); tok != nil || err != nil {
 		t.Fatalf("empty stream: %v %v", tok, err)
 	}
-	if _, err := domain.FoldToken(record(t, "token/tok-1", &domain.TokenRevoked{ID: "tok-1"})); err == nil {
+	if _, err := fold[domain.APIToken](record(t, "token/tok-1", &domain.TokenRevoked{ID: "tok-1"})); err == nil {
 		t.Fatalf("a stream without TokenIssued folded")
 	}
 }

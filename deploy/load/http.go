@@ -81,7 +81,7 @@ func runHTTP(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.BoolVar(&o.machine, "machine", false, "with -serve-only: print the endpoints as one JSON line")
 	fs.BoolVar(&o.serverProc, "server-proc", false, "run the servers in a child process (separate heap, GC and CPU accounting)")
 	fs.StringVar(&o.db, "db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server (loopback only); a fresh database is created on it and dropped")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	o.targets = strings.Split(*targets, ",")
 	for _, t := range o.targets {
 		if !slices.Contains(allTargets, t) {
@@ -257,7 +257,7 @@ func runHTTPAgainstChild(ctx context.Context, o httpOptions, args []string) erro
 	if err := json.Unmarshal(line, &ep); err != nil {
 		return fmt.Errorf("server process: %w", err)
 	}
-	go io.Copy(io.Discard, out)
+	go func() { _, _ = io.Copy(io.Discard, out) }() // drain the child's output; nothing to do if it fails
 	return measureHTTP(ctx, o, &ep, cmd.Process)
 }
 

@@ -342,7 +342,7 @@ func runSSEClient(ctx context.Context, args []string) error {
 	key := fs.String("key", "", "SDK key")
 	n := fs.Int("conns", 0, "connections")
 	dialers := fs.Int("dialers", 64, "concurrent dialers")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	if host, _, err := net.SplitHostPort(*addr); err != nil || !net.ParseIP(host).IsLoopback() {
 		return fmt.Errorf("sse-client: %q is not a loopback address", *addr)
 	}
@@ -388,7 +388,7 @@ func runSSE(ctx context.Context, args []string, log *slog.Logger) error {
 	calibrate := fs.Bool("calibrate", true, "with the clients in this process: first connect them to a null server, to tell the client's memory from the server's")
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "SSE heartbeat interval of the server")
 	db := fs.String("db", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server (loopback only); a fresh database is created on it and dropped")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	n := *conns
 
 	want := uint64(2*n + 1024) // client and server ends of every connection, plus slack

@@ -2,10 +2,13 @@ package evaluation
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/domain/datetime"
+	"github.com/vexil-flags/vexil/domain/semver"
 )
 
 // opcode is a compiled operator: not_equals and not_in compile to equals and in with the result
@@ -56,10 +59,10 @@ type clause struct {
 	bools  uint8 // equals/in: bit 0 set if false is a value, bit 1 if true is
 
 	regexps []*regexp.Regexp
-	bound   float64   // lt/lte: the largest value; gt/gte: the smallest
-	semvers []semver  // semver_eq: every value; semver_lt: the highest; semver_gt: the lowest
-	date    time.Time // before: the latest value; after: the earliest
-	segs    []int     // in_segment: indexes of the live segments named
+	bound   float64          // lt/lte: the largest value; gt/gte: the smallest
+	semvers []semver.Version // semver_eq: every value; semver_lt: the highest; semver_gt: the lowest
+	date    time.Time        // before: the latest value; after: the earliest
+	segs    []int            // in_segment: indexes of the live segments named
 }
 
 // compileClause compiles a clause; problems are reported with field paths relative to the
@@ -78,7 +81,7 @@ func (cp *Compiled) compileClause(cl domain.Clause) (clause, *domain.Error) {
 			if !ok {
 				return c, domain.Invalid(indexField("values", i), "operator in_segment takes segment keys")
 			}
-			if idx, ok := cp.segIndex[s]; ok && !containsInt(c.segs, idx) {
+			if idx, ok := cp.segIndex[s]; ok && !slices.Contains(c.segs, idx) {
 				c.segs = append(c.segs, idx)
 			}
 		}
@@ -146,22 +149,22 @@ func (cp *Compiled) compileClause(cl domain.Clause) (clause, *domain.Error) {
 	case domain.OpSemverEq, domain.OpSemverLT, domain.OpSemverGT:
 		c.op = opcodes[cl.Operator]
 		for _, v := range vals {
-			sv, ok := parseSemver(v.(string))
-			if !ok { // domain.ParseSemver accepted it: the two parsers disagree
+			sv, ok := semver.TryParse(v.(string))
+			if !ok { // unreachable: the values were validated above
 				return c, domain.Invalid("values", "unparsable semantic version %q", v)
 			}
 			switch {
 			case c.op == opSemverEq || len(c.semvers) == 0:
 				c.semvers = append(c.semvers, sv)
-			case c.op == opSemverLT && compareSemver(sv, c.semvers[0]) > 0,
-				c.op == opSemverGT && compareSemver(sv, c.semvers[0]) < 0:
+			case c.op == opSemverLT && sv.Compare(c.semvers[0]) > 0,
+				c.op == opSemverGT && sv.Compare(c.semvers[0]) < 0:
 				c.semvers[0] = sv
 			}
 		}
 	case domain.OpBefore, domain.OpAfter:
 		c.op = opcodes[cl.Operator]
 		for i, v := range vals {
-			t, _ := domain.ParseDate(v) // validated above
+			t, _ := datetime.Parse(v) // validated above
 			if i == 0 || (c.op == opBefore && t.After(c.date)) || (c.op == opAfter && t.Before(c.date)) {
 				c.date = t
 			}
@@ -172,15 +175,6 @@ func (cp *Compiled) compileClause(cl domain.Clause) (clause, *domain.Error) {
 		return c, domain.Invalid("op", "unsupported operator %q", cl.Operator)
 	}
 	return c, nil
-}
-
-func containsInt(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // matches reports whether the clause matches the context of st.
@@ -275,11 +269,7 @@ func (c *clause) matchString(st *state, s string) bool {
 			_, ok := c.strSet[s]
 			return ok
 		}
-		for _, x := range c.strs {
-			if s == x {
-				return true
-			}
-		}
+		return slices.Contains(c.strs, s)
 	case opContains:
 		for _, x := range c.strs {
 			if strings.Contains(s, x) {
@@ -311,12 +301,12 @@ func (c *clause) matchString(st *state, s string) bool {
 		}
 		switch c.op {
 		case opSemverLT:
-			return compareSemver(v, c.semvers[0]) < 0
+			return v.Compare(c.semvers[0]) < 0
 		case opSemverGT:
-			return compareSemver(v, c.semvers[0]) > 0
+			return v.Compare(c.semvers[0]) > 0
 		}
 		for _, w := range c.semvers {
-			if compareSemver(v, w) == 0 {
+			if v.Compare(w) == 0 {
 				return true
 			}
 		}
@@ -335,11 +325,7 @@ func (c *clause) matchNumber(f float64) bool {
 			_, ok := c.numSet[f]
 			return ok
 		}
-		for _, x := range c.nums {
-			if f == x {
-				return true
-			}
-		}
+		return slices.Contains(c.nums, f)
 	case opLT:
 		return f < c.bound
 	case opLTE:
@@ -349,7 +335,7 @@ func (c *clause) matchNumber(f float64) bool {
 	case opGTE:
 		return f >= c.bound
 	case opBefore, opAfter:
-		if t, ok := domain.ParseDate(f); ok {
+		if t, ok := datetime.FromMillis(f); ok {
 			return c.matchDate(t)
 		}
 	}

@@ -2,8 +2,8 @@ package evaluation
 
 import (
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strconv"
 
 	"github.com/vexil-flags/vexil/domain"
@@ -120,7 +120,7 @@ func Compile(rs *domain.Ruleset) (*Compiled, error) {
 	c := &Compiled{project: rs.Project, environment: rs.Environment, version: rs.Version,
 		flags: make(map[string]*flag, len(rs.Flags))}
 	c.compileSegments(rs.Segments)
-	for _, k := range sortedKeys(rs.Flags) {
+	for _, k := range slices.Sorted(maps.Keys(rs.Flags)) {
 		if cfg := rs.Flags[k]; cfg != nil {
 			f := c.compileFlag(k, cfg)
 			c.flags[k] = f
@@ -176,7 +176,7 @@ func (c *Compiled) parseErr(err *domain.Error, flagField, parent string) *evalEr
 
 func (c *Compiled) compileSegments(segs map[string]*domain.Segment) {
 	c.segIndex = map[string]int{}
-	keys := sortedKeys(segs)
+	keys := slices.Sorted(maps.Keys(segs))
 	var live []*domain.Segment
 	for _, k := range keys {
 		s := segs[k]
@@ -510,15 +510,6 @@ func (c *Compiled) linkPrerequisites() {
 }
 
 // ---- helpers ----
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 func stringSet(xs []string) map[string]struct{} {
 	if len(xs) == 0 {

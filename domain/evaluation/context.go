@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+
+	"github.com/vexil-flags/vexil/domain/datetime"
+	"github.com/vexil-flags/vexil/domain/semver"
 )
 
 // Context is what a flag is evaluated for: a targeting key (usually a user id) and attributes.
@@ -65,15 +68,15 @@ type state struct {
 	// often test the same attribute more than once.
 	semverSet, semverOK bool
 	semverStr           string
-	semverVal           semver
+	semverVal           semver.Version
 	dateSet, dateOK     bool
 	dateStr             string
 	dateVal             time.Time
 }
 
-func (st *state) semver(s string) (semver, bool) {
+func (st *state) semver(s string) (semver.Version, bool) {
 	if !st.semverSet || st.semverStr != s {
-		st.semverVal, st.semverOK = parseSemver(s)
+		st.semverVal, st.semverOK = semver.TryParse(s)
 		st.semverStr, st.semverSet = s, true
 	}
 	return st.semverVal, st.semverOK
@@ -81,7 +84,7 @@ func (st *state) semver(s string) (semver, bool) {
 
 func (st *state) date(s string) (time.Time, bool) {
 	if !st.dateSet || st.dateStr != s {
-		st.dateVal, st.dateOK = parseDate(s)
+		st.dateVal, st.dateOK = datetime.ParseString(s)
 		st.dateStr, st.dateSet = s, true
 	}
 	return st.dateVal, st.dateOK

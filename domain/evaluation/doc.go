@@ -67,9 +67,9 @@
 //	contains, starts_with, ends_with   v is a string containing / starting / ending with any value
 //	matches               v is a string matched by any RE2 regular expression (unanchored)
 //	lt, lte, gt, gte      v is a number <, <=, >, >= any value
-//	semver_eq, _lt, _gt   v is a string holding a semantic version (see domain.ParseSemver)
+//	semver_eq, _lt, _gt   v is a string holding a semantic version (see domain/semver)
 //	                      equal to, lower or higher than any value
-//	before, after         v is a date (RFC 3339 string or Unix milliseconds, see domain.ParseDate)
+//	before, after         v is a date (RFC 3339 string or Unix milliseconds, see domain/datetime)
 //	                      before / after any value
 //	exists                v is present and not null (an empty string or array exists)
 //	in_segment            the context is in any of the segments named by the values

@@ -8,12 +8,14 @@ import (
 	"strings"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/domain/datetime"
 	"github.com/vexil-flags/vexil/domain/evaluation"
+	"github.com/vexil-flags/vexil/domain/semver"
 )
 
 // oracle is a deliberately naive evaluator written straight from the package documentation: no
-// compilation, values compared one by one, domain.ParseSemver and domain.ParseDate instead of
-// the fast parsers, recursion with explicit stacks instead of compile-time graph checks. The
+// compilation, values compared one by one, semver.Parse and datetime.Parse instead of the
+// memoized parsing, recursion with explicit stacks instead of compile-time graph checks. The
 // structured fuzz test compares it with the compiled evaluator. It ignores the evaluation-cost
 // limits, so rulesets that hit them are not compared.
 type oracle struct{ rs *domain.Ruleset }
@@ -273,8 +275,8 @@ func (o *oracle) matchOne(c domain.Clause, v any) bool {
 		case domain.OpGTE:
 			m = isNum && wIsNum && n >= wn
 		case domain.OpSemverEq, domain.OpSemverLT, domain.OpSemverGT:
-			a, err1 := domain.ParseSemver(s)
-			b, err2 := domain.ParseSemver(ws)
+			a, err1 := semver.Parse(s)
+			b, err2 := semver.Parse(ws)
 			if isStr && err1 == nil && err2 == nil {
 				cmp := a.Compare(b)
 				m = (c.Operator == domain.OpSemverEq && cmp == 0) || (c.Operator == domain.OpSemverLT && cmp < 0) ||
@@ -284,11 +286,11 @@ func (o *oracle) matchOne(c domain.Clause, v any) bool {
 			if !isStr && !isNum {
 				break
 			}
-			a, ok1 := domain.ParseDate(v)
+			a, ok1 := datetime.Parse(v)
 			if isNum {
-				a, ok1 = domain.ParseDate(n)
+				a, ok1 = datetime.Parse(n)
 			}
-			b, ok2 := domain.ParseDate(want)
+			b, ok2 := datetime.Parse(want)
 			m = ok1 && ok2 && ((c.Operator == domain.OpBefore && a.Before(b)) || (c.Operator == domain.OpAfter && a.After(b)))
 		}
 		if m {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -263,11 +262,6 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 		return nil, fmt.Errorf("config: cors-max-age must be a duration from 0s to 24h, got %q", *vals["cors-max-age"])
 	}
 	return c, c.validate()
-}
-
-// FromEnv parses the process environment and args.
-func FromEnv(name string, args []string) (*Config, error) {
-	return Parse(name, args, os.LookupEnv)
 }
 
 // ParseRoles parses a comma list of roles.

@@ -23,7 +23,7 @@ func serve(t *testing.T, e *echo.Echo, to httpapi.Timeouts) string {
 		t.Fatal(err)
 	}
 	srv := httpapi.NewServer(e, to)
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // ends with ErrServerClosed at cleanup
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
 }

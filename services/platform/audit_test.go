@@ -80,7 +80,7 @@ func TestEventStoreIsAppendOnlyAndTamperEvident(t *testing.T) {
 		if _, err := conn.Exec(ctx, `SET session_replication_role = replica`); err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Exec(ctx, `SET session_replication_role = origin`)
+		defer func() { _, _ = conn.Exec(ctx, `SET session_replication_role = origin`) }()
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
 		}

@@ -409,7 +409,11 @@ func (m *Main) replay(ctx context.Context, args []string) error {
 	enc := json.NewEncoder(m.Stdout)
 	enc.SetIndent("", "  ")
 	if verifyOnly {
-		defer r.Drop(context.WithoutCancel(ctx))
+		defer func() {
+			if err := r.Drop(context.WithoutCancel(ctx)); err != nil {
+				fmt.Fprintln(m.Stderr, "replay: could not drop the replay schema (the next replay drops it):", err)
+			}
+		}()
 		diffs, err := r.Verify(ctx, 20)
 		if err != nil {
 			return err

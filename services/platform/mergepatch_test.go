@@ -57,7 +57,7 @@ func TestPatchIsAJSONMergePatch(t *testing.T) {
 		for _, tc := range []struct{ body, field string }{
 			{`{"name": null}`, "name"}, {`{"client_side": null}`, "client_side"}, {`{"defaults": null}`, "defaults"},
 			{`{"defaults": {"off_variation": null}}`, "defaults.off_variation"},
-			{`{"nmae": "typo"}`, "nmae"}, {`{"client_side": "yes"}`, "client_side"},
+			{`{"nmme": "typo"}`, "nmme"}, {`{"client_side": "yes"}`, "client_side"},
 			{`{"name": ""}`, "name"}, {`{"defaults": {"on_variation": "maybe"}}`, "defaults.on_variation"},
 			{`["name"]`, ""}, {`{"name": `, ""},
 		} {

@@ -439,7 +439,7 @@ func TestInlineProjectionsAndNoPartialWrite(t *testing.T) {
 	// A failing inline projection rolls back events, command, outbox, checkpoints and the other
 	// projection's writes; the error keeps its domain code.
 	_, err := bad.Append(ctx, stream, 1, domain.Metadata{CommandID: "c2"}, toggled(false), toggled(true))
-	domainErr(t, err, domain.EInvalid)
+	_ = domainErr(t, err, domain.EInvalid)
 	checks := map[string]int64{
 		`SELECT count(*) FROM events`:                                                 1,
 		`SELECT count(*) FROM stream_commands`:                                        1,

@@ -118,9 +118,6 @@ func New(cfg Config) (*Runner, error) {
 	return &Runner{cfg: cfg, names: names, log: cfg.Logger.With("role", Role)}, nil
 }
 
-// Projections returns the names of the runner's projections.
-func (r *Runner) Projections() []string { return append([]string(nil), r.names...) }
-
 // Run catches up (unless SkipCatchUp), then consumes the domain stream until ctx is canceled,
 // and returns nil then. If the bus is unreachable (at start or later) it keeps retrying with
 // backoff; it returns an error only for a configuration mistake. It closes the subscriber and

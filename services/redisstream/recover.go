@@ -125,7 +125,7 @@ func (s *recoveringSubscriber) follow(ctx context.Context, topic string, out cha
 			continue
 		}
 		if inIncident {
-			inIncident = false
+			// (inIncident is set again below: every end of consume starts an incident.)
 			s.incidentEnded(ctx, topic)
 		}
 		readErr := s.consume(ctx, topic, out, began)

@@ -186,6 +186,10 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(` { "sdk" : {"a": [1, {"b": "}]\""}]}, "EVENTS":[ {"KIND":"evaluation","Flag_Key":"f","user_key":"u\u00e9","attributes":{"x":"a,b}"} ,"x":[[]]}, null, {"kind":"goal","goal_key":"g","user_key":"u","value":null,"attributes":null},{"kind":"goal","goal_key":"g","user_key":"v","value":-1.5e-3} ] } `))
 	f.Add([]byte(`{"events": [{"kind": "evaluation", "kind": null, "flag_key": "f", "user_key": "u"}], "events": [{"kind": "goal"}]}`))
 	f.Add([]byte(`{"events": [{"kind": "evaluation", "flag_key": "f", "user_key": "u", "reason": "\t"}, {"kind": "evaluation", "flag_key": "f", "user_key": "ü"}]}`))
+	// ASCII bodies without escapes, which the one-pass decoder takes: keys in other cases,
+	// repeated keys, nulls, unknown fields of every type.
+	f.Add([]byte(`{"EVENTS":[{"KIND":"evaluation","Flag_Key":"f","user_key":"u","kind":"goal","kind":"evaluation","attributes":{"x":"a,b}"},"x":[[{}]]},null,{"kind":"goal","goal_key":"g","user_key":"u","value":null,"attributes":null}],"sdk":{"events":1}}`))
+	f.Add([]byte(`{"events":[{"kind":"goal","goal_key":"g","user_key":"u","value":-1.5e-3,"event_id":null,"occurred_at":null,"extra":[true,false,null,"\"]"]}],"Events":null}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, errs, err := telemetry.Parse(body, "p", "e", now, telemetry.DefaultLimits)
 		// The one-pass fast path and the event-by-event path agree (ids stamped at the edge are

@@ -110,7 +110,7 @@ func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	atKill := stored()
 	t.Logf("SIGKILL with %d rows stored", atKill)
 	time.Sleep(300 * time.Millisecond)
-	proj = startProjector(t, bin, v)
+	startProjector(t, bin, v) // killed by its cleanup
 	wg.Wait()
 	if t.Failed() {
 		return

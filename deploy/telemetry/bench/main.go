@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -112,5 +111,3 @@ func machine() string {
 	}
 	return "load average " + strings.Join(f[:3], " ")
 }
-
-var errUsage = errors.New("usage")
