@@ -55,13 +55,14 @@ func TestNoWallClockAssertionUnderFiveSeconds(t *testing.T) {
 // The rule catches what it should, and lets through what it should.
 func TestWallClockRuleFindsShortLimits(t *testing.T) {
 	for src, want := range map[string]int{
-		`if time.Since(start) > 3*time.Second { t.Fatal() }`:                  1,
-		`if d := time.Since(start); d > time.Second { t.Fatal() }`:            1,
-		`elapsed := time.Since(start); if elapsed >= 500*time.Millisecond {}`: 1,
-		`if time.Since(start) > 10*time.Second { t.Fatal() }`:                 0,
-		`if time.Since(start) > 5*time.Second { t.Fatal() }`:                  0,
-		`t.Logf("took %v", time.Since(start))`:                                0,
-		`if n > 3*time.Second { }`:                                            0,
+		`if time.Since(start) > 3*time.Second { t.Fatal() }`:                                    1,
+		`if d := time.Since(start); d > time.Second { t.Fatal() }`:                              1,
+		`elapsed := time.Since(start); if elapsed >= 500*time.Millisecond { t.Errorf("slow") }`: 1,
+		`if took := time.Since(start); took > 2*time.Second { slow = append(slow, "x") }`:       0,
+		`if time.Since(start) > 10*time.Second { t.Fatal() }`:                                   0,
+		`if time.Since(start) > 5*time.Second { t.Fatal() }`:                                    0,
+		`t.Logf("took %v", time.Since(start))`:                                                  0,
+		`if n > 3*time.Second { }`:                                                              0,
 	} {
 		f, err := parser.ParseFile(token.NewFileSet(), "x_test.go", "package x\nfunc f() {\n"+src+"\n}", 0)
 		if err != nil {
@@ -93,23 +94,49 @@ func wallClockAssertions(f *ast.File) []finding {
 		}
 		return true
 	})
+	// An assertion is an if whose condition compares an elapsed time with a constant and whose
+	// body fails the test; a comparison that only logs or counts is no assertion.
 	var out []finding
 	ast.Inspect(f, func(n ast.Node) bool {
-		b, ok := n.(*ast.BinaryExpr)
-		if !ok || (b.Op != token.GTR && b.Op != token.GEQ && b.Op != token.LSS && b.Op != token.LEQ) {
+		ifs, ok := n.(*ast.IfStmt)
+		if !ok || !failsTest(ifs.Body) {
 			return true
 		}
-		for _, pair := range [][2]ast.Expr{{b.X, b.Y}, {b.Y, b.X}} {
-			if !isElapsed(pair[0], elapsed) {
-				continue
+		ast.Inspect(ifs.Cond, func(n ast.Node) bool {
+			b, ok := n.(*ast.BinaryExpr)
+			if !ok || (b.Op != token.GTR && b.Op != token.GEQ && b.Op != token.LSS && b.Op != token.LEQ) {
+				return true
 			}
-			if d, ok := constDuration(pair[1]); ok && d < testkit.MinWallClockAssertion {
-				out = append(out, finding{b.Pos(), "elapsed time compared with " + d.String()})
+			for _, pair := range [][2]ast.Expr{{b.X, b.Y}, {b.Y, b.X}} {
+				if !isElapsed(pair[0], elapsed) {
+					continue
+				}
+				if d, ok := constDuration(pair[1]); ok && d < testkit.MinWallClockAssertion {
+					out = append(out, finding{b.Pos(), "elapsed time compared with " + d.String()})
+				}
 			}
-		}
+			return true
+		})
 		return true
 	})
 	return out
+}
+
+// failsTest reports whether body calls t.Fatal, Fatalf, Error, Errorf or FailNow.
+func failsTest(body *ast.BlockStmt) bool {
+	fails := false
+	ast.Inspect(body, func(n ast.Node) bool {
+		if call, ok := n.(*ast.CallExpr); ok {
+			if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
+				switch sel.Sel.Name {
+				case "Fatal", "Fatalf", "Error", "Errorf", "FailNow":
+					fails = true
+				}
+			}
+		}
+		return !fails
+	})
+	return fails
 }
 
 func isElapsed(e ast.Expr, elapsed map[string]bool) bool {
