@@ -105,6 +105,15 @@ func ApplyPolicies(ctx context.Context, db interface {
 	return changed, tx.Commit(ctx)
 }
 
+// historyKeep is how long a plain-mode rollup table keeps its buckets; 0 while it is still a
+// materialized view (before migration 0060), which a DELETE cannot touch.
+func historyKeep(name string, db DB, ctx context.Context) time.Duration {
+	if !isRelkindTable(ctx, db, name) {
+		return 0
+	}
+	return plainRollupHistory[name].keep
+}
+
 // intervalText writes d as PostgreSQL reads it back in policies ("30 days", not "720:00:00").
 func intervalText(d time.Duration) string {
 	if d%(24*time.Hour) == 0 {
@@ -129,11 +138,18 @@ func RefreshRollups(ctx context.Context, db DB, from, to time.Time) error {
 		}
 		return t
 	}
+	now := to
+	if now.IsZero() {
+		now = time.Now()
+	}
 	for _, view := range Rollups {
-		if ts {
+		switch plain, isTable := plainRollupHistory[view]; {
+		case ts:
 			_, err = db.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)`,
 				view, bound(from), bound(to))
-		} else {
+		case isTable && isRelkindTable(ctx, db, view):
+			err = plain.refresh(ctx, db, view, now)
+		default:
 			_, err = db.Exec(ctx, `REFRESH MATERIALIZED VIEW CONCURRENTLY `+pgx.Identifier{view}.Sanitize())
 		}
 		if err != nil {
@@ -141,6 +157,106 @@ func RefreshRollups(ctx context.Context, db DB, from, to time.Time) error {
 		}
 	}
 	return nil
+}
+
+// historyRollup is a rollup that plain PostgreSQL keeps as a table (migration 0060), so its history
+// outlives the raw rows: each refresh recomputes only the buckets from window before now (aligned
+// to the bucket width) from its source, and leaves older buckets alone. The windows are
+// TimescaleDB's refresh policies' start offsets (3 days from raw events, 7 days for the day levels),
+// inside raw retention (at least 7 days) and beyond the oldest event accepted (at most 60 hours).
+type historyRollup struct {
+	width, window time.Duration
+	// recompute inserts the buckets at or after $1, from the source.
+	recompute string
+	// keep is how long buckets are kept (0: forever), as TimescaleDB's retention policies do.
+	keep time.Duration
+}
+
+const origin = `TIMESTAMPTZ '2000-01-01 00:00:00+00'`
+
+var plainRollupHistory = map[string]historyRollup{
+	"evaluations_per_hour": {width: time.Hour, window: 3 * 24 * time.Hour, keep: 400 * 24 * time.Hour, recompute: `
+		INSERT INTO evaluations_per_hour (bucket, project, environment, flag, variation, evaluations, last_evaluated_at)
+		SELECT date_bin(INTERVAL '1 hour', occurred_at, ` + origin + `), project, environment, flag, variation,
+		       sum(evaluations)::bigint, max(occurred_at)
+		FROM evaluation_events WHERE occurred_at >= $1
+		GROUP BY 1, 2, 3, 4, 5`},
+	"evaluations_per_day": {width: 24 * time.Hour, window: 7 * 24 * time.Hour, recompute: `
+		INSERT INTO evaluations_per_day (bucket, project, environment, flag, variation, evaluations, last_evaluated_at)
+		SELECT date_bin(INTERVAL '1 day', bucket, ` + origin + `), project, environment, flag, variation,
+		       sum(evaluations)::bigint, max(last_evaluated_at)
+		FROM evaluations_per_hour WHERE bucket >= $1
+		GROUP BY 1, 2, 3, 4, 5`},
+	"goals_per_hour": {width: time.Hour, window: 3 * 24 * time.Hour, keep: 400 * 24 * time.Hour, recompute: `
+		INSERT INTO goals_per_hour (bucket, project, environment, goal, conversions, users, value_sum, value_sum_squares)
+		SELECT date_bin(INTERVAL '1 hour', occurred_at, ` + origin + `), project, environment, goal,
+		       count(*), count(DISTINCT user_key), coalesce(sum(value), 0), coalesce(sum(value * value), 0)
+		FROM goal_events WHERE occurred_at >= $1
+		GROUP BY 1, 2, 3, 4`},
+	"goals_per_day": {width: 24 * time.Hour, window: 7 * 24 * time.Hour, recompute: `
+		INSERT INTO goals_per_day (bucket, project, environment, goal, conversions, value_sum, value_sum_squares)
+		SELECT date_bin(INTERVAL '1 day', bucket, ` + origin + `), project, environment, goal,
+		       sum(conversions)::bigint, sum(value_sum), sum(value_sum_squares)
+		FROM goals_per_hour WHERE bucket >= $1
+		GROUP BY 1, 2, 3, 4`},
+	"goal_variations_per_hour": {width: time.Hour, window: 3 * 24 * time.Hour, keep: 400 * 24 * time.Hour, recompute: `
+		INSERT INTO goal_variations_per_hour (bucket, project, environment, goal, subject_kind, subject, variation,
+		                                      conversions, users, value_sum, value_sum_squares)
+		SELECT date_bin(INTERVAL '1 hour', occurred_at, ` + origin + `), project, environment, goal, subject_kind, subject, variation,
+		       count(*), count(DISTINCT user_key), coalesce(sum(value), 0), coalesce(sum(value * value), 0)
+		FROM goal_attributions WHERE occurred_at >= $1
+		GROUP BY 1, 2, 3, 4, 5, 6, 7`},
+	"goal_variations_per_day": {width: 24 * time.Hour, window: 7 * 24 * time.Hour, recompute: `
+		INSERT INTO goal_variations_per_day (bucket, project, environment, goal, subject_kind, subject, variation,
+		                                     conversions, value_sum, value_sum_squares)
+		SELECT date_bin(INTERVAL '1 day', bucket, ` + origin + `), project, environment, goal, subject_kind, subject, variation,
+		       sum(conversions)::bigint, sum(value_sum), sum(value_sum_squares)
+		FROM goal_variations_per_hour WHERE bucket >= $1
+		GROUP BY 1, 2, 3, 4, 5, 6, 7`},
+}
+
+// refresh replaces the rollup's buckets from its window's start on, in one transaction when db
+// can begin one (readers see the old buckets or the new ones, never none).
+func (r historyRollup) refresh(ctx context.Context, db DB, table string, now time.Time) error {
+	// UTC-aligned buckets (origin 2000-01-01 UTC).
+	return r.recomputeFrom(ctx, db, table, now.Add(-r.window).UTC().Truncate(r.width))
+}
+
+// RecomputeRollup recomputes a plain-mode rollup as a whole from its source (a bulk load, the
+// load tools): every bucket for a table of migration 0060, a refresh for a materialized view.
+// Buckets whose raw rows have expired are lost, so it is no maintenance task.
+func RecomputeRollup(ctx context.Context, db DB, view string) error {
+	if r, ok := plainRollupHistory[view]; ok && isRelkindTable(ctx, db, view) {
+		return r.recomputeFrom(ctx, db, view, time.Time{})
+	}
+	_, err := db.Exec(ctx, `REFRESH MATERIALIZED VIEW CONCURRENTLY `+pgx.Identifier{view}.Sanitize())
+	return err
+}
+
+func (r historyRollup) recomputeFrom(ctx context.Context, db DB, table string, from time.Time) error {
+	run := func(db DB) error {
+		if _, err := db.Exec(ctx, `DELETE FROM `+pgx.Identifier{table}.Sanitize()+` WHERE bucket >= $1`, from); err != nil {
+			return err
+		}
+		_, err := db.Exec(ctx, r.recompute, from)
+		return err
+	}
+	if b, ok := db.(interface {
+		Begin(context.Context) (pgx.Tx, error)
+	}); ok {
+		return pgx.BeginFunc(ctx, b, func(tx pgx.Tx) error { return run(tx) })
+	}
+	return run(db)
+}
+
+// isRelkindTable reports whether name is an ordinary table (a plain-mode rollup after 0060), not
+// a materialized view (before it).
+func isRelkindTable(ctx context.Context, db DB, name string) bool {
+	var kind string
+	if err := db.QueryRow(ctx, `SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)`, name).Scan(&kind); err != nil {
+		return false
+	}
+	return kind == "r"
 }
 
 // CatchUpRollups materializes every continuous aggregate from its first bucket up to where its
@@ -216,7 +332,14 @@ func DeleteExpired(ctx context.Context, db DB, retention time.Duration) (int64, 
 		{"goal_events", "occurred_at", retention},
 		{"goal_attributions", "occurred_at", retention},
 		{"telemetry_batches", "received_at", BatchLogRetention},
+		// The hour levels kept as tables (0060) expire as on TimescaleDB; the day levels never.
+		{"evaluations_per_hour", "bucket", historyKeep("evaluations_per_hour", db, ctx)},
+		{"goals_per_hour", "bucket", historyKeep("goals_per_hour", db, ctx)},
+		{"goal_variations_per_hour", "bucket", historyKeep("goal_variations_per_hour", db, ctx)},
 	} {
+		if t.keep <= 0 {
+			continue
+		}
 		tag, err := db.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s < now() - $1::interval`, t.table, t.column), t.keep)
 		if err != nil {
 			return total, fmt.Errorf("telemetry: delete expired %s: %w", t.table, err)

@@ -535,3 +535,73 @@ func TestWriterCacheIsOnlyAnOptimization(t *testing.T) {
 		t.Fatal("the random batches never marked a user: the test proves little")
 	}
 }
+
+// On plain PostgreSQL the hour and day rollups keep their buckets after the raw rows are gone
+// (retention), as TimescaleDB's continuous aggregates do: a refresh recomputes only the recent
+// window, so history outlives raw retention instead of ending with it.
+func TestPlainRollupsKeepHistoryBeyondRawRetention(t *testing.T) {
+	onBothDatabases(t, func(t *testing.T, db database) {
+		if db.timescale {
+			return // continuous aggregates: TimescaleDB's own retention policies, tested above
+		}
+		ctx := context.Background()
+		for _, table := range []string{"evaluations_per_hour", "evaluations_per_day", "goals_per_hour", "goals_per_day",
+			"goal_variations_per_hour", "goal_variations_per_day"} {
+			if n := db.count(t, `SELECT count(*) FROM pg_class WHERE relname = $1 AND relkind = 'r'`, table); n != 1 {
+				t.Fatalf("%s is not a table on plain PostgreSQL", table)
+			}
+		}
+		// Two days ago: within the refresh window, inside raw retention.
+		then := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Hour).Add(10 * time.Minute)
+		b := telemetry.NewBatch("p", "prod", time.Now())
+		for i := range 5 {
+			e := eval("checkout", "on", "u"+itoa(i), 0)
+			e.OccurredAt = then
+			b.AddEvaluation(e)
+		}
+		g := goal("purchase", "u1", 0, ptr(10))
+		g.OccurredAt = then.Add(time.Minute)
+		b.AddGoal(g)
+		db.write(t, b)
+		if err := telemetry.RefreshRollups(ctx, db.pool, time.Time{}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		hour := `SELECT coalesce(sum(evaluations), 0) FROM evaluations_per_hour WHERE flag = 'checkout'`
+		day := `SELECT coalesce(sum(evaluations), 0) FROM evaluations_per_day WHERE flag = 'checkout'`
+		goals := `SELECT coalesce(sum(conversions), 0) FROM goals_per_hour WHERE goal = 'purchase'`
+		if db.count(t, hour) != 5 || db.count(t, day) != 5 || db.count(t, goals) != 1 {
+			t.Fatalf("after the first refresh: hour %d, day %d, goals %d", db.count(t, hour), db.count(t, day), db.count(t, goals))
+		}
+		// Ten days later the raw rows have expired; the refreshes since then leave those buckets be.
+		if _, err := db.pool.Exec(ctx, `DELETE FROM evaluation_events; DELETE FROM goal_events; DELETE FROM goal_attributions`); err != nil {
+			t.Fatal(err)
+		}
+		later := time.Now().Add(10 * 24 * time.Hour)
+		if err := telemetry.RefreshRollups(ctx, db.pool, time.Time{}, later); err != nil {
+			t.Fatal(err)
+		}
+		if db.count(t, hour) != 5 || db.count(t, day) != 5 || db.count(t, goals) != 1 {
+			t.Fatalf("hour rollup history lost with the raw rows: hour %d, day %d, goals %d", db.count(t, hour), db.count(t, day), db.count(t, goals))
+		}
+		// Within the window a bucket is recomputed: raw rows gone there mean the bucket goes too
+		// (as a continuous aggregate's refresh would), so the window must stay inside retention.
+		if err := telemetry.RefreshRollups(ctx, db.pool, time.Time{}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if db.count(t, hour) != 0 {
+			t.Fatalf("a bucket inside the refresh window kept rows its raw events no longer have: %d", db.count(t, hour))
+		}
+		// Expiry of the hour level is TimescaleDB's: 400 days.
+		if _, err := db.pool.Exec(ctx, `INSERT INTO evaluations_per_hour (bucket, project, environment, flag, variation, evaluations, last_evaluated_at)
+			VALUES (now() - interval '401 days', 'p', 'prod', 'old', 'on', 3, now() - interval '401 days'),
+			       (now() - interval '300 days', 'p', 'prod', 'old', 'on', 4, now() - interval '300 days')`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := telemetry.DeleteExpired(ctx, db.pool, 90*24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if n := db.count(t, `SELECT coalesce(sum(evaluations), 0) FROM evaluations_per_hour WHERE flag = 'old'`); n != 4 {
+			t.Fatalf("after expiry: %d evaluations of 'old' left, want 4 (the 300-day-old bucket)", n)
+		}
+	})
+}

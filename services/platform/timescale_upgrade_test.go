@@ -64,7 +64,7 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 		t.Fatalf("/readyz storage detail %q: want the plain mode and the setting to add", storage)
 	}
 
-	// Telemetry written in plain mode, rolled up by the plain materialized views.
+	// Telemetry written in plain mode, rolled up by the plain rollups (tables and views).
 	pool, err := postgres.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 	findLog(t, logs, "WARN", "migrated on plain PostgreSQL")
 
 	// Someone creates the extension by hand: the database stays in plain mode (its rollups are
-	// still materialized views the projector refreshes) until it is converted.
+	// still the tables and views the projector refreshes) until it is converted.
 	pool, err = postgres.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)

@@ -131,7 +131,7 @@ func runQuery(args []string) error {
 			if ts {
 				_, err = pool.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, NULL, NULL)`, view)
 			} else {
-				_, err = pool.Exec(ctx, `REFRESH MATERIALIZED VIEW CONCURRENTLY `+view)
+				err = ptelemetry.RecomputeRollup(ctx, pool, view)
 			}
 			if err != nil {
 				return fmt.Errorf("refresh %s: %w", view, err)
