@@ -143,6 +143,23 @@ func pause(ctx context.Context, d time.Duration) {
 	}
 }
 
+// rssOf reads each process's resident set size from /proc (Linux), for the sizing guide.
+func rssOf(procs []*proc) string {
+	var parts []string
+	for _, p := range procs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			return "unavailable: " + err.Error()
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				parts = append(parts, p.name+" "+strings.Join(strings.Fields(v), " "))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func uuid4() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -378,6 +395,7 @@ func TestRolesAsSeparateProcessesSurviveSIGKILL(t *testing.T) {
 		})
 		delays = append(delays, time.Since(sent))
 	}
+	underLoad := rssOf(order)
 	stopLoad()
 	wg.Wait()
 
@@ -426,6 +444,8 @@ func TestRolesAsSeparateProcessesSurviveSIGKILL(t *testing.T) {
 	t.Logf("events: %d sent (accepted), %d stored, %d ingest retries", eventsSent.Load(), stored, ingestRetries.Load())
 	t.Logf("change to both api processes: p50 %v, p99 %v (n=%d)", delays[len(delays)/2], p99, len(delays))
 	t.Logf("experiment analyses: %d before the kills, %d at the end", analysesBefore, count(`SELECT count(*) FROM experiment_analyses`))
+	t.Logf("RSS under load: %s", underLoad)
+	t.Logf("RSS after the load stopped: %s", rssOf(order))
 	if n := evalFailed[0].Load(); n != 0 {
 		t.Errorf("%d failed evaluations at the surviving api", n)
 	}
