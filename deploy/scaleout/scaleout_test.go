@@ -263,6 +263,8 @@ func TestRolesAsSeparateProcessesSurviveSIGKILL(t *testing.T) {
 		return n
 	}
 
+	idle := rssOf(order) // seeded, caught up, nothing asked yet
+
 	// Load: evaluations on both api processes, flag creations through the console, goal events.
 	ctx, stopLoad := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -444,6 +446,7 @@ func TestRolesAsSeparateProcessesSurviveSIGKILL(t *testing.T) {
 	t.Logf("events: %d sent (accepted), %d stored, %d ingest retries", eventsSent.Load(), stored, ingestRetries.Load())
 	t.Logf("change to both api processes: p50 %v, p99 %v (n=%d)", delays[len(delays)/2], p99, len(delays))
 	t.Logf("experiment analyses: %d before the kills, %d at the end", analysesBefore, count(`SELECT count(*) FROM experiment_analyses`))
+	t.Logf("RSS idle (demo project loaded): %s", idle)
 	t.Logf("RSS under load: %s", underLoad)
 	t.Logf("RSS after the load stopped: %s", rssOf(order))
 	if n := evalFailed[0].Load(); n != 0 {
