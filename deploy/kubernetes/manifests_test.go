@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/vexil-flags/vexil/services/config"
@@ -74,14 +76,43 @@ func objectsOf(t *testing.T, dir string) [][]byte {
 	return docs
 }
 
+// render runs kustomize (its Go library, as `kustomize build dir` would) and returns each object.
+func render(t *testing.T, dir string) [][]byte {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	var docs [][]byte
+	for _, r := range m.Resources() {
+		b, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, b)
+	}
+	return docs
+}
+
 func TestManifestsDecodeStrictly(t *testing.T) {
+	for _, dir := range []string{"base", "overlays/production"} {
+		t.Run(dir, func(t *testing.T) { checkRendered(t, dir) })
+	}
+}
+
+func checkRendered(t *testing.T, dir string) {
 	known := map[string]bool{}
 	for _, s := range config.Settings() {
 		known[s[0]] = true
 	}
-	docs := objectsOf(t, "base")
-	_ = objectsOf(t, "overlays/production") // the overlay names the base and decodes
+	_ = objectsOf(t, dir) // every kustomization and resource file decodes strictly by itself, too
+	docs := render(t, dir)
+	if len(docs) < 10 {
+		t.Fatalf("kustomize build %s: %d objects", dir, len(docs))
+	}
 	deployments := map[string]*appsv1.Deployment{}
+	var hpa *autoscalingv2.HorizontalPodAutoscaler
 	kinds := map[string]int{}
 	for _, d := range docs {
 		var tm metav1.TypeMeta
@@ -109,8 +140,11 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", tm.Kind, err, d)
 		}
 		kinds[tm.Kind]++
-		if dep, ok := obj.(*appsv1.Deployment); ok {
-			deployments[dep.Name] = dep
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			deployments[o.Name] = o
+		case *autoscalingv2.HorizontalPodAutoscaler:
+			hpa = o
 		}
 	}
 	for _, role := range config.AllRoles {
@@ -143,6 +177,14 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 		}
 		if parsed, err := config.ParseRoles(roles); err != nil || len(parsed) != 1 || parsed[0] != role {
 			t.Errorf("%s: VEXIL_ROLES %q: %v", dep.Name, roles, err)
+		}
+	}
+	if dir == "overlays/production" {
+		if img := deployments["vexil-api"].Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/vexil-flags/vexil:v0.1.0" {
+			t.Errorf("the overlay's image was not applied: %s", img)
+		}
+		if hpa == nil || hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas != 3 {
+			t.Error("the overlay's HPA patch was not applied")
 		}
 	}
 	for kind, min := range map[string]int{"HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 2, "Secret": 1, "ServiceMonitor": 1} {
