@@ -37,6 +37,8 @@ Usage:
   vexil audit verify [--heads] [flags] verify the event store's hash chains; exit 1 on any problem
   vexil replay [--verify] [flags]     rebuild every read model from the event store and swap it in;
                                       --verify compares instead and exits 1 on any difference
+  vexil version [--json]              module version, commit, commit time and modified flag of this build
+  vexil healthcheck [flags]           GET /healthz on --http-addr; exit 1 unless it answers 200
   vexil help                          this text
 
 Flags (each also read from its environment variable):
@@ -86,6 +88,10 @@ func (m *Main) dispatch(ctx context.Context, args []string) error {
 		return m.audit(ctx, args[1:])
 	case "replay":
 		return m.replay(ctx, args[1:])
+	case "version":
+		return m.version(args[1:])
+	case "healthcheck":
+		return m.healthcheck(ctx, args[1:])
 	case "help", "-h", "--help":
 		// Asked-for help is the command's output (stdout, so `vexil help | less` works); usage
 		// after a mistake goes with the error to stderr.

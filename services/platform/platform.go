@@ -34,6 +34,7 @@ import (
 	"github.com/vexil-flags/vexil/services/delivery"
 	"github.com/vexil-flags/vexil/services/experiments"
 	"github.com/vexil-flags/vexil/services/httpapi"
+	"github.com/vexil-flags/vexil/services/leader"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/projector"
 	"github.com/vexil-flags/vexil/services/redisstream"
@@ -199,7 +200,17 @@ func (p *Platform) Start(ctx context.Context) error {
 		})
 	}
 	if cfg.Has(config.RoleExperiment) {
-		p.run("experiment-analysis", func() error { return p.Analyzer.Run(runCtx, cfg.AnalysisInterval) })
+		// Analysis runs once per installation: the experiment instances elect one through an
+		// advisory lock, so two copies do not each write every analysis (services/leader).
+		analysis, err := leader.New(leader.Config{ConnConfig: p.Pool.Config().ConnConfig, Name: "experiment-analysis",
+			Retry: min(cfg.AnalysisInterval, 10*time.Second), Logger: p.Log})
+		if err != nil {
+			cancel()
+			return err
+		}
+		p.run("experiment-analysis", func() error {
+			return analysis.Run(runCtx, func(ctx context.Context) error { return p.Analyzer.Run(ctx, cfg.AnalysisInterval) })
+		})
 		// Progressive delivery: scheduled changes, rollout steps, auto-ops. One leader among the
 		// experiment instances (advisory lock); command ids make each change happen once anyway.
 		// Its commands do not wait for read models: nobody reads after them.
