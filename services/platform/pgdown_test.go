@@ -36,7 +36,7 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 		t.Fatalf("OFREP before the outage: %d", s)
 	}
 
-	cluster.Stop()
+	cluster.Crash()
 	requests := []struct {
 		what, method, path, token string
 		body                      any

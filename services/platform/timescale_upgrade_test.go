@@ -33,7 +33,7 @@ import (
 func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 	t.Parallel()
 	bin := pgtest.NativeTimescaleBinDir(t)
-	srv := pgtest.StartServer(t, bin) // the installation of the native test server, without shared_preload_libraries
+	srv := pgtest.StartNativeServer(t, bin) // the installation of the native test server, without shared_preload_libraries
 	url := srv.URL("vexil")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vexil-flags/vexil/services/redisstream"
 	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // A connection cut seen by several subscriptions of one subscriber, each at its own read (some
@@ -66,21 +67,9 @@ func TestConnectionCutIsOneIncidentForEverySubscription(t *testing.T) {
 	}
 	roundTrip("before")
 	proxy.Cut()
-	deadline := time.Now().Add(15 * time.Second)
-	for logs.count("Redis stream unavailable") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no incident logged")
-		}
-		time.Sleep(10 * time.Millisecond) // polling the log within the deadline
-	}
+	testkit.WaitFor(t, 15*time.Second, "the incident logged", func() bool { return logs.count("Redis stream unavailable") > 0 })
 	proxy.Restore()
-	deadline = time.Now().Add(15 * time.Second)
-	for logs.count("Redis stream recovered") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no recovery logged")
-		}
-		time.Sleep(10 * time.Millisecond) // polling the log within the deadline
-	}
+	testkit.WaitFor(t, 15*time.Second, "the recovery logged", func() bool { return logs.count("Redis stream recovered") > 0 })
 	for i := range 20 { // every subscription reads again, through the pool's connections
 		roundTrip("after-" + string(rune('a'+i)))
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vexil-flags/vexil/services/redisstream"
 	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // logBuffer collects log lines safely from several goroutines.
@@ -104,17 +105,10 @@ func TestSubscriptionsSurviveRedisLosingItsData(t *testing.T) {
 	defer pub.Close()
 	publish := func(payload string) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			err := pub.Publish(stream, message.NewMessage(payload, []byte(payload)))
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("publish %s: %v", payload, err)
-			}
-			time.Sleep(50 * time.Millisecond) // Redis is starting again: retry within the deadline
-		}
+		// Redis may be starting again: retry until it takes the message.
+		testkit.WaitFor(t, 15*time.Second, "publishing "+payload, func() bool {
+			return pub.Publish(stream, message.NewMessage(payload, []byte(payload))) == nil
+		})
 	}
 	// expect waits for payload on both subscriptions, skipping earlier ones seen again (the
 	// fan-out subscription rewinds a little after an incident).
@@ -183,23 +177,16 @@ func TestSubscriptionsSurviveRedisLosingItsData(t *testing.T) {
 	// Down long enough for both subscriptions to notice (go-redis retries a failed read a few
 	// times first), then back, empty.
 	srv.Kill()
-	deadline = time.Now().Add(15 * time.Second)
-	for logs.count("Redis stream unavailable", `group=""`) == 0 || logs.count("Redis stream unavailable", "group="+cfg.Group("t")) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no incident logged while Redis is down:\n%s", logs.buf.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the log within the deadline
-	}
+	testkit.WaitFor(t, 15*time.Second, "both subscriptions' incidents logged while Redis is down", func() bool {
+		return logs.count("Redis stream unavailable", `group=""`) > 0 && logs.count("Redis stream unavailable", "group="+cfg.Group("t")) >= 2
+	})
 	srv.Start()
 	transactional("after-restart")
 	expectRecovered("group", "fan-out")
 
 	// The hooks may also run for the echoes of an incident (merged into it, so not logged): wait
 	// for the last recovery line rather than trust the hook's signal.
-	deadline = time.Now().Add(15 * time.Second)
-	for logs.count("Redis stream recovered") < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // polling the log within the deadline
-	}
+	testkit.WaitFor(t, 15*time.Second, "the third recovery line", func() bool { return logs.count("Redis stream recovered") >= 3 })
 	if n := logs.count("Redis stream unavailable", "group="+cfg.Group("t")); n != 2 {
 		t.Errorf("%d incident lines of the consumer group, want 2 (one per incident):\n%s", n, logs.buf.String())
 	}

@@ -65,7 +65,8 @@ func NativeTimescaleBinDir(tb testing.TB) string {
 
 // Server is a PostgreSQL server of one test's own, run from the installation in binDir: its data
 // directory in the test's temporary directory, its own loopback port, trust authentication, no
-// Unix socket. It is stopped when the test ends.
+// Unix socket. Tests that take the database down (outages, crashes) or need a server configured
+// otherwise than the shared one use it, never the shared server. It is stopped when the test ends.
 type Server struct {
 	tb     testing.TB
 	binDir string
@@ -75,17 +76,21 @@ type Server struct {
 	log    string
 }
 
-// StartServer initialises a data directory with binDir's initdb and starts the server. When the
-// test runs as root (CI does) the server programs run as the postgres user, who is given the data
-// directory.
-func StartServer(tb testing.TB, binDir string) *Server {
+// StartServer initialises a data directory with binDir's initdb and starts the server with conf
+// appended to postgresql.conf. When the test runs as root (CI does) the server programs run as
+// the postgres user (or VEXIL_TEST_PG_USER), who is given the data directory.
+func StartServer(tb testing.TB, binDir string, conf ...string) *Server {
 	tb.Helper()
 	root := tb.TempDir()
 	s := &Server{tb: tb, binDir: binDir, Dir: filepath.Join(root, "data"), log: filepath.Join(root, "server.log")}
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
+		name := os.Getenv("VEXIL_TEST_PG_USER")
+		if name == "" {
+			name = "postgres"
+		}
+		u, err := user.Lookup(name)
 		if err != nil {
-			tb.Fatalf("pgtest: running as root, the server needs the postgres user: %v", err)
+			tb.Fatalf("pgtest: running as root, the server needs an unprivileged user: %v", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
@@ -108,12 +113,18 @@ func StartServer(tb testing.TB, binDir string) *Server {
 	}
 	s.port = ln.Addr().(*net.TCPAddr).Port
 	ln.Close() // another process could take the port first: the server would then fail loudly
-	s.AppendConfig("listen_addresses = '127.0.0.1'", fmt.Sprintf("port = %d", s.port),
-		"unix_socket_directories = ''", "fsync = off", "max_connections = 60", "shared_buffers = 16MB",
-		"timescaledb.telemetry_level = off")
+	s.AppendConfig(append([]string{"listen_addresses = '127.0.0.1'", fmt.Sprintf("port = %d", s.port),
+		"unix_socket_directories = ''", "fsync = off", "max_connections = 60", "shared_buffers = 16MB"}, conf...)...)
 	s.Start()
 	tb.Cleanup(func() { _ = s.command("pg_ctl", "stop", "-D", s.Dir, "-m", "immediate", "-w").Run() })
 	return s
+}
+
+// StartNativeServer is StartServer for the native TimescaleDB installation in binDir, with its
+// telemetry off.
+func StartNativeServer(tb testing.TB, binDir string) *Server {
+	tb.Helper()
+	return StartServer(tb, binDir, "timescaledb.telemetry_level = off")
 }
 
 // URL is the connection URL of database name on the server.
@@ -152,6 +163,13 @@ func (s *Server) Start() {
 func (s *Server) Stop() {
 	s.tb.Helper()
 	s.run("pg_ctl", "stop", "-D", s.Dir, "-m", "fast", "-w", "-t", "120")
+}
+
+// Crash stops the server at once, as a crash or a lost host would: every connection is cut and
+// nothing is flushed politely (pg_ctl stop -m immediate).
+func (s *Server) Crash() {
+	s.tb.Helper()
+	s.run("pg_ctl", "stop", "-D", s.Dir, "-m", "immediate", "-w", "-t", "60")
 }
 
 func (s *Server) command(name string, args ...string) *exec.Cmd {
