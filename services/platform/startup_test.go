@@ -1,37 +1,18 @@
 package platform_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/platform"
 	"github.com/vexil-flags/vexil/services/postgres/pgtest"
 	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
-
-// lockedBuffer is a log destination the platform's goroutines may write to concurrently.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // One start-up line says what the process runs on: storage mode, PostgreSQL, TimescaleDB (when
 // there) and Redis versions, and the roles.
@@ -43,7 +24,7 @@ func TestStartupLineNamesStorageAndVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testkit.SyncBuffer
 	p, err := platform.Open(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

