@@ -116,31 +116,30 @@ func viewToken(t *domain.APIToken) tokenView {
 
 func (s *Server) revokeToken(c echo.Context) error {
 	id := c.Param("id")
-	agg, _, err := s.app.Execute(c.Request().Context(), domain.TokenStream(id), AnyVersion, meta(c),
-		func(cur projections.Aggregate) ([]domain.Event, error) {
-			if cur == nil {
-				return nil, domain.Errorf(domain.ENotFound, "token %q not found", id)
-			}
-			target := cur.(*domain.APIToken)
-			// Before Revoke: a token out of reach is 403 whether or not it is already revoked.
-			if err := permit(principal(c), target.Project, target.Scope, fmt.Sprintf("revoking token %q", id)); err != nil {
-				return nil, err
-			}
-			return target.Revoke()
-		})
+	t, err := s.app.RevokeToken(c.Request().Context(), meta(c), id, func(target *domain.APIToken) error {
+		return permit(principal(c), target.Project, target.Scope, fmt.Sprintf("revoking token %q", id))
+	})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewToken(agg.(*domain.APIToken)))
+	return c.JSON(http.StatusOK, viewToken(t))
 }
 
-// RevokeToken revokes an API token; ENotFound when there is none with that id.
-func (a *App) RevokeToken(ctx context.Context, meta domain.Metadata, id string) (*domain.APIToken, error) {
+// RevokeToken revokes an API token; ENotFound when there is none with that id. allow (nil: any)
+// decides on the token found, before Revoke, so a token out of the caller's reach is refused
+// whether or not it is already revoked.
+func (a *App) RevokeToken(ctx context.Context, meta domain.Metadata, id string, allow func(*domain.APIToken) error) (*domain.APIToken, error) {
 	agg, _, err := a.Execute(ctx, domain.TokenStream(id), AnyVersion, meta, func(cur projections.Aggregate) ([]domain.Event, error) {
 		if cur == nil {
 			return nil, domain.Errorf(domain.ENotFound, "token %q not found", id)
 		}
-		return cur.(*domain.APIToken).Revoke()
+		target := cur.(*domain.APIToken)
+		if allow != nil {
+			if err := allow(target); err != nil {
+				return nil, err
+			}
+		}
+		return target.Revoke()
 	})
 	if err != nil {
 		return nil, err

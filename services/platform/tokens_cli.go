@@ -94,7 +94,7 @@ func (m *Main) tokens(ctx context.Context, args []string) error {
 		}
 		return enc.Encode(out)
 	case "revoke":
-		t, err := p.App.RevokeToken(ctx, meta, id)
+		t, err := p.App.RevokeToken(ctx, meta, id, nil)
 		if err != nil {
 			return err
 		}
