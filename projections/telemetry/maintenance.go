@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -280,12 +281,33 @@ func CatchUpRollups(ctx context.Context, db DB) error {
 			  WHERE a.view_name = $1 AND j.proc_name = 'policy_refresh_continuous_aggregate'), INTERVAL '0')`, view).Scan(&endOffset); err != nil {
 			return fmt.Errorf("telemetry: refresh policy of %s: %w", view, err)
 		}
-		if _, err := db.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, NULL, now() - $2::interval)`,
-			view, intervalText(endOffset)); err != nil {
+		if err := refreshWaitingForPolicies(ctx, db, view, intervalText(endOffset)); err != nil {
 			return fmt.Errorf("telemetry: refresh %s: %w", view, err)
 		}
 	}
 	return nil
+}
+
+// refreshWaitingForPolicies materializes view up to now minus endOffset. The refresh policies
+// created with the aggregates start their first run at once in TimescaleDB's background workers,
+// and a refresh that meets a running one fails with SQLSTATE 55P03 instead of waiting: such a
+// refresh is tried again, with a growing pause, for up to a minute.
+func refreshWaitingForPolicies(ctx context.Context, db DB, view, endOffset string) error {
+	pause := 100 * time.Millisecond
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := db.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, NULL, now() - $2::interval)`, view, endOffset)
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55P03" || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
 }
 
 // sqlReattribute attributes stored goals to exposures recorded or moved since $1 (and adds the
