@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/open-feature/go-sdk v1.15.1
 	github.com/vexil-flags/vexil v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
 )
 
 require (
