@@ -80,7 +80,9 @@ func TestProviderEvaluatesLocallyAllTypes(t *testing.T) {
 	if d := p.BooleanEvaluation(bg, "dark", true, pro("u1")); !d.Value || d.Reason != openfeature.DisabledReason || d.Variant != "" || d.Error() != nil {
 		t.Fatalf("disabled: %+v", d)
 	}
-	errCode := func(d openfeature.ProviderResolutionDetail) openfeature.ErrorCode { return d.ResolutionDetail().ErrorCode }
+	errCode := func(d openfeature.ProviderResolutionDetail) openfeature.ErrorCode {
+		return d.ResolutionDetail().ErrorCode
+	}
 	if d := p.StringEvaluation(bg, "new-checkout", "x", pro("u1")); d.Value != "x" || errCode(d.ProviderResolutionDetail) != openfeature.TypeMismatchCode {
 		t.Fatalf("type mismatch: %+v", d)
 	}
