@@ -24,7 +24,7 @@ const serverKey = "server-test-key"
 // end-to-end tests in sdk/conformance run the real one): the ruleset with ETag/304, the SSE
 // stream, and event ingestion. Tests change its ruleset and break it on purpose.
 type fakeServer struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	mu            sync.Mutex
@@ -41,7 +41,7 @@ type fakeServer struct {
 	streamsOpened int
 }
 
-func newFakeServer(t *testing.T, rs *domain.Ruleset) *fakeServer {
+func newFakeServer(t testing.TB, rs *domain.Ruleset) *fakeServer {
 	f := &fakeServer{t: t, rs: rs, eventIDs: map[string]int{}, subscribers: map[chan int64]struct{}{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /sdk/v1/ruleset", f.ruleset)
@@ -221,7 +221,7 @@ func testRuleset() *domain.Ruleset {
 }
 
 // newTestProvider is a provider of f with short intervals, initialised; Shutdown at cleanup.
-func newTestProvider(t *testing.T, base string, edit func(o *vexil.Options)) *vexil.Provider {
+func newTestProvider(t testing.TB, base string, edit func(o *vexil.Options)) *vexil.Provider {
 	t.Helper()
 	o := vexil.Options{BaseURL: base, ServerKey: serverKey, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
 		FlushInterval: 50 * time.Millisecond, InitTimeout: 2 * time.Second, PollInterval: 50 * time.Millisecond,
@@ -283,4 +283,13 @@ func (l *eventLog) count(t openfeature.EventType) int {
 		}
 	}
 	return n
+}
+
+// newBenchProvider is an initialised provider for benchmarks, without event sending.
+func newBenchProvider(b *testing.B, base string) *vexil.Provider {
+	p := newTestProvider(b, base, nil)
+	if err := p.Init(openfeature.EvaluationContext{}); err != nil {
+		b.Fatal(err)
+	}
+	return p
 }

@@ -235,8 +235,9 @@ func (p *Provider) Evaluate(flag string, flatCtx openfeature.FlattenedContext) e
 	return r
 }
 
-// evaluate returns the result and the snapshot that answered (nil before any ruleset).
-func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (evaluation.Result, *snapshot) {
+// evaluate returns the result and the prepared flag (nil when the flag or the ruleset is missing).
+
+func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (evaluation.Result, *flagInfo) {
 	s := p.current.Load()
 	if s == nil {
 		return evaluation.Result{FlagKey: flag, VariationIndex: -1, RuleIndex: -1, Bucket: -1, Reason: evaluation.ReasonError,
@@ -248,7 +249,7 @@ func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (
 		key, ok := tk.(string)
 		if !ok {
 			return evaluation.Result{FlagKey: flag, VariationIndex: -1, RuleIndex: -1, Bucket: -1, Reason: evaluation.ReasonError,
-				ErrorCode: errorInvalidContext, ErrorMessage: "targetingKey must be a string"}, s
+				ErrorCode: errorInvalidContext, ErrorMessage: "targetingKey must be a string"}, s.flags[flag]
 		}
 		ctx.Key = key
 	}
@@ -264,16 +265,15 @@ func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (
 		}
 	}
 	r := s.compiled.Evaluate(flag, &ctx)
-	p.record(s, &r, ctx.Key)
-	return r, s
+	fi := s.flags[flag]
+	if fi != nil {
+		p.record(fi, &r, ctx.Key)
+	}
+	return r, fi
 }
 
 // record counts an evaluation and queues its exposure (and evaluation event, when asked).
-func (p *Provider) record(s *snapshot, r *evaluation.Result, user string) {
-	fi := s.flags[r.FlagKey]
-	if fi == nil {
-		return
-	}
+func (p *Provider) record(fi *flagInfo, r *evaluation.Result, user string) {
 	i := r.VariationIndex
 	if i < 0 || i >= len(fi.variations) {
 		i = len(fi.variations)
@@ -333,10 +333,10 @@ const (
 )
 
 // resolution turns a result into OpenFeature's resolution detail (without the value).
-func resolution(r *evaluation.Result, s *snapshot) openfeature.ProviderResolutionDetail {
+func resolution(r *evaluation.Result, fi *flagInfo) openfeature.ProviderResolutionDetail {
 	d := openfeature.ProviderResolutionDetail{Reason: openfeature.Reason(r.Reason), Variant: r.Variation}
-	if s != nil {
-		d.FlagMetadata = s.metadata(r)
+	if fi != nil {
+		d.FlagMetadata = fi.metadata(r)
 	}
 	if r.IsError() {
 		d.ResolutionError = resolutionError(r.ErrorCode, r.ErrorMessage)
@@ -367,9 +367,9 @@ func typed(r evaluation.Result, want domain.FlagType) evaluation.Result { return
 
 // BooleanEvaluation evaluates a boolean flag.
 func (p *Provider) BooleanEvaluation(_ context.Context, flag string, def bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
-	r, s := p.evaluate(flag, flatCtx)
+	r, fi := p.evaluate(flag, flatCtx)
 	r = typed(r, domain.FlagBoolean)
-	out := openfeature.BoolResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, s)}
+	out := openfeature.BoolResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := r.Value.(bool); ok {
 		out.Value = v
 	}
@@ -378,9 +378,9 @@ func (p *Provider) BooleanEvaluation(_ context.Context, flag string, def bool, f
 
 // StringEvaluation evaluates a string flag.
 func (p *Provider) StringEvaluation(_ context.Context, flag string, def string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
-	r, s := p.evaluate(flag, flatCtx)
+	r, fi := p.evaluate(flag, flatCtx)
 	r = typed(r, domain.FlagString)
-	out := openfeature.StringResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, s)}
+	out := openfeature.StringResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := r.Value.(string); ok {
 		out.Value = v
 	}
@@ -389,9 +389,9 @@ func (p *Provider) StringEvaluation(_ context.Context, flag string, def string, 
 
 // FloatEvaluation evaluates a number flag.
 func (p *Provider) FloatEvaluation(_ context.Context, flag string, def float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
-	r, s := p.evaluate(flag, flatCtx)
+	r, fi := p.evaluate(flag, flatCtx)
 	r = typed(r, domain.FlagNumber)
-	out := openfeature.FloatResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, s)}
+	out := openfeature.FloatResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := number(r.Value); ok {
 		out.Value = v
 	}
@@ -400,14 +400,14 @@ func (p *Provider) FloatEvaluation(_ context.Context, flag string, def float64, 
 
 // IntEvaluation evaluates a number flag whose value must be an integer (else TYPE_MISMATCH).
 func (p *Provider) IntEvaluation(_ context.Context, flag string, def int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
-	r, s := p.evaluate(flag, flatCtx)
+	r, fi := p.evaluate(flag, flatCtx)
 	r = typed(r, domain.FlagNumber)
 	if v, ok := number(r.Value); ok && (v != math.Trunc(v) || math.Abs(v) > 1<<53) {
 		r.Reason, r.ErrorCode = evaluation.ReasonError, evaluation.ErrorTypeMismatch
 		r.ErrorMessage = "flag " + flag + " does not hold an integer value"
 		r.Value, r.Variation, r.VariationIndex = nil, "", -1
 	}
-	out := openfeature.IntResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, s)}
+	out := openfeature.IntResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := number(r.Value); ok {
 		out.Value = int64(v)
 	}
@@ -417,8 +417,8 @@ func (p *Provider) IntEvaluation(_ context.Context, flag string, def int64, flat
 // ObjectEvaluation evaluates a flag of any type: JSON flags give objects and arrays (decoded
 // JSON), the others their value. The value is shared with the ruleset: do not modify it.
 func (p *Provider) ObjectEvaluation(_ context.Context, flag string, def any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
-	r, s := p.evaluate(flag, flatCtx)
-	out := openfeature.InterfaceResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, s)}
+	r, fi := p.evaluate(flag, flatCtx)
+	out := openfeature.InterfaceResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if r.Value != nil {
 		out.Value = r.Value
 	}

@@ -76,11 +76,8 @@ func newSnapshot(body []byte, etag string) (*snapshot, error) {
 }
 
 // metadata is the OpenFeature flag metadata of r (shared: callers must not modify it).
-func (s *snapshot) metadata(r *evaluation.Result) openfeature.FlagMetadata {
-	fi := s.flags[r.FlagKey]
+func (fi *flagInfo) metadata(r *evaluation.Result) openfeature.FlagMetadata {
 	switch {
-	case fi == nil:
-		return nil
 	case r.Experiment != "" && fi.metaExperiment != nil && r.RuleIndex < 0:
 		return fi.metaExperiment
 	case r.RuleIndex >= 0 && r.RuleIndex < len(fi.metaRule):
