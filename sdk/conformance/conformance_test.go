@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	vexil "github.com/vexil-flags/vexil/sdk/go"
 	"github.com/vexil-flags/vexil/sdk/conformance"
+	vexil "github.com/vexil-flags/vexil/sdk/go"
 )
 
 // contextsToCompare is the number of random contexts of TestGoSDKAgreesWithOFREP:

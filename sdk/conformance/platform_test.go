@@ -12,8 +12,8 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
-	vexil "github.com/vexil-flags/vexil/sdk/go"
 	"github.com/vexil-flags/vexil/sdk/conformance"
+	vexil "github.com/vexil-flags/vexil/sdk/go"
 	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/platform"
 	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
