@@ -27,7 +27,6 @@ type Provider struct {
 	transport *http.Transport // ours, when the application gave no client: closed on Shutdown
 
 	current atomic.Pointer[snapshot]
-	loaded  chan struct{} // closed when the first ruleset is installed
 	eventCh chan openfeature.Event
 	queue   *eventQueue
 
@@ -57,7 +56,7 @@ func NewProvider(opts Options) (*Provider, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	p := &Provider{opts: opts, loaded: make(chan struct{}), eventCh: make(chan openfeature.Event, 64),
+	p := &Provider{opts: opts, eventCh: make(chan openfeature.Event, 64),
 		status: openfeature.NotReadyState}
 	p.queue = newEventQueue(&p.opts)
 	if opts.HTTPClient != nil {

@@ -69,9 +69,6 @@ func (p *Provider) fetch(ctx context.Context) error {
 // the provider fresh (a bootstrap file does not).
 func (p *Provider) install(next *snapshot, fromServer bool) {
 	prev := p.current.Swap(next)
-	if prev == nil {
-		close(p.loaded)
-	}
 	if fromServer {
 		p.fresh()
 		if p.opts.SaveBootstrap {
@@ -102,10 +99,10 @@ func (p *Provider) fresh() {
 }
 
 // failed notes a failed exchange: the provider turns stale (serving the last ruleset), or error
-// when the key is refused.
+// when the key is refused or there is no ruleset to serve.
 func (p *Provider) failed(err error) {
 	status, event := openfeature.StaleState, openfeature.ProviderStale
-	if errors.Is(err, errRefused) {
+	if errors.Is(err, errRefused) || p.current.Load() == nil {
 		status, event = openfeature.ErrorState, openfeature.ProviderError
 	}
 	p.mu.Lock()
