@@ -111,9 +111,7 @@ func (f *fakeServer) stream(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
-		if _, ok := f.subscribers[ch]; ok {
-			delete(f.subscribers, ch)
-		}
+		delete(f.subscribers, ch)
 		f.mu.Unlock()
 	}()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -273,19 +271,7 @@ func (l *eventLog) has(t openfeature.EventType, match func(openfeature.Event) bo
 	return false
 }
 
-func (l *eventLog) count(t openfeature.EventType) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, e := range l.events {
-		if e.EventType == t {
-			n++
-		}
-	}
-	return n
-}
-
-// newBenchProvider is an initialised provider for benchmarks, without event sending.
+// newBenchProvider is an initialised provider for benchmarks.
 func newBenchProvider(b *testing.B, base string) *vexil.Provider {
 	p := newTestProvider(b, base, nil)
 	if err := p.Init(openfeature.EvaluationContext{}); err != nil {
