@@ -58,8 +58,12 @@ const maxAttrSlots = 32
 // attribute lookups, since clauses of many rules, segments and prerequisite flags tend to read
 // the same few attributes. It lives on the caller's stack.
 type state struct {
-	cp      *Compiled
-	ctx     *Context
+	cp *Compiled
+	// ctx is a copy of the caller's context (a string and a map header), not a pointer to it:
+	// the recursive evaluation makes the compiler move whatever state points to onto the heap,
+	// and a pointer would cost callers that build their Context on the stack (the Go SDK, per
+	// evaluation) an allocation.
+	ctx     Context
 	known   uint32 // slots looked up
 	present uint32 // slots present in the context
 	vals    [maxAttrSlots]any

@@ -19,7 +19,7 @@ func (c *Compiled) Evaluate(flagKey string, ctx *Context) Result {
 	if ctx == nil {
 		ctx = &emptyContext
 	}
-	st := state{cp: c, ctx: ctx}
+	st := state{cp: c, ctx: *ctx}
 	return c.eval(f, &st, 0)
 }
 
@@ -41,7 +41,7 @@ func (c *Compiled) AppendAll(dst []Result, ctx *Context, filter func(*domain.Fla
 	if ctx == nil {
 		ctx = &emptyContext
 	}
-	st := state{cp: c, ctx: ctx}
+	st := state{cp: c, ctx: *ctx}
 	for _, f := range c.order {
 		if filter == nil || filter(f.cfg) {
 			dst = append(dst, c.eval(f, &st, 0))
