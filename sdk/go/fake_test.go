@@ -28,6 +28,7 @@ type fakeServer struct {
 	srv *httptest.Server
 
 	mu            sync.Mutex
+	key           string // the server key it accepts
 	rs            *domain.Ruleset
 	streamStatus  int // answer of /sdk/v1/stream when not 200
 	down          bool
@@ -42,20 +43,20 @@ type fakeServer struct {
 }
 
 func newFakeServer(t testing.TB, rs *domain.Ruleset) *fakeServer {
-	f := &fakeServer{t: t, rs: rs, eventIDs: map[string]int{}, subscribers: map[chan int64]struct{}{}}
+	f := &fakeServer{t: t, rs: rs, key: serverKey, eventIDs: map[string]int{}, subscribers: map[chan int64]struct{}{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /sdk/v1/ruleset", f.ruleset)
 	mux.HandleFunc("GET /sdk/v1/stream", f.stream)
 	mux.HandleFunc("POST /sdk/v1/events", f.postEvents)
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
-		down := f.down
+		down, key := f.down, f.key
 		f.mu.Unlock()
 		if down {
 			http.Error(w, `{"code":"unavailable"}`, http.StatusServiceUnavailable)
 			return
 		}
-		if r.Header.Get("Authorization") != "Bearer "+serverKey {
+		if r.Header.Get("Authorization") != "Bearer "+key {
 			http.Error(w, `{"code":"unauthorized"}`, http.StatusUnauthorized)
 			return
 		}

@@ -334,3 +334,56 @@ func TestProviderShutdownLeavesNothing(t *testing.T) {
 	waitFor(t, "the server to see the stream closed", func() bool { return f.get(func(f *fakeServer) int { return len(f.subscribers) }) == 0 })
 	f.close() // the server's own goroutines end too
 }
+
+// SendEvaluations: one evaluation event per (user, flag, variation), for the flag's usage stats.
+func TestProviderSendsEvaluationsWhenAsked(t *testing.T) {
+	f := newFakeServer(t, testRuleset())
+	p := newTestProvider(t, f.srv.URL, func(o *vexil.Options) { o.SendEvaluations, o.DisableExposures = true, true })
+	if err := p.Init(openfeature.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		p.BooleanEvaluation(bg, "new-checkout", false, pro("u1"))                                          // true
+		p.BooleanEvaluation(bg, "new-checkout", false, openfeature.FlattenedContext{"targetingKey": "u1"}) // false
+		p.BooleanEvaluation(bg, "new-checkout", false, openfeature.FlattenedContext{"plan": "pro"})        // no user: not sent
+		p.StringEvaluation(bg, "banner", "x", pro("u2"))                                                   // an experiment's: no experiment_key
+	}
+	p.Shutdown()
+	got := map[string]int{}
+	for _, e := range f.storedEvents() {
+		if e["kind"] != "evaluation" || e["experiment_key"] != nil {
+			t.Fatalf("unexpected event %v", e)
+		}
+		got[e["user_key"].(string)+"/"+e["flag_key"].(string)+"/"+e["variation_key"].(string)]++
+	}
+	if len(got) != 3 || got["u1/new-checkout/true"] != 1 || got["u1/new-checkout/false"] != 1 {
+		t.Fatalf("evaluation events %v", got)
+	}
+	if n := p.Stats().Evaluations["new-checkout"]; n["true"] != 6 || n["false"] != 3 {
+		t.Fatalf("evaluation counts %v", n)
+	}
+}
+
+// A refused key (rotated, revoked): PROVIDER_ERROR, and the last ruleset keeps serving.
+func TestProviderReportsARefusedKey(t *testing.T) {
+	f := newFakeServer(t, testRuleset())
+	p := newTestProvider(t, f.srv.URL, nil)
+	events := collect(t, p)
+	if err := p.Init(openfeature.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	p2 := newTestProvider(t, f.srv.URL, func(o *vexil.Options) { o.ServerKey = "server-rotated" })
+	if err := p2.Init(openfeature.EvaluationContext{}); err == nil {
+		t.Fatal("Init with a refused key succeeded")
+	}
+	// Rotate the key under the first provider: the server closes its stream and refuses it.
+	f.set(func(f *fakeServer) { f.key = "server-new" })
+	f.srv.CloseClientConnections()
+	waitFor(t, "PROVIDER_ERROR", func() bool { return events.has(openfeature.ProviderError, nil) })
+	if p.Status() != openfeature.ErrorState {
+		t.Fatalf("status %s", p.Status())
+	}
+	if b := p.BooleanEvaluation(bg, "new-checkout", false, pro("u1")); !b.Value || b.Error() != nil {
+		t.Fatalf("the last ruleset is not served after the key was refused: %+v", b)
+	}
+}
