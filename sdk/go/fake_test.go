@@ -32,9 +32,10 @@ type fakeServer struct {
 	rs            *domain.Ruleset
 	streamStatus  int // answer of /sdk/v1/stream when not 200
 	down          bool
-	eventsFail    int // answer the next eventsFail batches 503 Retry-After: 1
+	eventsFail    int // answer the next eventsFail batches 429 or 503 with Retry-After: 1
 	events        []map[string]any
-	eventIDs      map[string]int
+	eventIDs      map[string]int // event id -> times stored (kept)
+	attempts      map[string]int // event id -> times posted, refused ones included
 	rulesetGets   int
 	notModified   int
 	lastEventIDs  []string
@@ -43,7 +44,7 @@ type fakeServer struct {
 }
 
 func newFakeServer(t testing.TB, rs *domain.Ruleset) *fakeServer {
-	f := &fakeServer{t: t, rs: rs, key: serverKey, eventIDs: map[string]int{}, subscribers: map[chan int64]struct{}{}}
+	f := &fakeServer{t: t, rs: rs, key: serverKey, eventIDs: map[string]int{}, attempts: map[string]int{}, subscribers: map[chan int64]struct{}{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /sdk/v1/ruleset", f.ruleset)
 	mux.HandleFunc("GET /sdk/v1/stream", f.stream)
@@ -149,10 +150,25 @@ func (f *fakeServer) postEvents(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var attempt struct {
+		Events []struct {
+			EventID string `json:"event_id"`
+		} `json:"events"`
+	}
+	_ = json.Unmarshal(body, &attempt)
+	for _, e := range attempt.Events {
+		f.attempts[e.EventID]++
+	}
 	if f.eventsFail > 0 {
+		// Alternately 503 (the stream is down) and 429 (the projector lags), as the api role
+		// answers, both with Retry-After.
 		f.eventsFail--
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, `{"code":"unavailable"}`, http.StatusServiceUnavailable)
+		status := http.StatusServiceUnavailable
+		if f.eventsFail%2 == 1 {
+			status = http.StatusTooManyRequests
+		}
+		http.Error(w, `{"code":"unavailable"}`, status)
 		return
 	}
 	var batch struct {

@@ -230,8 +230,8 @@ func TestProviderBootstrapFile(t *testing.T) {
 	waitFor(t, "a late first ruleset", func() bool { return q.BooleanEvaluation(bg, "new-checkout", false, pro("u1")).Value })
 }
 
-// Exposures and Track goals are batched with event ids and times; a 503 with Retry-After is
-// retried (same ids, stored once); Shutdown flushes.
+// Exposures and Track goals are batched with event ids and times; a 429 and a 503 with
+// Retry-After are retried (same ids, stored once); Shutdown flushes.
 func TestProviderSendsExposuresAndGoals(t *testing.T) {
 	f := newFakeServer(t, testRuleset())
 	f.set(func(f *fakeServer) { f.eventsFail = 2 })
@@ -276,10 +276,16 @@ func TestProviderSendsExposuresAndGoals(t *testing.T) {
 		t.Fatalf("stored %d exposures and %d goals, want %d each", exposures, goals, users)
 	}
 	retried := 0
-	for _, n := range f.eventIDs {
+	for id, n := range f.attempts {
 		if n > 1 {
 			retried++
 		}
+		if f.eventIDs[id] != 1 {
+			t.Fatalf("event %s posted %d times, stored %d times", id, n, f.eventIDs[id])
+		}
+	}
+	if f.eventsFail != 0 || retried == 0 {
+		t.Fatalf("the refusals were not retried: %d refusals left, %d events posted again", f.eventsFail, retried)
 	}
 	st := p.Stats()
 	if st.EventsSent != int64(2*users) || st.EventsWaiting != 0 || st.EventsDropped != 0 || st.EventsRejected != 1 {
@@ -288,7 +294,7 @@ func TestProviderSendsExposuresAndGoals(t *testing.T) {
 	if st.Evaluations["banner"] == nil || st.Evaluations["new-checkout"]["true"] != int64(users) {
 		t.Fatalf("evaluation counts %v", st.Evaluations)
 	}
-	t.Logf("%d events stored once each; %d were sent more than once after a 503", len(stored), retried)
+	t.Logf("%d events stored once each; %d were posted again (same event_id) after a 429 and a 503", len(stored), retried)
 }
 
 // A full queue drops and counts; evaluation never waits.
