@@ -481,14 +481,19 @@ func (b *browser) check(t *testing.T) {
 }
 
 // checkLogs fails the test on any error in the browser's console or any message about CORS, and
-// any failed request.
-func (b *browser) checkLogs(t *testing.T) {
+// any failed request, except those that contain one of expected (a failure the test caused).
+func (b *browser) checkLogs(t *testing.T, expected ...string) {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	caused := func(what string) bool {
+		return slices.ContainsFunc(expected, func(e string) bool { return strings.Contains(what, e) })
+	}
 	for _, m := range b.console {
 		text := strings.ToLower(m.Text)
 		switch {
+		case caused(m.Text + " " + m.URL):
+			t.Logf("browser console (caused by the test): %s", m)
 		case m.Type == chromedp.ConsoleError || m.IsException() ||
 			strings.Contains(text, "cors") || strings.Contains(text, "access-control"):
 			t.Errorf("browser console: %s (%s:%d)", m, m.URL, m.Line)
@@ -497,6 +502,10 @@ func (b *browser) checkLogs(t *testing.T) {
 		}
 	}
 	for _, f := range b.failures {
+		if caused(f) {
+			t.Logf("browser network (caused by the test): %s", f)
+			continue
+		}
 		t.Errorf("browser network: %s", f)
 	}
 }

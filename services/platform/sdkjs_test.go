@@ -7,9 +7,12 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,11 +23,12 @@ import (
 
 // sdkPageStats mirrors vexilSdkTest.stats() in sdk/js/e2e/page.ts.
 type sdkPageStats struct {
-	Ready   bool       `json:"ready"`
-	Failed  string     `json:"failed"`
-	Changes [][]string `json:"changes"`
-	Log     []string   `json:"log"`
-	Events  struct {
+	Ready         bool       `json:"ready"`
+	StreamsOpened int        `json:"streamsOpened"`
+	Failed        string     `json:"failed"`
+	Changes       [][]string `json:"changes"`
+	Log           []string   `json:"log"`
+	Events        struct {
 		Queued   int `json:"queued"`
 		Accepted int `json:"accepted"`
 		Rejected int `json:"rejected"`
@@ -253,4 +257,130 @@ func TestBrowserPackageRunsAnExperiment(t *testing.T) {
 	t.Logf("readers per variation %v, purchases %v, revenue %v; %d events by fetch, %d by sendBeacon",
 		exposedTo, purchases, revenue, sentByFetch, waiting)
 	b.checkLogs(t)
+}
+
+// The browser package follows the stream through a drop: a proxy between the page and Vexil cuts
+// every connection right after the stream opened (before any change, so the page's EventSource
+// only has the id of the stream's first block), holds the reconnect until a toggle is served,
+// then lets it through. The reconnect carries Last-Event-ID, Vexil answers with the change the
+// page missed, and the page shows it without a poll or a reload.
+func TestBrowserPackageResumesTheStream(t *testing.T) {
+	chromium := chromiumPath(t)
+	dir := filepath.Join(moduleRoot(t), "sdk", "js")
+	sources, _ := filepath.Glob(filepath.Join(dir, "src", "*.ts"))
+	bundle := filepath.Join(dir, "dist-e2e", "page.js")
+	npmBuilt(t, dir, "build:e2e", bundle, append(sources, filepath.Join(dir, "e2e", "page.ts"))...)
+
+	v := startVexil(t)
+	v.must(201, "POST", "/api/v1/projects", map[string]any{"key": "shop", "name": "Shop"})
+	v.must(201, "POST", "/api/v1/projects/shop/flags", map[string]any{"key": "banner", "name": "Banner", "type": "boolean"})
+	v.must(200, "PUT", "/api/v1/projects/shop/flags/banner/environments/production",
+		map[string]any{"on": false, "off_variation": "false", "default": map[string]any{"variation": "true"}})
+	clientKey := v.must(200, "GET", "/api/v1/projects/shop/environments/production", nil)["client_key"].(string)
+	served := func(want bool) func() bool {
+		return func() bool {
+			r := v.as("").do("POST", "/ofrep/v1/evaluate/flags/banner", `{"context":{"targetingKey":"probe"}}`, "Authorization", "Bearer "+clientKey)
+			return r.Status == 200 && r.JSON(t)["value"] == want
+		}
+	}
+	waitUntil(t, 10*time.Second, "the api role to serve the banner off", served(false))
+
+	// The proxy: the page's only way to Vexil. It records the Last-Event-ID of each stream
+	// request and holds stream requests while gate is set.
+	target, err := url.Parse(v.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := &httputil.ReverseProxy{FlushInterval: -1, Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // Vexil lists the stream under the host the page called
+	}}
+	var (
+		mu        sync.Mutex
+		streamIDs []string
+		gate      chan struct{}
+	)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/sdk/v1/stream" {
+			mu.Lock()
+			streamIDs = append(streamIDs, r.Header.Get("Last-Event-ID"))
+			g := gate
+			mu.Unlock()
+			if g != nil {
+				select {
+				case <-g:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	streams := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(streamIDs)
+	}
+
+	pages := http.NewServeMux()
+	pages.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join(dir, "e2e", "index.html"))
+	})
+	pages.HandleFunc("GET /page.js", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, bundle) })
+	pageOrigin := httptest.NewServer(pages)
+	t.Cleanup(pageOrigin.Close)
+
+	b := startBrowser(t, chromium)
+	if err := chromedp.Do(b.ctx, chromedp.Navigate(pageOrigin.URL+"/")); err != nil {
+		t.Fatalf("open the test page: %v", err)
+	}
+	b.eval(t, "vexilSdkTest.start("+mustJSON(t, map[string]any{
+		"baseUrl": proxy.URL, "clientKey": clientKey, "context": map[string]any{"targetingKey": "visitor-1"},
+	})+")")
+	var s sdkPageStats
+	testkit.WaitFor(t, browserSlowDeadline, "the provider to be ready and its stream open", func() bool {
+		b.evalInto(t, "vexilSdkTest.stats()", &s)
+		return s.Ready && s.StreamsOpened > 0
+	})
+	readBanner := func() bool {
+		var d struct {
+			Value bool `json:"value"`
+		}
+		b.evalInto(t, `vexilSdkTest.readBoolean("banner")`, &d)
+		return d.Value
+	}
+	if readBanner() || len(streams()) != 1 || streams()[0] != "" {
+		t.Fatalf("before the drop: banner %v, stream requests' Last-Event-ID %q", readBanner(), streams())
+	}
+
+	// Drop, hold the reconnect, toggle, and let it through once the api role serves the toggle.
+	release := make(chan struct{})
+	mu.Lock()
+	gate = release
+	mu.Unlock()
+	proxy.CloseClientConnections()
+	testkit.WaitFor(t, browserSlowDeadline, "the page's EventSource to reconnect", func() bool { return len(streams()) >= 2 })
+	v.must(200, "POST", "/api/v1/projects/shop/flags/banner/environments/production/toggle", map[string]any{"on": true})
+	waitUntil(t, 10*time.Second, "the api role to serve the toggle", served(true))
+	if readBanner() {
+		t.Fatal("the page saw the toggle while its stream was held")
+	}
+	close(release)
+	released := time.Now()
+	waitUntil(t, browserToggleDeadline, "the page to see the toggle after the reconnect", readBanner)
+	t.Logf("the missed toggle reached the page %v after the reconnect was let through", time.Since(released).Round(time.Millisecond))
+
+	ids := streams()
+	if ids[1] == "" {
+		t.Fatalf("the reconnect carried no Last-Event-ID: %q", ids)
+	}
+	b.evalInto(t, "vexilSdkTest.stats()", &s)
+	if len(s.Changes) == 0 || !slices.Contains(s.Changes[len(s.Changes)-1], "banner") {
+		t.Fatalf("configuration-changed events %v, want the last naming banner", s.Changes)
+	}
+	t.Logf("stream requests' Last-Event-ID: %q", ids)
+	// The cut stream is the one failure the page may show.
+	stream := proxy.URL + "/sdk/v1/stream?key=" + clientKey
+	b.checkLogs(t, stream+": net::ERR_INCOMPLETE_CHUNKED_ENCODING", "net::ERR_INCOMPLETE_CHUNKED_ENCODING "+stream)
 }

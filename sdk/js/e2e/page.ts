@@ -7,11 +7,21 @@ import { VexilWebProvider, type VexilWebProviderOptions } from '../src';
 
 const state = {
   ready: false,
+  streamsOpened: 0, // EventSource connections opened (the provider's stream, reconnects included)
   failed: '',
   changes: [] as string[][],
   log: [] as string[],
 };
 let provider: VexilWebProvider | undefined;
+
+// Count the stream's (re)connections: the provider uses the global EventSource.
+const NativeEventSource = window.EventSource;
+window.EventSource = class extends NativeEventSource {
+  constructor(url: string | URL, init?: EventSourceInit) {
+    super(url, init);
+    this.addEventListener('open', () => state.streamsOpened++);
+  }
+};
 
 // The provider's logger: kept for the test's failure messages; warnings and errors also go to
 // the console, which the test reads (an error there fails it).
