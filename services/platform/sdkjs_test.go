@@ -384,3 +384,65 @@ func TestBrowserPackageResumesTheStream(t *testing.T) {
 	stream := proxy.URL + "/sdk/v1/stream?key=" + clientKey
 	b.checkLogs(t, stream+": net::ERR_INCOMPLETE_CHUNKED_ENCODING", "net::ERR_INCOMPLETE_CHUNKED_ENCODING "+stream)
 }
+
+// The React example (sdk/js/examples/react: @openfeature/react-sdk with VexilWebProvider, as CI
+// builds it) works against the platform: the component shows the flag's value, Buy tracks a
+// purchase of the page's user, and a toggle re-renders the page.
+func TestBrowserPackageReactExample(t *testing.T) {
+	chromium := chromiumPath(t)
+	sdk := filepath.Join(moduleRoot(t), "sdk", "js")
+	sources, _ := filepath.Glob(filepath.Join(sdk, "src", "*.ts"))
+	npmBuilt(t, sdk, "build", filepath.Join(sdk, "dist", "index.js"), sources...)
+	example := filepath.Join(sdk, "examples", "react")
+	// The example installs a packed copy of sdk/js (install-links): reinstall when dist changed.
+	npmBuilt(t, example, "build", filepath.Join(example, "dist", "main.js"),
+		filepath.Join(example, "src", "main.tsx"), filepath.Join(sdk, "dist", "index.js"))
+
+	v := startVexil(t)
+	v.must(201, "POST", "/api/v1/projects", map[string]any{"key": "shop", "name": "Shop"})
+	v.must(201, "POST", "/api/v1/projects/shop/goals", map[string]any{"key": "purchase", "name": "Purchase", "kind": "conversion"})
+	v.must(201, "POST", "/api/v1/projects/shop/flags", map[string]any{"key": "checkout-button", "name": "Checkout button", "type": "string",
+		"variations": []any{map[string]any{"key": "plain", "value": "Buy"}, map[string]any{"key": "urgent", "value": "Buy now, 2 left"}}})
+	v.must(200, "PUT", "/api/v1/projects/shop/flags/checkout-button/environments/production",
+		map[string]any{"on": true, "off_variation": "plain", "default": map[string]any{"variation": "urgent"}})
+	v.must(201, "POST", "/api/v1/projects/shop/flags", map[string]any{"key": "banner", "name": "Banner", "type": "boolean"})
+	v.must(200, "PUT", "/api/v1/projects/shop/flags/banner/environments/production",
+		map[string]any{"on": false, "off_variation": "false", "default": map[string]any{"variation": "true"}})
+	clientKey := v.must(200, "GET", "/api/v1/projects/shop/environments/production", nil)["client_key"].(string)
+	waitUntil(t, 10*time.Second, "the api role to serve the flags", func() bool {
+		r := v.as("").do("POST", "/ofrep/v1/evaluate/flags/checkout-button", `{"context":{"targetingKey":"probe"}}`, "Authorization", "Bearer "+clientKey)
+		return r.Status == 200 && r.JSON(t)["value"] == "Buy now, 2 left"
+	})
+
+	pageOrigin := httptest.NewServer(http.FileServer(http.Dir(example)))
+	t.Cleanup(pageOrigin.Close)
+	b := startBrowser(t, chromium)
+	query := url.Values{"vexil": {v.base}, "key": {clientKey}, "user": {"react-user-1"}}
+	if err := chromedp.Do(b.ctx, chromedp.Navigate(pageOrigin.URL+"/index.html?"+query.Encode())); err != nil {
+		t.Fatalf("open the example: %v", err)
+	}
+	text := func(script string) string {
+		var s string
+		b.evalInto(t, script, &s)
+		return s
+	}
+	button := `(document.querySelector("section button") || {}).textContent || ""`
+	banner := `(document.querySelector('[role="status"]') || {}).textContent || ""`
+	testkit.WaitFor(t, browserSlowDeadline, "the example to show the flag's value", func() bool { return text(button) == "Buy now, 2 left" })
+	if got := text(banner); got != "" {
+		t.Fatalf("the banner shows %q while its flag is off", got)
+	}
+	b.eval(t, `document.querySelector("section button").click()`)
+	v.must(200, "POST", "/api/v1/projects/shop/flags/banner/environments/production/toggle", map[string]any{"on": true})
+	testkit.WaitFor(t, browserToggleDeadline, "the example to re-render with the banner", func() bool { return text(banner) == "Free shipping this week" })
+	// The purchase leaves with the next flush (2 s) or when the page is left.
+	if err := chromedp.Do(b.ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("leave the example: %v", err)
+	}
+	waitUntil(t, 60*time.Second, "the purchase to be stored", func() bool {
+		var n int
+		_ = v.p.Pool.QueryRow(context.Background(), `SELECT count(*) FROM goal_events WHERE user_key = 'react-user-1' AND goal = 'purchase' AND value = 42.5`).Scan(&n)
+		return n == 1
+	})
+	b.checkLogs(t)
+}

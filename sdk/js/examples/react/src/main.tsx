@@ -52,7 +52,8 @@ function Banner() {
 }
 
 function SignIn() {
-  const { setContext } = useContextMutator();
+  // The page's provider is the default one (no domain): change the default context.
+  const { setContext } = useContextMutator({ defaultContext: true });
   const [user, setUser] = useState('');
   return (
     <form
