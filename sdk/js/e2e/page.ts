@@ -66,6 +66,31 @@ async function visit(user: string, read: string[], goals: Array<{ name: string; 
   return seen;
 }
 
+// evaluateAll reads every flag for each context, with the OpenFeature method of the flag's type
+// (the conformance test compares the answers with the server's): flags maps a key to 'boolean',
+// 'string', 'number' or 'object'. One context change (one bulk evaluation) per context.
+async function evaluateAll(contexts: Array<Record<string, never>>, flags: Record<string, string>) {
+  const client = OpenFeature.getClient();
+  const out = [];
+  for (const context of contexts) {
+    await OpenFeature.setContext(context);
+    const answers: Record<string, unknown> = {};
+    for (const [key, type] of Object.entries(flags)) {
+      const d =
+        type === 'boolean'
+          ? client.getBooleanDetails(key, false)
+          : type === 'string'
+            ? client.getStringDetails(key, '')
+            : type === 'number'
+              ? client.getNumberDetails(key, 0)
+              : client.getObjectDetails(key, {});
+      answers[key] = { value: d.value, variant: d.variant ?? '', reason: d.reason ?? '', errorCode: d.errorCode ?? '', experiment: d.flagMetadata.experiment ?? '' };
+    }
+    out.push(answers);
+  }
+  return out;
+}
+
 function readBoolean(key: string) {
   return OpenFeature.getClient().getBooleanDetails(key, false);
 }
@@ -74,4 +99,4 @@ function stats() {
   return { ...state, events: provider?.eventStats() };
 }
 
-(window as unknown as { vexilSdkTest: unknown }).vexilSdkTest = { start, visit, readBoolean, stats };
+(window as unknown as { vexilSdkTest: unknown }).vexilSdkTest = { start, visit, evaluateAll, readBoolean, stats };
