@@ -288,4 +288,3 @@ func codeDefault(typ string) any {
 		return map[string]any{}
 	}
 }
-
