@@ -89,6 +89,8 @@ export class EventDelivery {
 
   private readonly queues: Record<Channel, object[]> = { track: [], exposure: [] };
   private readonly inflight: Record<Channel, Promise<boolean> | undefined> = { track: undefined, exposure: undefined };
+  /** The batch each channel has on its way: a page that is left may abort its fetch, so a beacon sends it too. */
+  private readonly inflightBatch: Record<Channel, object[] | undefined> = { track: undefined, exposure: undefined };
   /** Events of batches on their way: they count against maxQueue until answered. */
   private inflightEvents = 0;
   private timer: unknown;
@@ -157,12 +159,13 @@ export class EventDelivery {
     }
   }
 
-  /** close sends what waits and stops: later events are dropped. */
+  /** close sends what waits and stops: later events are dropped. What fetch could not deliver goes by beacon, a last try. */
   async close(): Promise<void> {
     this.lifecycle.window?.removeEventListener('pagehide', this.onPageHide);
     this.lifecycle.document?.removeEventListener('visibilitychange', this.onVisibility);
     this.retryAt = 0;
     await this.flush();
+    if (this.queued() > 0) this.sendBeacons();
     this.closed = true;
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
@@ -199,8 +202,10 @@ export class EventDelivery {
     }
     const batch = this.queues[channel].splice(0, this.batchSize);
     this.inflightEvents += batch.length;
+    this.inflightBatch[channel] = batch;
     const p = this.post(channel, batch).finally(() => {
       this.inflight[channel] = undefined;
+      this.inflightBatch[channel] = undefined;
     });
     this.inflight[channel] = p;
     return p;
@@ -259,29 +264,41 @@ export class EventDelivery {
     return false;
   }
 
-  /** sendBeacons hands everything that waits to sendBeacon, in bodies under the beacon quota. */
+  /**
+   * sendBeacons hands everything that waits to sendBeacon, in bodies under the beacon quota, and
+   * the batches on their way too: leaving the page may abort their fetch, and a batch that
+   * arrives twice is stored once (same event ids).
+   */
   private sendBeacons() {
     if (!this.beacon) return;
     for (const channel of Object.keys(paths) as Channel[]) {
       const url = this.baseUrl + paths[channel] + '?key=' + encodeURIComponent(this.clientKey);
-      const queue = this.queues[channel];
-      while (queue.length > 0) {
-        // The largest prefix that fits the quota (at least one event).
-        let n = Math.min(queue.length, this.batchSize);
-        let body = JSON.stringify({ events: queue.slice(0, n) });
-        while (n > 1 && body.length > beaconMaxBytes) {
-          n = Math.ceil(n / 2);
-          body = JSON.stringify({ events: queue.slice(0, n) });
-        }
-        // text/plain is CORS-safelisted: the beacon needs no preflight.
-        if (!this.beacon(url, new Blob([body], { type: 'text/plain' }))) {
-          // The browser's quota is used up: keep the rest for fetch if the page comes back.
-          this.logger?.debug(`vexil: sendBeacon refused ${n} ${channel} events; kept`);
-          return;
-        }
-        queue.splice(0, n);
-        this.counts.beaconed += n;
-      }
+      // A copy of the batch on its way: its fetch still accounts for it.
+      const onItsWay = this.inflightBatch[channel];
+      if (onItsWay && !this.beaconAll(channel, url, [...onItsWay])) return;
+      if (!this.beaconAll(channel, url, this.queues[channel])) return;
     }
+  }
+
+  /** beaconAll beacons events, removing each one sent from the array, and reports whether all went. */
+  private beaconAll(channel: Channel, url: string, events: object[]): boolean {
+    while (events.length > 0) {
+      // The largest prefix that fits the quota (at least one event).
+      let n = Math.min(events.length, this.batchSize);
+      let body = JSON.stringify({ events: events.slice(0, n) });
+      while (n > 1 && body.length > beaconMaxBytes) {
+        n = Math.ceil(n / 2);
+        body = JSON.stringify({ events: events.slice(0, n) });
+      }
+      // text/plain is CORS-safelisted: the beacon needs no preflight.
+      if (!this.beacon!(url, new Blob([body], { type: 'text/plain' }))) {
+        // The browser's quota is used up: keep the rest for fetch if the page comes back.
+        this.logger?.debug(`vexil: sendBeacon refused ${n} ${channel} events; kept`);
+        return false;
+      }
+      events.splice(0, n);
+      this.counts.beaconed += n;
+    }
+    return true;
   }
 }

@@ -209,3 +209,48 @@ describe('EventDelivery', () => {
     expect(d.stats()).toMatchObject({ accepted: 2, beaconed: 0, dropped: 1 });
   });
 });
+
+describe('EventDelivery on page hide', () => {
+  it('beacons a batch on its way too (leaving may abort its fetch), with the same event ids', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const s = server();
+    const slow = async (input: RequestInfo | URL, init?: RequestInit) => {
+      await gate;
+      return s.fetchImplementation(input, init);
+    };
+    const beacons: string[] = [];
+    const page = lifecycle();
+    const d = new EventDelivery({
+      baseUrl: 'https://flags.test', clientKey: 'k', batchSize: 2, fetchImplementation: slow, timers: manualTimers().timers, lifecycle: page,
+      sendBeacon: (_url, data) => {
+        void data.text().then((t) => beacons.push(t));
+        return true;
+      },
+    });
+    for (let i = 0; i < 3; i++) d.enqueue('track', goal(i)); // 0 and 1 on their way, 2 waiting
+    page.window.dispatchEvent(new Event('pagehide'));
+    await settle();
+    const beaconed = beacons.flatMap((b) => JSON.parse(b).events.map((e: { eventId: string }) => e.eventId));
+    expect(beaconed).toEqual(['id-0', 'id-1', 'id-2']);
+    expect(d.stats()).toMatchObject({ queued: 2, beaconed: 3 }); // the fetch still holds its batch
+    release();
+    await d.flush();
+    expect(s.requests.flatMap((r) => r.events.map((e) => e.eventId))).toEqual(['id-0', 'id-1']);
+    expect(d.stats()).toMatchObject({ queued: 0, accepted: 2, beaconed: 3 });
+  });
+
+  it('close beacons what fetch could not deliver', async () => {
+    const s = server([() => new Response('', { status: 503 })]);
+    const beacons: string[] = [];
+    const d = new EventDelivery({
+      baseUrl: 'https://flags.test', clientKey: 'k', fetchImplementation: s.fetchImplementation, timers: manualTimers().timers, lifecycle: lifecycle(),
+      sendBeacon: (url) => beacons.push(url) > 0,
+    });
+    d.enqueue('exposure', { event_id: 'e1' });
+    await d.close();
+    expect(s.requests).toHaveLength(1);
+    expect(beacons).toEqual(['https://flags.test/sdk/v1/events?key=k']);
+    expect(d.stats()).toMatchObject({ queued: 0, beaconed: 1 });
+  });
+});
