@@ -3,12 +3,14 @@ package platform_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -394,7 +396,14 @@ func TestBrowserPackageReactExample(t *testing.T) {
 	sources, _ := filepath.Glob(filepath.Join(sdk, "src", "*.ts"))
 	npmBuilt(t, sdk, "build", filepath.Join(sdk, "dist", "index.js"), sources...)
 	example := filepath.Join(sdk, "examples", "react")
-	// The example installs a packed copy of sdk/js (install-links): reinstall when dist changed.
+	// The example installs a packed copy of sdk/js (install-links): reinstall when dist changed,
+	// by removing the mark of a finished install.
+	installed := filepath.Join(example, "node_modules", ".package-lock.json")
+	if olderThan(t, installed, filepath.Join(sdk, "dist", "index.js")) {
+		if err := os.Remove(installed); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
 	npmBuilt(t, example, "build", filepath.Join(example, "dist", "main.js"),
 		filepath.Join(example, "src", "main.tsx"), filepath.Join(sdk, "dist", "index.js"))
 
