@@ -471,11 +471,29 @@ func (b *browser) wait(t *testing.T, within time.Duration, what string, ok func(
 // on no 304 seen by the browser's network log.
 func (b *browser) check(t *testing.T) {
 	t.Helper()
+	b.checkLogs(t)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.statuses[304] == 0 {
+		t.Errorf("the browser's network log saw no 304 from the bulk evaluation: %v", b.statuses)
+	}
+	t.Logf("bulk evaluation answers in the browser's network log: %v", b.statuses)
+}
+
+// checkLogs fails the test on any error in the browser's console or any message about CORS, and
+// any failed request, except those that contain one of expected (a failure the test caused).
+func (b *browser) checkLogs(t *testing.T, expected ...string) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	caused := func(what string) bool {
+		return slices.ContainsFunc(expected, func(e string) bool { return strings.Contains(what, e) })
+	}
 	for _, m := range b.console {
 		text := strings.ToLower(m.Text)
 		switch {
+		case caused(m.Text + " " + m.URL):
+			t.Logf("browser console (caused by the test): %s", m)
 		case m.Type == chromedp.ConsoleError || m.IsException() ||
 			strings.Contains(text, "cors") || strings.Contains(text, "access-control"):
 			t.Errorf("browser console: %s (%s:%d)", m, m.URL, m.Line)
@@ -484,12 +502,12 @@ func (b *browser) check(t *testing.T) {
 		}
 	}
 	for _, f := range b.failures {
+		if caused(f) {
+			t.Logf("browser network (caused by the test): %s", f)
+			continue
+		}
 		t.Errorf("browser network: %s", f)
 	}
-	if b.statuses[304] == 0 {
-		t.Errorf("the browser's network log saw no 304 from the bulk evaluation: %v", b.statuses)
-	}
-	t.Logf("bulk evaluation answers in the browser's network log: %v", b.statuses)
 }
 
 // chromiumPath finds Debian's chromium (or another Chromium or Chrome build) on PATH. A missing
@@ -512,9 +530,17 @@ func chromiumPath(t *testing.T) string {
 func browserTestPage(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(moduleRoot(t), "deploy", "browser")
+	npmBuilt(t, dir, "build", filepath.Join(dir, "dist", "page.js"), filepath.Join(dir, "src", "page.js"))
+	return dir
+}
+
+// npmBuilt installs dir's packages (npm ci) and runs its npm script to build bundle, doing either
+// only when missing or older than its lock file or sources.
+func npmBuilt(t *testing.T, dir, script, bundle string, sources ...string) {
+	t.Helper()
 	lock, err := os.OpenFile(filepath.Join(dir, ".npm-install.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		t.Fatalf("the browser test page (deploy/browser): %v", err)
+		t.Fatalf("the browser test page (%s): %v", dir, err)
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
@@ -526,7 +552,7 @@ func browserTestPage(t *testing.T) string {
 		t.Helper()
 		path, err := exec.LookPath("npm")
 		if err != nil {
-			t.Fatalf("the browser test builds its page with npm (deploy/browser), and npm is not on PATH; .ci/run installs it")
+			t.Fatalf("the browser tests build their pages with npm (%s), and npm is not on PATH; .ci/run installs it", dir)
 		}
 		cmd := exec.Command(path, args...)
 		cmd.Dir = dir
@@ -538,14 +564,12 @@ func browserTestPage(t *testing.T) string {
 	if olderThan(t, filepath.Join(dir, "node_modules", ".package-lock.json"), filepath.Join(dir, "package-lock.json")) {
 		npm("ci", "--no-audit", "--no-fund", "--loglevel=error")
 	}
-	bundle := filepath.Join(dir, "dist", "page.js")
-	if olderThan(t, bundle, filepath.Join(dir, "src", "page.js"), filepath.Join(dir, "node_modules", ".package-lock.json")) {
-		npm("run", "--silent", "build")
+	if olderThan(t, bundle, append(sources, filepath.Join(dir, "node_modules", ".package-lock.json"))...) {
+		npm("run", "--silent", script)
 	}
 	if _, err := os.Stat(bundle); err != nil {
 		t.Fatalf("the browser test page's bundle: %v", err)
 	}
-	return dir
 }
 
 // olderThan reports whether target is missing or older than any of sources.

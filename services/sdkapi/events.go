@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -67,15 +66,19 @@ func (s *Server) readEvents(c echo.Context) (access.SDKKey, []byte, error) {
 	if s.opts.Events == nil {
 		return access.SDKKey{}, nil, domain.Errorf(domain.EUnavailable, "event ingestion is not configured on this server")
 	}
-	k, _, err := s.authorize(c, false, false)
+	// ?key= and text/plain: for navigator.sendBeacon (beacon.go).
+	if err := s.refuseServerKeyInURL(c); err != nil {
+		return access.SDKKey{}, nil, err
+	}
+	k, _, err := s.authorize(c, false, true)
 	if err != nil {
 		return access.SDKKey{}, nil, err
 	}
 	ing := s.opts.Events
 	limits := ing.Limits()
-	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+	if !beaconContentType(c.Request().Header.Get(echo.HeaderContentType)) {
 		ing.Refused("invalid", 0)
-		return access.SDKKey{}, nil, domain.Errorf(domain.EInvalid, "Content-Type must be application/json")
+		return access.SDKKey{}, nil, domain.Errorf(domain.EInvalid, "Content-Type must be application/json (or text/plain, as navigator.sendBeacon sends)")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limits.MaxBodyBytes))
 	if err != nil {

@@ -89,7 +89,15 @@ func (s *Server) stream(c echo.Context) error {
 	h.Set("X-Accel-Buffering", "no") // proxies must not buffer the stream
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 512)
-	bw.WriteString("retry: 2000\n: connected to " + snap.id.environment + " at version " + strconv.FormatInt(snap.version, 10) + "\n\n")
+	bw.WriteString("retry: 2000\n: connected to " + snap.id.environment + " at version " + strconv.FormatInt(snap.version, 10) + "\n")
+	if c.Request().Header.Get("Last-Event-ID") == "" {
+		// A data-less block sets the client's last event id without an event (EventSource sets
+		// lastEventId and dispatches nothing), so a stream dropped before its first change
+		// resumes from here and is told what changed meanwhile, instead of missing it. A client
+		// that sent an id keeps it until the resume event it is owed arrives.
+		bw.WriteString("id: " + strconv.FormatInt(snap.version, 10) + "\n")
+	}
+	bw.WriteString("\n")
 
 	heartbeat := time.NewTicker(s.opts.Heartbeat)
 	defer heartbeat.Stop()
