@@ -83,11 +83,11 @@ type VariationResult struct {
 	// CUPED says what the regression adjustment did (nil when CUPED is off or for the control).
 	CUPED *stats.CUPEDFigures `json:"cuped,omitempty"`
 	// Figures is the Bayesian model's whole output for the goal's kind.
-	Figures Figures `json:"figures"`
+	Figures VariationFigures `json:"figures"`
 }
 
-// Figures is the whole output of the Bayesian model of a goal's kind: exactly one is set.
-type Figures struct {
+// VariationFigures is the whole output of the Bayesian model of a goal's kind: exactly one is set.
+type VariationFigures struct {
 	Conversion *stats.ConversionVariation `json:"conversion,omitempty"`
 	Count      *stats.CountVariation      `json:"count,omitempty"`
 	Value      *stats.ValueVariation      `json:"value,omitempty"`
@@ -103,15 +103,15 @@ type Analysis struct {
 	SRM           stats.SRMResult `json:"srm"`
 	Goals         []GoalResult    `json:"goals"`
 	Verdict       string          `json:"verdict"`
-	Details
+	AnalysisDetails
 	Thresholds map[string]float64 `json:"thresholds"`
 	Duration   time.Duration      `json:"duration_ns"`
 }
 
-// Details is what an analysis records beside its figures (stored as experiment_analyses.details).
-type Details struct {
+// AnalysisDetails is what an analysis records beside its figures (stored as experiment_analyses.details).
+type AnalysisDetails struct {
 	// Window is the analysis window of exposures and goals.
-	Window Window `json:"window"`
+	Window AnalysisWindow `json:"window"`
 	// Settings are the analysis settings used.
 	Settings domain.ExperimentAnalysis `json:"settings"`
 	// UnknownVariations counts the users exposed to variations outside the experiment; any of
@@ -165,7 +165,7 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 		return nil, err
 	}
 	res := &Analysis{Project: project, Experiment: key, ComputedAt: a.now().UTC(), Users: data.total, ExcludedUsers: data.excluded,
-		Details: Details{Window: data.window, Settings: exp.Analysis, UnknownVariations: map[string]int64{}, GuardrailViolations: []GuardrailViolation{}},
+		AnalysisDetails: AnalysisDetails{Window: data.window, Settings: exp.Analysis, UnknownVariations: map[string]int64{}, GuardrailViolations: []GuardrailViolation{}},
 		Thresholds: map[string]float64{"win_chance_to_beat_control": WinThreshold, "max_relative_expected_loss": MaxRiskToShip,
 			"srm_p_value": stats.SRMThreshold, "min_users_per_variation": MinUsersPerVariation, "alpha": exp.Analysis.EffectiveAlpha()}}
 	control := 0
@@ -269,7 +269,7 @@ func (a *Analyzer) store_(ctx context.Context, res *Analysis) error {
 	if err != nil {
 		return fmt.Errorf("experiments: marshal SRM: %w", err)
 	}
-	details, err := json.Marshal(res.Details)
+	details, err := json.Marshal(res.AnalysisDetails)
 	if err != nil {
 		return fmt.Errorf("experiments: marshal analysis details: %w", err)
 	}

@@ -40,7 +40,7 @@ func analyzeGoal(exp *domain.Experiment, g *domain.Goal, control int, d *data) (
 		for _, v := range r.Variations {
 			gr.Variations = append(gr.Variations, VariationResult{Variation: v.Variation, Control: v.Control, Users: v.Users,
 				Estimate: v.Rate, CI95: v.CI95, ChanceToBeatControl: v.ChanceToBeatControl, ProbabilityToBeBest: v.ProbabilityToBeBest,
-				ExpectedLoss: v.ExpectedLoss, Uplift: v.Uplift, UpliftCI95: v.UpliftCI95, Figures: Figures{Conversion: &v}})
+				ExpectedLoss: v.ExpectedLoss, Uplift: v.Uplift, UpliftCI95: v.UpliftCI95, Figures: VariationFigures{Conversion: &v}})
 		}
 	case domain.GoalCount:
 		arms := make([]stats.CountArm, len(exp.Variations))
@@ -58,7 +58,7 @@ func analyzeGoal(exp *domain.Experiment, g *domain.Goal, control int, d *data) (
 		for _, v := range r.Variations {
 			gr.Variations = append(gr.Variations, VariationResult{Variation: v.Variation, Control: v.Control, Users: v.Users,
 				Estimate: v.Rate, CI95: v.CI95, ChanceToBeatControl: v.ChanceToBeatControl, ProbabilityToBeBest: v.ProbabilityToBeBest,
-				ExpectedLoss: v.ExpectedLoss, Uplift: v.Uplift, UpliftCI95: v.UpliftCI95, Figures: Figures{Count: &v}})
+				ExpectedLoss: v.ExpectedLoss, Uplift: v.Uplift, UpliftCI95: v.UpliftCI95, Figures: VariationFigures{Count: &v}})
 		}
 	case domain.GoalValue:
 		arms := make([]stats.ValueArm, len(exp.Variations))
@@ -74,7 +74,7 @@ func analyzeGoal(exp *domain.Experiment, g *domain.Goal, control int, d *data) (
 		for _, v := range r.Variations {
 			gr.Variations = append(gr.Variations, VariationResult{Variation: v.Variation, Control: v.Control, Users: v.Users,
 				Estimate: v.Mean, CI95: v.CI95, ChanceToBeatControl: v.ChanceToBeatControl, ProbabilityToBeBest: v.ProbabilityToBeBest,
-				ExpectedLoss: v.ExpectedLoss, Uplift: v.Uplift, UpliftCI95: v.UpliftCI95, Figures: Figures{Value: &v}})
+				ExpectedLoss: v.ExpectedLoss, Uplift: v.Uplift, UpliftCI95: v.UpliftCI95, Figures: VariationFigures{Value: &v}})
 		}
 	default:
 		return gr, fmt.Errorf("unknown goal kind %q", g.Kind)

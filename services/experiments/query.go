@@ -15,7 +15,7 @@ type data struct {
 	excluded int64
 	total    int64
 	goals    map[string]map[string]*goalSums // goal -> variation -> sums
-	window   Window
+	window   AnalysisWindow
 }
 
 // goalSums are one goal's sums over one variation's units. y is the goal's metric per unit
@@ -27,8 +27,8 @@ type goalSums struct {
 	sumX, sumX2, sumXY float64
 }
 
-// Window is the analysis window: exposures from Start to Stop (inclusive), goals up to Stop.
-type Window struct {
+// AnalysisWindow is the analysis window: exposures from Start to Stop (inclusive), goals up to Stop.
+type AnalysisWindow struct {
 	Start time.Time `json:"start"`
 	Stop  time.Time `json:"stop"`
 }
@@ -91,8 +91,8 @@ FROM metric GROUP BY variation, goal`
 
 // window returns the experiment's analysis window: from its start to its stop, or to now while
 // it runs.
-func (a *Analyzer) window(exp *domain.Experiment) Window {
-	w := Window{Start: exp.StartedAt.UTC(), Stop: exp.StoppedAt.UTC()}
+func (a *Analyzer) window(exp *domain.Experiment) AnalysisWindow {
+	w := AnalysisWindow{Start: exp.StartedAt.UTC(), Stop: exp.StoppedAt.UTC()}
 	if exp.StoppedAt.IsZero() {
 		w.Stop = a.now().UTC()
 	}

@@ -22,7 +22,7 @@ type Report struct {
 	ExcludedUsers int64           `json:"excluded_users"`
 	SRM           stats.SRMResult `json:"srm"`
 	Verdict       string          `json:"verdict"`
-	Details
+	AnalysisDetails
 	Goals []GoalResult `json:"goals"`
 }
 
@@ -45,7 +45,7 @@ func (a *Analyzer) Latest(ctx context.Context, project, key string) (*Report, er
 	if err := json.Unmarshal(srm, &r.SRM); err != nil {
 		return nil, fmt.Errorf("experiments: decode SRM of %s: %w", key, err)
 	}
-	if err := json.Unmarshal(details, &r.Details); err != nil {
+	if err := json.Unmarshal(details, &r.AnalysisDetails); err != nil {
 		return nil, fmt.Errorf("experiments: decode analysis details of %s: %w", key, err)
 	}
 	rows, err := a.pool.Query(ctx, `SELECT goal, goal_kind, direction, role, variation, control, users, estimate, ci_low, ci_high,
