@@ -17,8 +17,9 @@ import (
 // set, see pgtest) and writes an experiment on 3 variations with 5 goals and `users` users as raw
 // telemetry, as the telemetry projector stores it: one exposure per user (2% of users see a
 // second variation and are excluded), goal events an hour after the exposure and, for CUPED, the
-// same goals a day before it. With cuped the experiment adjusts with a 14-day lookback.
-func setupExperiment(tb testing.TB, users int, cuped bool) (*experiments.Analyzer, func()) {
+// same goals a day before it. The experiment starts without CUPED; the returned function turns
+// it on (a 14-day lookback) as an ExperimentUpdated event would.
+func setupExperiment(tb testing.TB, users int) (a *experiments.Analyzer, enableCUPED func(), done func()) {
 	tb.Helper()
 	url := pgtest.NewMigratedDatabase(tb)
 	ctx := context.Background()
@@ -55,18 +56,22 @@ func setupExperiment(tb testing.TB, users int, cuped bool) (*experiments.Analyze
 	// The experiment's events, written as the domain would (started two days ago, so it can be
 	// analysed).
 	started := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second)
-	analysis := domain.ExperimentAnalysis{}
-	if cuped {
-		analysis.CUPEDLookbackDays = 14
-	}
+	def := domain.ExperimentDefinition{Name: "e", Flag: "f",
+		Environment: "prod", Allocation: domain.BucketCount, Seed: "s", PrimaryGoal: "purchase",
+		SecondaryGoals: []string{"signup", "revenue", "page-views"}, GuardrailGoals: []string{"errors"},
+		Variations: []domain.ExperimentVariation{{Variation: "a", Control: true, Weight: 33334}, {Variation: "b", Weight: 33333}, {Variation: "c", Weight: 33333}}}
 	events := []domain.Event{
-		&domain.ExperimentCreated{Project: "p", Key: "e", ExperimentDefinition: domain.ExperimentDefinition{Name: "e", Flag: "f",
-			Environment: "prod", Allocation: domain.BucketCount, Seed: "s", PrimaryGoal: "purchase",
-			SecondaryGoals: []string{"signup", "revenue", "page-views"}, GuardrailGoals: []string{"errors"}, Analysis: analysis,
-			Variations: []domain.ExperimentVariation{{Variation: "a", Control: true, Weight: 33334}, {Variation: "b", Weight: 33333}, {Variation: "c", Weight: 33333}}}},
+		&domain.ExperimentCreated{Project: "p", Key: "e", ExperimentDefinition: def},
 		&domain.ExperimentStarted{At: started},
 	}
 	appendAll(domain.ExperimentStream("p", "e"), events, nil)
+	enableCUPED = func() {
+		d := def
+		d.Analysis.CUPEDLookbackDays = 14
+		if _, err := store.Append(ctx, domain.ExperimentStream("p", "e"), 2, meta, &domain.ExperimentUpdated{ExperimentDefinition: d}); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	// Users: variation by i % 3, exposed at start + i % 86400 s; 2% see a second variation.
 	if _, err := pool.Exec(ctx, `INSERT INTO evaluation_events (occurred_at, event_id, project, environment, flag, variation, user_key, experiment, received_at)
 		SELECT $2::timestamptz + make_interval(secs => i % 86400), gen_random_uuid(), 'p', 'prod', 'f', (ARRAY['a','b','c'])[i % 3 + 1], 'u' || i, 'e', now()
@@ -92,23 +97,25 @@ func setupExperiment(tb testing.TB, users int, cuped bool) (*experiments.Analyze
 	if _, err := pool.Exec(ctx, `ANALYZE evaluation_events; ANALYZE goal_events`); err != nil {
 		tb.Fatal(err)
 	}
-	return experiments.NewAnalyzer(pool, store, slog.New(slog.NewTextHandler(io.Discard, nil))), pool.Close
+	return experiments.NewAnalyzer(pool, store, slog.New(slog.NewTextHandler(io.Discard, nil))), enableCUPED, pool.Close
 }
 
 // BenchmarkAnalyze1MUsers3Variations5Goals is issue 5's and issue 21's performance goal: under
 // 2 s with SQL, with CUPED (issue 21) and without.
 func BenchmarkAnalyze1MUsers3Variations5Goals(b *testing.B) {
+	a, enableCUPED, done := setupExperiment(b, 1_000_000)
+	defer done()
 	for _, cuped := range []bool{false, true} {
+		if cuped {
+			enableCUPED()
+		}
 		b.Run(map[bool]string{false: "plain", true: "cuped"}[cuped], func(b *testing.B) {
-			a, done := setupExperiment(b, 1_000_000, cuped)
-			defer done()
-			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				res, err := a.Analyze(context.Background(), "p", "e")
 				if err != nil {
 					b.Fatal(err)
 				}
-				if res.Users+res.ExcludedUsers != 1_000_000 || len(res.Goals) != 5 {
+				if res.Users+res.ExcludedUsers != 1_000_000 || len(res.Goals) != 5 || (res.Goals[2].Variations[1].CUPED != nil) != cuped {
 					b.Fatalf("analysed %d+%d users, %d goals", res.Users, res.ExcludedUsers, len(res.Goals))
 				}
 			}
@@ -117,7 +124,7 @@ func BenchmarkAnalyze1MUsers3Variations5Goals(b *testing.B) {
 }
 
 func TestAnalyzeCountsUsersAndExclusions(t *testing.T) {
-	a, done := setupExperiment(t, 3000, true)
+	a, enableCUPED, done := setupExperiment(t, 3000)
 	defer done()
 	res, err := a.Analyze(context.Background(), "p", "e")
 	if err != nil {
@@ -139,5 +146,28 @@ func TestAnalyzeCountsUsersAndExclusions(t *testing.T) {
 	r, err := a.Latest(context.Background(), "p", "e")
 	if err != nil || len(r.Goals) != 5 || r.Verdict != res.Verdict {
 		t.Fatalf("latest: %v %+v", err, r)
+	}
+	// Users with i % 3 = 0 are in a (1000), less the 20 of them seen in a second variation
+	// (i % 150 = 0).
+	purchase := res.Goals[0].Variations[0].Figures.Conversion
+	if purchase == nil || purchase.Users != 980 {
+		t.Fatalf("purchase in a: %+v", purchase)
+	}
+
+	// With CUPED every comparison reports the adjustment, and counts do not change.
+	enableCUPED()
+	cuped, err := a.Analyze(context.Background(), "p", "e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for gi, g := range cuped.Goals {
+		for vi, v := range g.Variations {
+			if (v.CUPED == nil) != v.Control || v.Users != res.Goals[gi].Variations[vi].Users {
+				t.Fatalf("%s/%s with CUPED: %+v", g.Goal, v.Variation, v)
+			}
+		}
+	}
+	if c := cuped.Goals[0].Variations[0].Figures.Conversion; c.Conversions != purchase.Conversions {
+		t.Fatalf("CUPED changed the conversions: %d, was %d", c.Conversions, purchase.Conversions)
 	}
 }
