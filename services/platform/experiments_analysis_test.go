@@ -144,6 +144,19 @@ func TestExperimentAnalysisWindowOtherFlagAndUnknownVariation(t *testing.T) {
 	if verdict := report["verdict"].(string); !strings.Contains(verdict, "Sample ratio mismatch") || !strings.Contains(verdict, "(c)") {
 		t.Fatalf("verdict %q", verdict)
 	}
+
+	// Planning at the flag's measured traffic: the users who evaluated promo in the last 7 days
+	// (the 400, early and stranger), a day each.
+	plan := v.must(200, "POST", "/api/v1/projects/app/experiment-plan", map[string]any{"flag": "promo", "environment": "production",
+		"goal": "purchase", "baseline": 0.2, "mde": 0.25})
+	if plan["users_per_variation"].(float64) != 1031 || plan["measured_daily_users"] != true ||
+		plan["daily_users"].(float64) != float64(users+2)/7 || plan["days"].(float64) != math.Ceil(2062/(float64(users+2)/7)) {
+		t.Fatalf("plan %v", plan)
+	}
+	bad := v.do("POST", "/api/v1/projects/app/experiment-plan", map[string]any{"flag": "promo", "environment": "production", "goal": "purchase", "baseline": 0.2})
+	if bad.Status != 400 || !strings.Contains(string(bad.Body), `"field":"mde"`) {
+		t.Fatalf("plan without an MDE: %d %s", bad.Status, bad.Body)
+	}
 }
 
 // Issue 21, CUPED end to end: two experiments on the same users, split and events (each on its
