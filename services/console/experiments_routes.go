@@ -27,7 +27,7 @@ func experimentRoutes() []route {
 			status: 201, request: createExperimentRequest{}, response: domain.Experiment{}, handler: (*Server).createExperiment},
 		{method: post, path: "/projects/:project/experiment-plan", scope: read, tag: "experiments",
 			summary: "Size an experiment: users per variation and expected days for a minimum detectable effect, power and alpha at the flag's traffic",
-			status: 200, request: experiments.PlanRequest{}, response: experiments.PlanResponse{}, handler: (*Server).planExperiment},
+			status:  200, request: experiments.PlanRequest{}, response: experiments.PlanResponse{}, handler: (*Server).planExperiment},
 		{method: get, path: "/projects/:project/experiments/:experiment", scope: read, tag: "experiments", summary: "Get an experiment", status: 200,
 			response: domain.Experiment{}, handler: (*Server).getExperiment},
 		{method: put, path: "/projects/:project/experiments/:experiment", scope: write, tag: "experiments", summary: "Replace a draft experiment's definition",
