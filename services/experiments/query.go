@@ -123,7 +123,8 @@ func (a *Analyzer) sufficientStatistics(ctx context.Context, exp *domain.Experim
 		// The statement aggregates per unit twice (units, then units × goals): with the default
 		// 4 MB of work memory a million units spill to disk in 64 partitions and take tens of
 		// seconds; in memory they take about a second. JIT compilation costs more than it saves
-		// on a statement run once per analysis.
+		// on a statement run once per analysis, and TimescaleDB's per-chunk partial aggregation
+		// hashes every unit twice (per chunk, then to finalize) when units span chunks.
 		if _, err := tx.Exec(ctx, analysisSettings); err != nil {
 			return err
 		}
@@ -143,7 +144,7 @@ func (a *Analyzer) sufficientStatistics(ctx context.Context, exp *domain.Experim
 
 // analysisSettings are the session settings of the statistics statement (SET LOCAL: the
 // transaction's only).
-const analysisSettings = `SET LOCAL work_mem = '256MB'; SET LOCAL jit = off`
+const analysisSettings = `SET LOCAL work_mem = '256MB'; SET LOCAL jit = off; SET LOCAL timescaledb.enable_chunkwise_aggregation = off`
 
 // scan reads the rows of sqlStatistics into d.
 func (d *data) scan(rows pgx.Rows) error {
