@@ -194,6 +194,8 @@ func FuzzFrequentist(f *testing.F) {
 		if math.IsNaN(fig.Theta) || math.IsInf(fig.Theta, 0) || math.IsNaN(fig.VarianceReduction) || math.IsInf(fig.VarianceReduction, 0) {
 			t.Fatalf("CUPED figures %+v", fig)
 		}
+		finiteResult(t, stats.CompareQuantiles(stats.QuantileStatistic{N: na, Quantile: 0.5, Estimate: sa, Lower: sa - math.Abs(qa), Upper: sa + pre},
+			stats.QuantileStatistic{N: nb, Quantile: 0.5, Estimate: sb, Lower: sb - prod, Upper: sb + math.Abs(qb)}, opts))
 		finiteResult(t, stats.CompareRatios(stats.RatioStatistic{N: na, Numerator: a, Denominator: b, SumProducts: prod},
 			stats.RatioStatistic{N: nb, Numerator: b, Denominator: a, SumProducts: prod}, opts))
 	})
