@@ -51,6 +51,18 @@ type ExperimentAnalysis struct {
 	CUPEDLookbackDays int `json:"cuped_lookback_days,omitempty"`
 	// Goals holds per-goal settings; goals not listed use the defaults.
 	Goals []GoalAnalysis `json:"goals,omitempty"`
+	// RatioMetrics are metrics of one goal over another per unit (revenue per session: the
+	// numerator goal's metric summed over units divided by the denominator's), analysed with
+	// delta-method variances.
+	RatioMetrics []RatioMetric `json:"ratio_metrics,omitempty"`
+}
+
+// RatioMetric is a ratio of two goals the experiment measures. The numerator contributes its
+// metric per unit (value, events or converted), the denominator its events per unit.
+type RatioMetric struct {
+	Key         string `json:"key"`
+	Numerator   string `json:"numerator"`
+	Denominator string `json:"denominator"`
 }
 
 // GoalAnalysis is one goal's analysis settings in an experiment.
@@ -103,6 +115,7 @@ func (a ExperimentAnalysis) EffectiveSequentialTuning() float64 {
 
 func (a ExperimentAnalysis) clone() ExperimentAnalysis {
 	out := a
+	out.RatioMetrics = append([]RatioMetric(nil), a.RatioMetrics...)
 	out.Goals = nil
 	for _, g := range a.Goals {
 		if g.Prior != nil {
@@ -138,6 +151,25 @@ func validateAnalysis(a ExperimentAnalysis, goals []string) *Error {
 	}
 	if a.CUPEDLookbackDays < 0 || a.CUPEDLookbackDays > MaxCUPEDLookbackDays {
 		return Invalid("analysis.cuped_lookback_days", "CUPED lookback must be 0 (off) to %d days, got %d", MaxCUPEDLookbackDays, a.CUPEDLookbackDays)
+	}
+	ratios := map[string]int{}
+	for i, r := range a.RatioMetrics {
+		field := fmt.Sprintf("analysis.ratio_metrics[%d]", i)
+		if !ValidKey(r.Key) {
+			return Invalid(field+".key", "invalid ratio metric key %q", truncate(r.Key, 120))
+		}
+		if j, dup := ratios[r.Key]; dup {
+			return Invalid(field+".key", "ratio metric %q is already defined (analysis.ratio_metrics[%d])", r.Key, j)
+		}
+		ratios[r.Key] = i
+		for _, g := range []struct{ name, goal string }{{"numerator", r.Numerator}, {"denominator", r.Denominator}} {
+			if !slices.Contains(goals, g.goal) {
+				return Invalid(field+"."+g.name, "goal %q is not measured by the experiment", truncate(g.goal, 120))
+			}
+		}
+		if r.Numerator == r.Denominator {
+			return Invalid(field+".denominator", "a ratio needs two different goals")
+		}
 	}
 	seen := map[string]int{}
 	for i, g := range a.Goals {

@@ -16,7 +16,8 @@ func TestExperimentAnalysisSettings(t *testing.T) {
 	prior := &domain.GoalPrior{Alpha: 2, Beta: 20}
 	ok := domain.ExperimentAnalysis{Engine: domain.EngineFrequentist, Alpha: 0.01, Sequential: true, SequentialTuning: 10000,
 		Correction: domain.CorrectionHolm, CUPEDLookbackDays: 14,
-		Goals: []domain.GoalAnalysis{{Goal: "signup", ConversionWindowHours: 72, Prior: prior}, {Goal: "errors"}}}
+		Goals:        []domain.GoalAnalysis{{Goal: "signup", ConversionWindowHours: 72, Prior: prior}, {Goal: "errors"}},
+		RatioMetrics: []domain.RatioMetric{{Key: "clicks-per-signup", Numerator: "clicks", Denominator: "signup"}}}
 	evs, err := create(ok)
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +48,9 @@ func TestExperimentAnalysisSettings(t *testing.T) {
 		{"goal twice", domain.ExperimentAnalysis{Goals: []domain.GoalAnalysis{{Goal: "signup"}, {Goal: "signup"}}}, "analysis.goals[1].goal"},
 		{"window", domain.ExperimentAnalysis{Goals: []domain.GoalAnalysis{{Goal: "signup", ConversionWindowHours: math.Inf(1)}}}, "analysis.goals[0].conversion_window_hours"},
 		{"prior", domain.ExperimentAnalysis{Goals: []domain.GoalAnalysis{{Goal: "signup", Prior: &domain.GoalPrior{Beta: -1}}}}, "analysis.goals[0].prior.beta"},
+		{"ratio of an unmeasured goal", domain.ExperimentAnalysis{RatioMetrics: []domain.RatioMetric{{Key: "r", Numerator: "clicks", Denominator: "nope"}}}, "analysis.ratio_metrics[0].denominator"},
+		{"ratio of a goal over itself", domain.ExperimentAnalysis{RatioMetrics: []domain.RatioMetric{{Key: "r", Numerator: "clicks", Denominator: "clicks"}}}, "analysis.ratio_metrics[0].denominator"},
+		{"ratio twice", domain.ExperimentAnalysis{RatioMetrics: []domain.RatioMetric{{Key: "r", Numerator: "clicks", Denominator: "signup"}, {Key: "r", Numerator: "signup", Denominator: "clicks"}}}, "analysis.ratio_metrics[1].key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			evs, err := create(tc.a)

@@ -117,6 +117,8 @@ type AnalysisDetails struct {
 	// UnknownVariations counts the users exposed to variations outside the experiment; any of
 	// them is a sample-ratio mismatch.
 	UnknownVariations map[string]int64 `json:"unknown_variations"`
+	// Ratios are the experiment's ratio metrics (analysis.ratio_metrics).
+	Ratios []RatioResult `json:"ratios"`
 	// GuardrailViolations lists the variations a guardrail goal finds significantly worse than
 	// the control; such a variation is never recommended for shipping.
 	GuardrailViolations []GuardrailViolation `json:"guardrail_violations"`
@@ -206,8 +208,19 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 		}
 		res.Goals = append(res.Goals, gr)
 	}
-	// Corrections across variations × goals, guardrails excluded as GrowthBook does: a guardrail
-	// is a safety check whose power must not shrink as goals are added.
+	res.Ratios = analyzeRatios(exp, goals, control, data)
+	// Corrections across variations × goals (and ratio metrics), guardrails excluded as
+	// GrowthBook does: a guardrail is a safety check whose power must not shrink as goals are
+	// added. Ratio tests join the family under the frequentist engine only, where they are read.
+	if exp.Analysis.Engine == domain.EngineFrequentist {
+		for i := range res.Ratios {
+			for j := range res.Ratios[i].Variations {
+				if f := res.Ratios[i].Variations[j].Frequentist; f != nil {
+					family = append(family, f)
+				}
+			}
+		}
+	}
 	for i := range res.Goals {
 		if res.Goals[i].Role == "guardrail" {
 			continue

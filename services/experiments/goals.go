@@ -297,3 +297,61 @@ func sortedKeys(m map[string]int64) []string {
 	slices.Sort(out)
 	return out
 }
+
+// RatioResult is a ratio metric's analysis across the variations.
+type RatioResult struct {
+	Key         string           `json:"key"`
+	Numerator   string           `json:"numerator"`
+	Denominator string           `json:"denominator"`
+	Variations  []RatioVariation `json:"variations"`
+}
+
+// RatioVariation is one variation's ratio: ΣNumerator/ΣDenominator over its units, and against
+// the control the test of the relative difference with delta-method variances (both engines;
+// the Bayesian engine adds the chance to beat control of that effect under a flat prior, in the
+// numerator goal's direction).
+type RatioVariation struct {
+	Variation           string                   `json:"variation"`
+	Control             bool                     `json:"control"`
+	Users               int64                    `json:"users"`
+	Estimate            float64                  `json:"estimate"`
+	Frequentist         *stats.FrequentistResult `json:"frequentist,omitempty"`
+	ChanceToBeatControl float64                  `json:"chance_to_beat_control"`
+}
+
+// analyzeRatios runs the experiment's ratio metrics.
+func analyzeRatios(exp *domain.Experiment, goals map[string]*domain.Goal, control int, d *data) []RatioResult {
+	out := []RatioResult{}
+	opts := stats.FrequentistOptions{Alpha: exp.Analysis.EffectiveAlpha(), Relative: true,
+		Sequential: exp.Analysis.Sequential, SequentialTuning: exp.Analysis.EffectiveSequentialTuning()}
+	for _, r := range exp.Analysis.RatioMetrics {
+		stat := func(v string) stats.RatioStatistic {
+			s := d.ratios[r.Key][v]
+			if s == nil {
+				s = &goalSums{}
+			}
+			n := d.users[v]
+			return stats.RatioStatistic{N: n, Numerator: stats.MeanStatistic{N: n, Sum: s.sumY, SumSquares: s.sumY2},
+				Denominator: stats.MeanStatistic{N: n, Sum: s.sumX, SumSquares: s.sumX2}, SumProducts: s.sumXY}
+		}
+		lower := goals[r.Numerator] != nil && goals[r.Numerator].Direction == domain.GoalDecrease
+		c := stat(exp.Variations[control].Variation)
+		rr := RatioResult{Key: r.Key, Numerator: r.Numerator, Denominator: r.Denominator}
+		for i, v := range exp.Variations {
+			t := stat(v.Variation)
+			rv := RatioVariation{Variation: v.Variation, Control: i == control, Users: t.N, Estimate: t.Mean(), ChanceToBeatControl: 0.5}
+			if i != control {
+				f := stats.CompareRatios(c, t, opts)
+				rv.Frequentist = &f
+				rv.ChanceToBeatControl = 0
+				if exp.Analysis.Engine != domain.EngineFrequentist && f.Valid {
+					fixed := stats.CompareRatios(c, t, stats.FrequentistOptions{Relative: true})
+					rv.ChanceToBeatControl = stats.NormalEffect(fixed.Estimate, fixed.StandardError, nil, lower).ChanceToBeatControl
+				}
+			}
+			rr.Variations = append(rr.Variations, rv)
+		}
+		out = append(out, rr)
+	}
+	return out
+}

@@ -17,6 +17,7 @@ type data struct {
 	excluded int64
 	total    int64
 	goals    map[string]map[string]*goalSums // goal -> variation -> sums
+	ratios   map[string]map[string]*goalSums // ratio metric -> variation -> Σm, Σm² (y), Σd, Σd² (x), Σmd
 	window   AnalysisWindow
 }
 
@@ -63,7 +64,7 @@ goals AS (
   SELECT * FROM unnest($7::text[], $8::text[], $9::float8[], $10::float8[]) AS c(goal, kind, cap, window_s)
 ),
 per_unit AS (
-  SELECT u.variation, g.goal, c.kind, c.cap,
+  SELECT u.variation, u.user_key, g.goal, c.kind, c.cap,
     count(*) FILTER (WHERE g.occurred_at >= u.first_at) AS n_post,
     coalesce(sum(g.value) FILTER (WHERE g.occurred_at >= u.first_at), 0) AS v_post,
     count(*) FILTER (WHERE g.occurred_at < u.first_at) AS n_pre,
@@ -78,7 +79,7 @@ per_unit AS (
   GROUP BY u.variation, u.user_key, g.goal, c.kind, c.cap
 ),
 metric AS (
-  SELECT variation, goal, n_post,
+  SELECT variation, user_key, goal, n_post,
     CASE kind WHEN 'conversion' THEN (n_post > 0)::int::float8 WHEN 'count' THEN n_post::float8 ELSE least(v_post, cap) END AS y,
     CASE kind WHEN 'conversion' THEN (n_pre > 0)::int::float8 WHEN 'count' THEN n_pre::float8 ELSE least(v_pre, cap) END AS x
   FROM per_unit
@@ -90,6 +91,22 @@ UNION ALL
 SELECT 'g', variation, goal, count(*) FILTER (WHERE n_post > 0), coalesce(sum(n_post), 0)::bigint,
   coalesce(sum(y), 0), coalesce(sum(y * y), 0), coalesce(sum(x), 0), coalesce(sum(x * x), 0), coalesce(sum(x * y), 0)
 FROM metric GROUP BY variation, goal`
+
+// sqlRatios is appended to sqlStatistics when the experiment has ratio metrics: per ratio and
+// unit the numerator goal's metric m and the denominator goal's events d, then per variation
+// ('r', variation, ratio, 0, 0, Σm, Σm², Σd, Σd², Σmd). $12 ratio[], $13 numerator[],
+// $14 denominator[]. (Only then: a second reference to metric makes PostgreSQL materialize it.)
+const sqlRatios = `
+UNION ALL
+SELECT 'r', variation, key, 0, 0, coalesce(sum(m), 0), coalesce(sum(m * m), 0), coalesce(sum(d), 0), coalesce(sum(d * d), 0), coalesce(sum(m * d), 0)
+FROM (
+  SELECT r.key, x.variation, x.user_key,
+    sum(CASE WHEN x.goal = r.num THEN x.y ELSE 0 END) AS m,
+    sum(CASE WHEN x.goal = r.den THEN x.n_post ELSE 0 END)::float8 AS d
+  FROM unnest($12::text[], $13::text[], $14::text[]) AS r(key, num, den)
+  JOIN metric x ON x.goal IN (r.num, r.den)
+  GROUP BY r.key, x.variation, x.user_key
+) per_unit_ratio GROUP BY variation, key`
 
 // window returns the experiment's analysis window: from its start to its stop, or to now while
 // it runs.
@@ -103,7 +120,7 @@ func (a *Analyzer) window(exp *domain.Experiment) AnalysisWindow {
 
 // sufficientStatistics reads the experiment's statistics in one round trip (sqlStatistics).
 func (a *Analyzer) sufficientStatistics(ctx context.Context, exp *domain.Experiment, goals map[string]*domain.Goal) (*data, error) {
-	d := &data{users: map[string]int64{}, goals: map[string]map[string]*goalSums{}, window: a.window(exp)}
+	d := &data{users: map[string]int64{}, goals: map[string]map[string]*goalSums{}, ratios: map[string]map[string]*goalSums{}, window: a.window(exp)}
 	var names, kinds []string
 	var caps, windows []float64
 	for _, k := range exp.Goals() {
@@ -128,8 +145,17 @@ func (a *Analyzer) sufficientStatistics(ctx context.Context, exp *domain.Experim
 		if _, err := tx.Exec(ctx, analysisSettings); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, sqlStatistics, exp.Project, exp.Environment, exp.Flag, exp.Key, d.window.Start, d.window.Stop,
-			names, kinds, caps, windows, lookback)
+		sql, args := sqlStatistics, []any{exp.Project, exp.Environment, exp.Flag, exp.Key, d.window.Start, d.window.Stop,
+			names, kinds, caps, windows, lookback}
+		if rs := exp.Analysis.RatioMetrics; len(rs) > 0 {
+			var keys, nums, dens []string
+			for _, r := range rs {
+				keys, nums, dens = append(keys, r.Key), append(nums, r.Numerator), append(dens, r.Denominator)
+			}
+			sql += sqlRatios
+			args = append(args, keys, nums, dens)
+		}
+		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
 			return err
 		}
@@ -155,10 +181,17 @@ func (d *data) scan(rows pgx.Rows) error {
 		if err := rows.Scan(&row, &v, &g, &n1, &n2, &s.sumY, &s.sumY2, &s.sumX, &s.sumX2, &s.sumXY); err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}
-		if row == "u" {
+		switch row {
+		case "u":
 			d.users[v] += n1
 			d.excluded += n2
 			d.total += n1
+			continue
+		case "r":
+			if d.ratios[g] == nil {
+				d.ratios[g] = map[string]*goalSums{}
+			}
+			d.ratios[g][v] = s
 			continue
 		}
 		s.converters, s.events = n1, n2
