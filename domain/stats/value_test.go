@@ -2,6 +2,7 @@ package stats_test
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/vexil-flags/vexil/domain"
@@ -371,4 +372,28 @@ func TestValueValidation(t *testing.T) {
 	}
 	_, err := stats.WelchTTest(stats.ValueArm{Users: -2}, valueArm(1))
 	wantInvalid(t, err, "arms[0].users")
+}
+
+// Issue 21, defect 3: a value goal's chance to beat control, risk and uplift interval are on one
+// (relative) scale, so a chance above 97.5% always comes with a 95% uplift interval above zero,
+// and the reverse, whatever the data; the absolute chance may disagree (it did: 0.990 against an
+// interval that included zero).
+func TestValueChanceAgreesWithUpliftInterval(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 3))
+	disagreedBefore := 0
+	for range 2000 {
+		c := valueStats(int64(50+rng.IntN(5000)), 1+10*rng.Float64(), 1+100*rng.Float64())
+		v := valueStats(int64(50+rng.IntN(5000)), c.Sum/float64(c.Users)*(0.9+0.25*rng.Float64()), 1+100*rng.Float64())
+		r := analyzeValue(t, []stats.ValueArm{c, v}, stats.ValueOptions{}).Variations[1]
+		if r.Scale != stats.ScaleRelative {
+			t.Fatalf("scale %q", r.Scale)
+		}
+		if math.Abs(r.ChanceToBeatControl-0.975) > 1e-9 && (r.ChanceToBeatControl > 0.975) != (r.UpliftCI95[0] > 0) {
+			t.Fatalf("chance %v with uplift interval %v", r.ChanceToBeatControl, r.UpliftCI95)
+		}
+		if (r.AbsoluteChanceToBeatControl > 0.975) != (r.UpliftCI95[0] > 0) {
+			disagreedBefore++
+		}
+	}
+	t.Logf("the absolute chance disagreed with the uplift interval in %d of 2000 cases", disagreedBefore)
 }
