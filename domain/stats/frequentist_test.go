@@ -212,3 +212,37 @@ func finiteResult(t *testing.T, r stats.FrequentistResult) {
 		t.Fatalf("result %+v", r)
 	}
 }
+
+// Reference values: PostHog, products/experiments/stats/tests/test_frequentist.py
+// (TestTwoSidedTTest: sample mean, proportion, ratio), at commit 03f2add8efc9 of
+// github.com/PostHog/posthog; run_test(stat_a, stat_b) there takes the treatment first. The test
+// there compares with assertAlmostEqual(places=4), so does this one (|difference| < 5e-5).
+func TestFrequentistPostHogReference(t *testing.T) {
+	type want struct{ estimate, lo, hi, p float64 }
+	check := func(t *testing.T, r stats.FrequentistResult, w want) {
+		t.Helper()
+		for _, c := range [][2]float64{{r.Estimate, w.estimate}, {r.CI[0], w.lo}, {r.CI[1], w.hi}, {r.PValue, w.p}} {
+			if math.Abs(c[0]-c[1]) >= 5e-5 {
+				t.Fatalf("got %+v, want %+v", r, w)
+			}
+		}
+	}
+	rel := stats.FrequentistOptions{Relative: true}
+	t.Run("sample mean", func(t *testing.T) {
+		treatment := stats.MeanStatistic{N: 2461, Sum: 1922.7, SumSquares: 94698.29}
+		control := stats.MeanStatistic{N: 2507, Sum: 1196.87, SumSquares: 37377.9767}
+		check(t, stats.CompareMeans(control, treatment, rel), want{0.63646, -0.0875, 1.36048, 0.08487})
+	})
+	t.Run("proportion", func(t *testing.T) {
+		treatment := stats.MeanStatistic{N: 1471, Sum: 62, SumSquares: 62, Proportion: true}
+		control := stats.MeanStatistic{N: 1529, Sum: 87, SumSquares: 87, Proportion: true}
+		check(t, stats.CompareMeans(control, treatment, rel), want{-0.25925, -0.49475, -0.02376, 0.030960})
+	})
+	t.Run("ratio", func(t *testing.T) {
+		treatment := stats.RatioStatistic{N: 2034, Numerator: stats.MeanStatistic{N: 2034, Sum: 99673.9364269569, SumSquares: 11298745.182728939},
+			Denominator: stats.MeanStatistic{N: 2034, Sum: 947, SumSquares: 947}, SumProducts: 99673.9364269569}
+		control := stats.RatioStatistic{N: 1966, Numerator: stats.MeanStatistic{N: 1966, Sum: 94605.79858780127, SumSquares: 10463129.505392816},
+			Denominator: stats.MeanStatistic{N: 1966, Sum: 936, SumSquares: 936}, SumProducts: 94605.79858780127}
+		check(t, stats.CompareRatios(control, treatment, rel), want{0.041333, 0.01378609, 0.0689, 0.0032826})
+	})
+}
