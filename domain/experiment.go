@@ -55,6 +55,9 @@ type ExperimentDefinition struct {
 	SecondaryGoals []string `json:"secondary_goals"`
 	// GuardrailGoals are metrics that must not get worse (errors, latency) whatever the primary does.
 	GuardrailGoals []string `json:"guardrail_goals"`
+	// Analysis is how the data is analysed (engine, corrections, CUPED, per-goal windows and
+	// priors); the zero value is the Bayesian engine with the defaults.
+	Analysis ExperimentAnalysis `json:"analysis,omitzero"`
 }
 
 // NewExperiment is the input that creates an experiment (a draft).
@@ -188,6 +191,11 @@ func validateExperimentDefinition(d ExperimentDefinition, cat *ExperimentCatalog
 		}
 		*l.dst = append([]string{}, l.goals...)
 	}
+	goals := append(append([]string{d.PrimaryGoal}, d.SecondaryGoals...), d.GuardrailGoals...)
+	if err := validateAnalysis(d.Analysis, goals); err != nil {
+		return out, err
+	}
+	out.Analysis = d.Analysis.clone()
 	return out, nil
 }
 
@@ -297,6 +305,7 @@ func (e *Experiment) Definition() ExperimentDefinition {
 	d.Variations = append([]ExperimentVariation{}, d.Variations...)
 	d.SecondaryGoals = append([]string{}, d.SecondaryGoals...)
 	d.GuardrailGoals = append([]string{}, d.GuardrailGoals...)
+	d.Analysis = d.Analysis.clone()
 	return d
 }
 

@@ -23,7 +23,8 @@ const (
 // BetaPrior is the prior of a conversion rate, Beta(Alpha, Beta): Alpha-1 conversions and Beta-1
 // non-conversions seen before the experiment, roughly. The zero value means DefaultBetaPrior.
 type BetaPrior struct {
-	Alpha, Beta float64
+	Alpha float64 `json:"alpha"`
+	Beta  float64 `json:"beta"`
 }
 
 // DefaultBetaPrior is the uniform prior Beta(1, 1): every rate equally likely.
@@ -32,49 +33,50 @@ var DefaultBetaPrior = BetaPrior{Alpha: 1, Beta: 1}
 // ConversionArm is one variation's data for a conversion goal: users exposed (first exposure
 // decides the variation) and, of those, users who converted at least once.
 type ConversionArm struct {
-	Variation   string
-	Users       int64
-	Conversions int64
+	Variation   string `json:"variation"`
+	Users       int64  `json:"users"`
+	Conversions int64  `json:"conversions"`
 }
 
 // ConversionVariation is the analysis of one variation for a conversion goal.
 type ConversionVariation struct {
-	Variation   string
-	Control     bool
-	Users       int64
-	Conversions int64
+	Variation   string `json:"variation"`
+	Control     bool   `json:"control"`
+	Users       int64  `json:"users"`
+	Conversions int64  `json:"conversions"`
 	// Rate is the observed conversion rate, Conversions/Users (0 with no users).
-	Rate float64
+	Rate float64 `json:"rate"`
 	// PosteriorAlpha and PosteriorBeta are the parameters of the posterior Beta of the rate.
-	PosteriorAlpha, PosteriorBeta float64
+	PosteriorAlpha float64 `json:"posterior_alpha"`
+	PosteriorBeta  float64 `json:"posterior_beta"`
 	// PosteriorMean is the posterior mean of the rate, PosteriorAlpha/(PosteriorAlpha+PosteriorBeta).
-	PosteriorMean float64
+	PosteriorMean float64 `json:"posterior_mean"`
 	// CI95 is the equal-tailed 95% credible interval of the rate (posterior 2.5% and 97.5%
 	// quantiles).
-	CI95 [2]float64
+	CI95 [2]float64 `json:"ci95"`
 	// ChanceToBeatControl is the posterior probability that this variation's rate is better than
 	// the control's (higher, or lower for a GoalDecrease goal). 0.5 for the control itself.
-	ChanceToBeatControl float64
+	ChanceToBeatControl float64 `json:"chance_to_beat_control"`
 	// ProbabilityToBeBest is the posterior probability that this variation has the best rate of
 	// all; the values of all variations sum to 1.
-	ProbabilityToBeBest float64
+	ProbabilityToBeBest float64 `json:"probability_to_be_best"`
 	// ExpectedLoss (risk) is the expected shortfall of this variation's rate from the best rate
 	// if it were chosen, E[max_j X_j − X_i] (E[X_i − min_j X_j] when lower is better), in
 	// absolute rate units (0.001 is a tenth of a percentage point).
-	ExpectedLoss float64
+	ExpectedLoss float64 `json:"expected_loss"`
 	// Uplift is the relative change of the posterior mean over the control's,
 	// PosteriorMean/control PosteriorMean − 1 (0 for the control).
-	Uplift float64
+	Uplift float64 `json:"uplift"`
 	// UpliftCI95 is the equal-tailed 95% credible interval of X/X_control − 1.
-	UpliftCI95 [2]float64
+	UpliftCI95 [2]float64 `json:"uplift_ci95"`
 }
 
 // ConversionResult is the analysis of a conversion goal across the variations of an experiment.
 type ConversionResult struct {
-	Control    int
-	Direction  domain.GoalDirection
-	Prior      BetaPrior
-	Variations []ConversionVariation
+	Control    int                   `json:"control"`
+	Direction  domain.GoalDirection  `json:"direction"`
+	Prior      BetaPrior             `json:"prior"`
+	Variations []ConversionVariation `json:"variations"`
 }
 
 // AnalyzeConversion analyses a conversion goal with a Beta-Binomial model: each variation's rate

@@ -11,7 +11,8 @@ import (
 // Shape/Rate: roughly Shape events seen over Rate users before the experiment. The zero value
 // means DefaultGammaPrior.
 type GammaPrior struct {
-	Shape, Rate float64
+	Shape float64 `json:"shape"`
+	Rate  float64 `json:"rate"`
 }
 
 // DefaultGammaPrior is Gamma(1, 0.001): nearly flat over rates up to about a thousand events per
@@ -27,41 +28,42 @@ const MaxEvents = 1000 * MaxUsers
 // CountArm is one variation's data for a count goal: users exposed and the total number of goal
 // events those users produced (each user's count may be capped upstream).
 type CountArm struct {
-	Variation string
-	Users     int64
-	Events    int64
+	Variation string `json:"variation"`
+	Users     int64  `json:"users"`
+	Events    int64  `json:"events"`
 }
 
 // CountVariation is the analysis of one variation for a count goal.
 type CountVariation struct {
-	Variation string
-	Control   bool
-	Users     int64
-	Events    int64
+	Variation string `json:"variation"`
+	Control   bool   `json:"control"`
+	Users     int64  `json:"users"`
+	Events    int64  `json:"events"`
 	// Rate is the observed events per user, Events/Users (0 with no users).
-	Rate float64
+	Rate float64 `json:"rate"`
 	// PosteriorShape and PosteriorRate are the parameters of the posterior Gamma of the rate.
-	PosteriorShape, PosteriorRate float64
+	PosteriorShape float64 `json:"posterior_shape"`
+	PosteriorRate  float64 `json:"posterior_rate"`
 	// PosteriorMean is PosteriorShape/PosteriorRate.
-	PosteriorMean float64
+	PosteriorMean float64 `json:"posterior_mean"`
 	// CI95 is the equal-tailed 95% credible interval of events per user.
-	CI95 [2]float64
+	CI95 [2]float64 `json:"ci95"`
 	// ChanceToBeatControl, ProbabilityToBeBest and ExpectedLoss mean what they mean for
 	// conversions (see ConversionVariation), with events per user as the metric.
-	ChanceToBeatControl float64
-	ProbabilityToBeBest float64
-	ExpectedLoss        float64
+	ChanceToBeatControl float64 `json:"chance_to_beat_control"`
+	ProbabilityToBeBest float64 `json:"probability_to_be_best"`
+	ExpectedLoss        float64 `json:"expected_loss"`
 	// Uplift is PosteriorMean/control PosteriorMean − 1; UpliftCI95 the 95% interval of λ/λ_control − 1.
-	Uplift     float64
-	UpliftCI95 [2]float64
+	Uplift     float64    `json:"uplift"`
+	UpliftCI95 [2]float64 `json:"uplift_ci95"`
 }
 
 // CountResult is the analysis of a count goal across the variations of an experiment.
 type CountResult struct {
-	Control    int
-	Direction  domain.GoalDirection
-	Prior      GammaPrior
-	Variations []CountVariation
+	Control    int                  `json:"control"`
+	Direction  domain.GoalDirection `json:"direction"`
+	Prior      GammaPrior           `json:"prior"`
+	Variations []CountVariation     `json:"variations"`
 }
 
 // AnalyzeCount analyses a count goal with a Gamma-Poisson model: each user's events are Poisson

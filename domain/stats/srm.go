@@ -21,23 +21,29 @@ const (
 // SRMResult is a chi-square goodness-of-fit test of the users observed per variation against the
 // configured allocation.
 type SRMResult struct {
-	Observed []int64
+	Observed []int64 `json:"observed"`
 	// Expected is the users each variation should have had: total × weight / Σ weights.
-	Expected []float64
-	Total    int64
+	Expected []float64 `json:"expected"`
+	Total    int64     `json:"total"`
 	// Excluded is the number of users excluded from the analysis because they were exposed to more
 	// than one variation, passed through for the report (it does not enter the test).
-	Excluded         int64
-	ChiSquare        float64
-	DegreesOfFreedom int
+	Excluded         int64   `json:"excluded"`
+	ChiSquare        float64 `json:"chi_square"`
+	DegreesOfFreedom int     `json:"degrees_of_freedom"`
 	// PValue is P(χ²_{k−1} ≥ ChiSquare); 1 with a single variation or no users.
-	PValue float64
+	PValue float64 `json:"p_value"`
 	// Checked is true when the sample is large enough for the test (see SRMMinUsers and
 	// SRMMinExpected).
-	Checked bool
-	// Mismatch is true when Checked and PValue < SRMThreshold: the split is not what was
-	// configured, and the experiment's results should not be trusted until the cause is found.
-	Mismatch bool
+	Checked bool `json:"checked"`
+	// Unknown is the number of users exposed to a variation that is not in the experiment
+	// (served by a stale or foreign configuration, or forged); they are outside Observed and
+	// Total and do not enter the chi-square test.
+	Unknown int64 `json:"unknown"`
+	// Mismatch is true when Checked and PValue < SRMThreshold, or when Unknown > 0 (as
+	// Bucketeer does: a variation the allocation cannot produce means assignment is broken,
+	// whatever their number): the split is not what was configured, and the experiment's results
+	// should not be trusted until the cause is found.
+	Mismatch bool `json:"mismatch"`
 }
 
 // SampleRatioMismatch tests observed users per variation against allocation weights (any positive
@@ -45,6 +51,16 @@ type SRMResult struct {
 // no variations, lengths that differ, a negative count, a weight that is not positive and finite,
 // a negative excluded count.
 func SampleRatioMismatch(observed []int64, weights []float64, excluded int64) (SRMResult, error) {
+	return SampleRatioMismatchWithUnknown(observed, weights, excluded, 0)
+}
+
+// SampleRatioMismatchWithUnknown is SampleRatioMismatch with the users of variations outside the
+// experiment: any of them is a mismatch (see SRMResult.Unknown). A negative unknown count is
+// EInvalid.
+func SampleRatioMismatchWithUnknown(observed []int64, weights []float64, excluded, unknown int64) (SRMResult, error) {
+	if unknown < 0 {
+		return SRMResult{}, domain.Invalid("unknown", "unknown users must not be negative, got %d", unknown)
+	}
 	if len(observed) == 0 {
 		return SRMResult{}, domain.Invalid("observed", "at least one variation is required")
 	}
@@ -89,6 +105,7 @@ func SampleRatioMismatch(observed []int64, weights []float64, excluded int64) (S
 		res.PValue = clamp01(distuv.ChiSquared{K: float64(res.DegreesOfFreedom)}.Survival(res.ChiSquare))
 	}
 	res.Checked = total >= SRMMinUsers && minExpected >= SRMMinExpected && res.DegreesOfFreedom > 0
-	res.Mismatch = res.Checked && res.PValue < SRMThreshold
+	res.Unknown = unknown
+	res.Mismatch = (res.Checked && res.PValue < SRMThreshold) || unknown > 0
 	return res, nil
 }

@@ -81,3 +81,32 @@ func TestSampleRatioMismatchValidation(t *testing.T) {
 		})
 	}
 }
+
+// Users of a variation outside the experiment are a mismatch, however few, even when the known
+// split is fair or too small to test (Bucketeer's rule), and they do not enter the chi-square.
+func TestSampleRatioMismatchUnknownVariations(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		observed []int64
+		unknown  int64
+		mismatch bool
+	}{
+		{"fair split, no unknown", []int64{5020, 4980}, 0, false},
+		{"fair split, one unknown user", []int64{5020, 4980}, 1, true},
+		{"too small to test, unknown users", []int64{3, 4}, 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := stats.SampleRatioMismatchWithUnknown(tc.observed, []float64{1, 1}, 0, tc.unknown)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, _ := stats.SampleRatioMismatch(tc.observed, []float64{1, 1}, 0)
+			if r.Mismatch != tc.mismatch || r.Unknown != tc.unknown || r.ChiSquare != plain.ChiSquare || r.Total != plain.Total {
+				t.Errorf("got %+v, plain %+v", r, plain)
+			}
+		})
+	}
+	if _, err := stats.SampleRatioMismatchWithUnknown([]int64{1, 1}, []float64{1, 1}, 0, -1); err == nil {
+		t.Error("negative unknown accepted")
+	}
+}

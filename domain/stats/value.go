@@ -13,11 +13,17 @@ import (
 // squared values (each user's value may be capped upstream). Users without the goal count with a
 // value of 0.
 type ValueArm struct {
-	Variation  string
-	Users      int64
-	Sum        float64
-	SumSquares float64
+	Variation  string  `json:"variation"`
+	Users      int64   `json:"users"`
+	Sum        float64 `json:"sum"`
+	SumSquares float64 `json:"sum_squares"`
 }
+
+// Scales of a value goal's chance to beat control and risk (ValueVariation.Scale).
+const (
+	ScaleRelative = "relative"
+	ScaleAbsolute = "absolute"
+)
 
 // MaxValue bounds the magnitude of a value per user (on average over a variation): 10^15, a
 // quadrillion of whatever unit, far above any real metric, keeps every sum, square and product of
@@ -26,68 +32,79 @@ const MaxValue = 1e15
 
 // NormalPrior is a normal prior N(Mean, SD²) on a difference between a variation and the control.
 type NormalPrior struct {
-	Mean, SD float64
+	Mean float64 `json:"mean"`
+	SD   float64 `json:"sd"`
 }
 
 // ValueOptions configures AnalyzeValue. The zero value is a goal to increase, with flat priors.
 type ValueOptions struct {
-	Direction domain.GoalDirection
+	Direction domain.GoalDirection `json:"direction"`
 	// Prior, if set, is the prior of the absolute difference (variation mean − control mean), in
 	// the metric's units. Nil means flat: the posterior is the data's normal likelihood.
-	Prior *NormalPrior
+	Prior *NormalPrior `json:"prior"`
 	// RelativePrior, if set, is the prior of the relative difference (variation mean / control
 	// mean − 1). Nil means flat.
-	RelativePrior *NormalPrior
+	RelativePrior *NormalPrior `json:"relative_prior"`
 }
 
 // ValueVariation is the analysis of one variation for a value goal.
 type ValueVariation struct {
-	Variation string
-	Control   bool
-	Users     int64
+	Variation string `json:"variation"`
+	Control   bool   `json:"control"`
+	Users     int64  `json:"users"`
 	// Mean is the mean value per user, Sum/Users (0 with no users).
-	Mean float64
+	Mean float64 `json:"mean"`
 	// Variance is the sample variance of the value per user, with the n−1 denominator (0 with
 	// fewer than two users, or when rounding makes it negative).
-	Variance float64
+	Variance float64 `json:"variance"`
 	// StandardError is the standard error of Mean used by the Bayesian model: √(Variance/Users),
 	// where a variation with a single user borrows the pooled variance of the variations with
 	// two or more users. 0 with no users.
-	StandardError float64
+	StandardError float64 `json:"standard_error"`
 	// CI95 is the 95% credible interval of the mean per user, Mean ± 1.96·StandardError.
-	CI95 [2]float64
+	CI95 [2]float64 `json:"ci95"`
 
 	// Difference is the posterior mean of (this mean − control mean), DifferenceCI95 its 95%
 	// credible interval, under ValueOptions.Prior.
-	Difference     float64
-	DifferenceCI95 [2]float64
-	// ChanceToBeatControl is the posterior probability that the difference is in the good
-	// direction (0.5 for the control).
-	ChanceToBeatControl float64
-	// Risk is the expected loss of shipping this variation instead of the control, per user in
-	// the metric's units: E[max(0, −D)] for a difference D (E[max(0, D)] when lower is better).
-	Risk float64
-	// Uplift is the posterior mean of the relative difference (this mean / control mean − 1) and
-	// UpliftCI95 its 95% credible interval, under ValueOptions.RelativePrior, from the delta
-	// method. 0 and [0, 0] when the control's mean is 0 (the ratio is undefined).
-	Uplift     float64
-	UpliftCI95 [2]float64
+	Difference     float64    `json:"difference"`
+	DifferenceCI95 [2]float64 `json:"difference_ci95"`
+	// AbsoluteChanceToBeatControl is the posterior probability that the difference is in the
+	// good direction, and AbsoluteRisk the expected loss of shipping this variation instead of
+	// the control, per user in the metric's units: E[max(0, −D)] for a difference D
+	// (E[max(0, D)] when lower is better). Shown beside the relative figures.
+	AbsoluteChanceToBeatControl float64 `json:"absolute_chance_to_beat_control"`
+	AbsoluteRisk                float64 `json:"absolute_risk"`
+	// Uplift is the posterior mean of the relative difference R = (this mean − control
+	// mean)/|control mean| (this mean / control mean − 1 for a positive control) and UpliftCI95
+	// its 95% credible interval, under ValueOptions.RelativePrior, from the delta method. 0 and
+	// [0, 0] when the control's mean is 0 (the ratio is undefined).
+	Uplift     float64    `json:"uplift"`
+	UpliftCI95 [2]float64 `json:"uplift_ci95"`
+	// ChanceToBeatControl is P(R in the good direction) and Risk E[max(0, −R)] (E[max(0, R)]
+	// when lower is better), a fraction of the control's mean: on the same (relative) scale as
+	// the uplift and its interval, so that a chance above 97.5% always comes with an interval
+	// that excludes zero (GrowthBook's scale). When the control's mean is 0 the relative scale
+	// does not exist and both fall back to the absolute figures; Scale says which one is used
+	// (0.5 and "" for the control).
+	ChanceToBeatControl float64 `json:"chance_to_beat_control"`
+	Risk                float64 `json:"risk"`
+	Scale               string  `json:"scale,omitempty"`
 
 	// ProbabilityToBeBest and ExpectedLoss compare all variations at once, each mean with its own
 	// flat-prior posterior N(Mean, StandardError²) (ValueOptions priors are about pairwise
 	// differences and do not apply). ExpectedLoss is E[max_j μ_j − μ_i] (lower: E[μ_i − min_j μ_j]).
-	ProbabilityToBeBest float64
-	ExpectedLoss        float64
+	ProbabilityToBeBest float64 `json:"probability_to_be_best"`
+	ExpectedLoss        float64 `json:"expected_loss"`
 
 	// Welch is the frequentist comparison with the control (Valid false for the control).
-	Welch WelchTest
+	Welch WelchTest `json:"welch"`
 }
 
 // ValueResult is the analysis of a value goal across the variations of an experiment.
 type ValueResult struct {
-	Control    int
-	Options    ValueOptions
-	Variations []ValueVariation
+	Control    int              `json:"control"`
+	Options    ValueOptions     `json:"options"`
+	Variations []ValueVariation `json:"variations"`
 }
 
 // WelchTest is Welch's unequal-variances t-test of a variation's mean against the control's.
@@ -95,18 +112,18 @@ type WelchTest struct {
 	// Valid is false when either side has fewer than two users: the variances are unknown and
 	// the test is not defined; then T = 0, DegreesOfFreedom = 0, PValue = 1 and CI95 collapses on
 	// the observed difference.
-	Valid bool
+	Valid bool `json:"valid"`
 	// Difference is the observed difference of means, variation − control.
-	Difference float64
+	Difference float64 `json:"difference"`
 	// T is the t statistic. When both variances are 0 and the means differ it is ±MaxFloat64
 	// (the difference is certain) with PValue 0.
-	T float64
+	T float64 `json:"t"`
 	// DegreesOfFreedom is the Welch–Satterthwaite approximation.
-	DegreesOfFreedom float64
+	DegreesOfFreedom float64 `json:"degrees_of_freedom"`
 	// PValue is two-sided.
-	PValue float64
+	PValue float64 `json:"p_value"`
 	// CI95 is the 95% confidence interval of the difference.
-	CI95 [2]float64
+	CI95 [2]float64 `json:"ci95"`
 }
 
 // valueSummary is one variation's mean, sample variance and users.
@@ -134,10 +151,12 @@ func summarize(a ValueArm) valueSummary {
 // AnalyzeValue analyses a value goal. Each mean per user has the flat-prior posterior
 // N(Mean, Variance/Users) (a normal approximation justified by the central limit theorem at the
 // sample sizes of experiments). The difference D = μ_t − μ_c is N(d, se_t² + se_c²), updated by
-// opts.Prior when given: chance to beat control is Φ(±mean/sd), risk the normal expected loss
-// sd·φ(mean/sd) ∓ mean·Φ(∓mean/sd). The relative difference uses the delta method,
-// Var(μ_t/μ_c) ≈ se_t²/μ_c² + μ_t²·se_c²/μ_c⁴, whose error shrinks as 1/Users. Probability to be
-// best and expected loss among all variations are deterministic integrals.
+// opts.Prior when given: the absolute chance is Φ(±mean/sd), the absolute risk the normal
+// expected loss sd·φ(mean/sd) ∓ mean·Φ(∓mean/sd). The relative difference uses the delta method,
+// Var(μ_t/μ_c) ≈ se_t²/μ_c² + μ_t²·se_c²/μ_c⁴, whose error shrinks as 1/Users, updated by
+// opts.RelativePrior; the reported chance and risk are the same formulas on it, so chance,
+// risk and uplift interval agree. Probability to be best and expected loss among all variations
+// are deterministic integrals.
 //
 // Degenerate inputs give defined answers:
 //   - No users: Mean, Variance, StandardError 0 and CI95 [0, 0]; the variation takes no part in
@@ -227,15 +246,23 @@ func AnalyzeValue(arms []ValueArm, control int, opts ValueOptions) (ValueResult,
 		t := sums[i]
 		v.Welch = welch(t, c)
 
+		lower := opts.Direction == domain.GoalDecrease
 		d := normalUpdate(t.mean-c.mean, se[i]*se[i]+se[control]*se[control], opts.Prior)
 		v.Difference, v.DifferenceCI95 = d.mean, d.ci95()
-		v.ChanceToBeatControl, v.Risk = d.chanceAndRisk(opts.Direction == domain.GoalDecrease)
+		v.AbsoluteChanceToBeatControl, v.AbsoluteRisk = d.chanceAndRisk(lower)
+		v.ChanceToBeatControl, v.Risk, v.Scale = v.AbsoluteChanceToBeatControl, v.AbsoluteRisk, ScaleAbsolute
 
 		if c.mean != 0 {
-			rel := t.mean/c.mean - 1
+			// (μ_t − μ_c)/|μ_c|: μ_t/μ_c − 1 for a positive control, and of the same sign as
+			// the difference when the control's mean is negative (a loss, a net change).
+			ac := math.Abs(c.mean)
+			rel := (t.mean - c.mean) / ac
 			rv := (se[i]*se[i] + t.mean*t.mean*se[control]*se[control]/(c.mean*c.mean)) / (c.mean * c.mean)
 			r := normalUpdate(rel, rv, opts.RelativePrior)
 			v.Uplift, v.UpliftCI95 = r.mean, r.ci95()
+			// One scale: chance and risk on the relative difference the uplift interval shows.
+			v.ChanceToBeatControl, v.Risk = r.chanceAndRisk(lower)
+			v.Scale = ScaleRelative
 		}
 	}
 	return res, nil

@@ -2,6 +2,7 @@ package stats_test
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/vexil-flags/vexil/domain"
@@ -178,20 +179,27 @@ func TestValueGaussianModel(t *testing.T) {
 	near(t, "Difference", v.Difference, d, 1e-12)
 	near(t, "DifferenceCI95 low", v.DifferenceCI95[0], d-1.959963984540054*sd, 1e-12)
 	near(t, "DifferenceCI95 high", v.DifferenceCI95[1], d+1.959963984540054*sd, 1e-12)
-	near(t, "ChanceToBeatControl", v.ChanceToBeatControl, distuv.Normal{Mu: d, Sigma: sd}.Survival(0), 1e-12)
+	near(t, "AbsoluteChanceToBeatControl", v.AbsoluteChanceToBeatControl, distuv.Normal{Mu: d, Sigma: sd}.Survival(0), 1e-12)
 	risk := quad.Fixed(func(x float64) float64 { return -x * distuv.Normal{Mu: d, Sigma: sd}.Prob(x) }, d-40*sd, 0, 2000, quad.Legendre{}, 0)
-	near(t, "Risk", v.Risk, risk, 1e-12)
+	near(t, "AbsoluteRisk", v.AbsoluteRisk, risk, 1e-12)
 
 	rel := 10.4/10 - 1
 	relSD := math.Sqrt(81.0/2100/100 + 10.4*10.4*(64.0/2000)/10000)
 	near(t, "Uplift", v.Uplift, rel, 1e-12)
 	near(t, "UpliftCI95 low", v.UpliftCI95[0], rel-1.959963984540054*relSD, 1e-12)
+	// Chance and risk on the relative scale, consistent with the uplift interval.
+	near(t, "ChanceToBeatControl", v.ChanceToBeatControl, distuv.Normal{Mu: rel, Sigma: relSD}.Survival(0), 1e-12)
+	relRisk := quad.Fixed(func(x float64) float64 { return -x * distuv.Normal{Mu: rel, Sigma: relSD}.Prob(x) }, rel-40*relSD, 0, 2000, quad.Legendre{}, 0)
+	near(t, "Risk", v.Risk, relRisk, 1e-12)
+	if v.Scale != stats.ScaleRelative {
+		t.Errorf("scale %q", v.Scale)
+	}
 
 	// With two variations, the probability to be best is the chance to beat control, and the
 	// expected loss of the variation is the risk (both flat).
-	near(t, "ProbabilityToBeBest", v.ProbabilityToBeBest, v.ChanceToBeatControl, 1e-9)
-	near(t, "ExpectedLoss", v.ExpectedLoss, v.Risk, 1e-10)
-	near(t, "control ExpectedLoss", c.ExpectedLoss, v.Risk+d, 1e-10)
+	near(t, "ProbabilityToBeBest", v.ProbabilityToBeBest, v.AbsoluteChanceToBeatControl, 1e-9)
+	near(t, "ExpectedLoss", v.ExpectedLoss, v.AbsoluteRisk, 1e-10)
+	near(t, "control ExpectedLoss", c.ExpectedLoss, v.AbsoluteRisk+d, 1e-10)
 }
 
 func TestValuePriors(t *testing.T) {
@@ -206,12 +214,12 @@ func TestValuePriors(t *testing.T) {
 	postVar := 1 / (1/obsVar + 1/0.25)
 	near(t, "posterior mean", sc.Difference, postVar*(1.5/obsVar), 1e-12)
 	near(t, "posterior CI", sc.DifferenceCI95[1]-sc.DifferenceCI95[0], 2*1.959963984540054*math.Sqrt(postVar), 1e-12)
-	if !(sc.Difference < v.Difference && sc.ChanceToBeatControl < v.ChanceToBeatControl && sc.ChanceToBeatControl > 0.5) {
+	if !(sc.Difference < v.Difference && sc.AbsoluteChanceToBeatControl < v.AbsoluteChanceToBeatControl && sc.AbsoluteChanceToBeatControl > 0.5) {
 		t.Errorf("sceptical prior: %+v vs flat %+v", sc, v)
 	}
 	// A prior expecting a gain raises the chance.
 	opt := analyzeValue(t, arms, stats.ValueOptions{Prior: &stats.NormalPrior{Mean: 2, SD: 0.5}}).Variations[1]
-	if !(opt.Difference > v.Difference && opt.ChanceToBeatControl > v.ChanceToBeatControl) {
+	if !(opt.Difference > v.Difference && opt.AbsoluteChanceToBeatControl > v.AbsoluteChanceToBeatControl) {
 		t.Errorf("optimistic prior: %+v vs flat %+v", opt, v)
 	}
 	// A very wide prior is flat.
@@ -248,7 +256,8 @@ func TestValueDirection(t *testing.T) {
 	up := analyzeValue(t, arms, stats.ValueOptions{}).Variations[1]
 	down := analyzeValue(t, arms, stats.ValueOptions{Direction: domain.GoalDecrease}).Variations[1]
 	near(t, "chance flips", down.ChanceToBeatControl, 1-up.ChanceToBeatControl, 1e-12)
-	near(t, "risk", up.Risk-down.Risk, 0.2, 1e-12) // E[max(0,−D)] − E[max(0,D)] = −E[D]
+	near(t, "risk", up.AbsoluteRisk-down.AbsoluteRisk, 0.2, 1e-12) // E[max(0,−D)] − E[max(0,D)] = −E[D]
+	near(t, "relative risk", up.Risk-down.Risk, 0.2/3, 1e-12)      // the same over the control's mean
 	if down.Difference != up.Difference || down.Welch != up.Welch {
 		t.Errorf("difference or Welch depends on direction")
 	}
@@ -363,4 +372,28 @@ func TestValueValidation(t *testing.T) {
 	}
 	_, err := stats.WelchTTest(stats.ValueArm{Users: -2}, valueArm(1))
 	wantInvalid(t, err, "arms[0].users")
+}
+
+// Issue 21, defect 3: a value goal's chance to beat control, risk and uplift interval are on one
+// (relative) scale, so a chance above 97.5% always comes with a 95% uplift interval above zero,
+// and the reverse, whatever the data; the absolute chance may disagree (it did: 0.990 against an
+// interval that included zero).
+func TestValueChanceAgreesWithUpliftInterval(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 3))
+	disagreedBefore := 0
+	for range 2000 {
+		c := valueStats(int64(50+rng.IntN(5000)), 1+10*rng.Float64(), 1+100*rng.Float64())
+		v := valueStats(int64(50+rng.IntN(5000)), c.Sum/float64(c.Users)*(0.9+0.25*rng.Float64()), 1+100*rng.Float64())
+		r := analyzeValue(t, []stats.ValueArm{c, v}, stats.ValueOptions{}).Variations[1]
+		if r.Scale != stats.ScaleRelative {
+			t.Fatalf("scale %q", r.Scale)
+		}
+		if math.Abs(r.ChanceToBeatControl-0.975) > 1e-9 && (r.ChanceToBeatControl > 0.975) != (r.UpliftCI95[0] > 0) {
+			t.Fatalf("chance %v with uplift interval %v", r.ChanceToBeatControl, r.UpliftCI95)
+		}
+		if (r.AbsoluteChanceToBeatControl > 0.975) != (r.UpliftCI95[0] > 0) {
+			disagreedBefore++
+		}
+	}
+	t.Logf("the absolute chance disagreed with the uplift interval in %d of 2000 cases", disagreedBefore)
 }

@@ -1,7 +1,9 @@
 // Package experiments is the `experiment` role's analysis: it computes each running experiment's
-// per-variation sufficient statistics from the per-user experiment tables (first exposure decides
-// the variation; users exposed to several variations are excluded and counted), runs the Bayesian
-// models of domain/stats per goal, checks the sample ratio, writes a plain-language verdict, and
+// per-variation sufficient statistics from the raw telemetry inside the experiment's window (first
+// exposure decides the variation; users exposed to several variations are excluded and counted;
+// see sqlStatistics), runs the Bayesian or frequentist models of domain/stats per goal (with
+// CUPED and multiple-comparison corrections when configured), checks the sample ratio and the
+// guardrails, writes a plain-language verdict, and
 // stores every run as points in time (experiment_analyses, experiment_results) so reports show
 // how a result evolved.
 package experiments
@@ -12,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,14 +52,20 @@ func NewAnalyzer(pool *pgxpool.Pool, store *postgres.EventStore, log *slog.Logge
 
 // GoalResult is one goal's analysis across the variations.
 type GoalResult struct {
-	Goal       string               `json:"goal"`
-	Kind       domain.GoalKind      `json:"kind"`
-	Direction  domain.GoalDirection `json:"direction"`
-	Role       string               `json:"role"` // primary, secondary or guardrail
-	Variations []VariationResult    `json:"variations"`
+	Goal      string               `json:"goal"`
+	Kind      domain.GoalKind      `json:"kind"`
+	Direction domain.GoalDirection `json:"direction"`
+	Role      string               `json:"role"` // primary, secondary or guardrail
+	// ConversionWindowHours is the goal's conversion window (0: to the end of the experiment).
+	ConversionWindowHours float64           `json:"conversion_window_hours"`
+	Variations            []VariationResult `json:"variations"`
 }
 
 // VariationResult is the figures of one variation for one goal, in the shape every model shares.
+// Uplift and UpliftCI95 are relative to the control, on the engine's scale: the Bayesian
+// posterior (the CUPED-adjusted one when CUPED is on) or the frequentist estimate and confidence
+// interval (at 1 − alpha, a confidence sequence when sequential). Under the frequentist engine
+// the Bayesian probabilities are 0 and Frequentist holds the test.
 type VariationResult struct {
 	Variation           string     `json:"variation"`
 	Control             bool       `json:"control"`
@@ -70,22 +77,58 @@ type VariationResult struct {
 	ExpectedLoss        float64    `json:"expected_loss"`
 	Uplift              float64    `json:"uplift"`
 	UpliftCI95          [2]float64 `json:"uplift_ci95"`
-	// Figures is the model's whole output (posterior parameters, Welch's test for value goals).
-	Figures any `json:"figures"`
+	// Frequentist is the frequentist test against the control (frequentist engine; nil for the
+	// control and under the Bayesian engine).
+	Frequentist *stats.FrequentistResult `json:"frequentist,omitempty"`
+	// CUPED says what the regression adjustment did (nil when CUPED is off or for the control).
+	CUPED *stats.CUPEDFigures `json:"cuped,omitempty"`
+	// Figures is the Bayesian model's whole output for the goal's kind.
+	Figures VariationFigures `json:"figures"`
+}
+
+// VariationFigures is the whole output of the Bayesian model of a goal's kind: exactly one is set.
+type VariationFigures struct {
+	Conversion *stats.ConversionVariation `json:"conversion,omitempty"`
+	Count      *stats.CountVariation      `json:"count,omitempty"`
+	Value      *stats.ValueVariation      `json:"value,omitempty"`
 }
 
 // Analysis is one run of an experiment's analysis.
 type Analysis struct {
-	Project       string             `json:"project"`
-	Experiment    string             `json:"experiment"`
-	ComputedAt    time.Time          `json:"computed_at"`
-	Users         int64              `json:"users"`
-	ExcludedUsers int64              `json:"excluded_users"`
-	SRM           stats.SRMResult    `json:"srm"`
-	Goals         []GoalResult       `json:"goals"`
-	Verdict       string             `json:"verdict"`
-	Thresholds    map[string]float64 `json:"thresholds"`
-	Duration      time.Duration      `json:"duration_ns"`
+	Project       string          `json:"project"`
+	Experiment    string          `json:"experiment"`
+	ComputedAt    time.Time       `json:"computed_at"`
+	Users         int64           `json:"users"`
+	ExcludedUsers int64           `json:"excluded_users"`
+	SRM           stats.SRMResult `json:"srm"`
+	Goals         []GoalResult    `json:"goals"`
+	Verdict       string          `json:"verdict"`
+	AnalysisDetails
+	Thresholds map[string]float64 `json:"thresholds"`
+	Duration   time.Duration      `json:"duration_ns"`
+}
+
+// AnalysisDetails is what an analysis records beside its figures (stored as experiment_analyses.details).
+type AnalysisDetails struct {
+	// Window is the analysis window of exposures and goals.
+	Window AnalysisWindow `json:"window"`
+	// Settings are the analysis settings used.
+	Settings domain.ExperimentAnalysis `json:"settings"`
+	// UnknownVariations counts the users exposed to variations outside the experiment; any of
+	// them is a sample-ratio mismatch.
+	UnknownVariations map[string]int64 `json:"unknown_variations"`
+	// Ratios are the experiment's ratio metrics (analysis.ratio_metrics).
+	Ratios []RatioResult `json:"ratios"`
+	// GuardrailViolations lists the variations a guardrail goal finds significantly worse than
+	// the control; such a variation is never recommended for shipping.
+	GuardrailViolations []GuardrailViolation `json:"guardrail_violations"`
+}
+
+// GuardrailViolation is a guardrail goal that a variation makes significantly worse.
+type GuardrailViolation struct {
+	Goal      string `json:"goal"`
+	Variation string `json:"variation"`
+	Reason    string `json:"reason"`
 }
 
 // load folds an aggregate from the event store; ENotFound when the stream is empty.
@@ -124,21 +167,32 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 		return nil, err
 	}
 	res := &Analysis{Project: project, Experiment: key, ComputedAt: a.now().UTC(), Users: data.total, ExcludedUsers: data.excluded,
+		AnalysisDetails: AnalysisDetails{Window: data.window, Settings: exp.Analysis, UnknownVariations: map[string]int64{}, GuardrailViolations: []GuardrailViolation{}},
 		Thresholds: map[string]float64{"win_chance_to_beat_control": WinThreshold, "max_relative_expected_loss": MaxRiskToShip,
-			"srm_p_value": stats.SRMThreshold, "min_users_per_variation": MinUsersPerVariation}}
+			"srm_p_value": stats.SRMThreshold, "min_users_per_variation": MinUsersPerVariation, "alpha": exp.Analysis.EffectiveAlpha()}}
 	control := 0
 	weights := make([]float64, len(exp.Variations))
 	observed := make([]int64, len(exp.Variations))
+	known := map[string]bool{}
 	for i, v := range exp.Variations {
 		if v.Control {
 			control = i
 		}
 		weights[i] = float64(v.Weight)
 		observed[i] = data.users[v.Variation]
+		known[v.Variation] = true
 	}
-	if res.SRM, err = stats.SampleRatioMismatch(observed, weights, data.excluded); err != nil {
+	var unknown int64
+	for v, n := range data.users {
+		if !known[v] && n > 0 {
+			res.UnknownVariations[v] = n
+			unknown += n
+		}
+	}
+	if res.SRM, err = stats.SampleRatioMismatchWithUnknown(observed, weights, data.excluded, unknown); err != nil {
 		return nil, err
 	}
+	var family []*stats.FrequentistResult
 	for _, g := range exp.Goals() {
 		gr, err := analyzeGoal(exp, goals[g], control, data)
 		if err != nil {
@@ -154,6 +208,31 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 		}
 		res.Goals = append(res.Goals, gr)
 	}
+	res.Ratios = analyzeRatios(exp, goals, control, data)
+	// Corrections across variations × goals (and ratio metrics), guardrails excluded as
+	// GrowthBook does: a guardrail is a safety check whose power must not shrink as goals are
+	// added. Ratio tests join the family under the frequentist engine only, where they are read.
+	if exp.Analysis.Engine == domain.EngineFrequentist {
+		for i := range res.Ratios {
+			for j := range res.Ratios[i].Variations {
+				if f := res.Ratios[i].Variations[j].Frequentist; f != nil {
+					family = append(family, f)
+				}
+			}
+		}
+	}
+	for i := range res.Goals {
+		if res.Goals[i].Role == "guardrail" {
+			continue
+		}
+		for j := range res.Goals[i].Variations {
+			if f := res.Goals[i].Variations[j].Frequentist; f != nil {
+				family = append(family, f)
+			}
+		}
+	}
+	stats.Correct(family, exp.Analysis.Correction)
+	res.GuardrailViolations = guardrailViolations(exp, res)
 	res.Verdict = verdict(exp, res, goals)
 	res.Duration = time.Since(start)
 	if err := a.store_(ctx, res); err != nil {
@@ -169,192 +248,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// data is the sufficient statistics of an experiment.
-type data struct {
-	users    map[string]int64 // per variation, excluding users seen in several
-	excluded int64
-	total    int64
-	goals    map[string]map[string]*goalSums // goal -> variation -> sums
-}
-
-type goalSums struct {
-	converters, events int64
-	sum, sumSquares    float64
-}
-
-// sufficientStatistics reads, in two grouped queries, the users per variation and, per goal and
-// variation, the users who converted, the goal events and the (capped) per-user value sums.
-func (a *Analyzer) sufficientStatistics(ctx context.Context, exp *domain.Experiment, goals map[string]*domain.Goal) (*data, error) {
-	d := &data{users: map[string]int64{}, goals: map[string]map[string]*goalSums{}}
-	rows, err := a.pool.Query(ctx, `SELECT variation, count(*) FILTER (WHERE NOT multiple_variations),
-		  count(*) FILTER (WHERE multiple_variations)
-		FROM experiment_exposures
-		WHERE project = $1 AND environment = $2 AND subject_kind = 'experiment' AND subject = $3
-		GROUP BY variation`, exp.Project, exp.Environment, exp.Key)
-	if err != nil {
-		return nil, fmt.Errorf("experiments: exposures of %s: %w", exp.Key, err)
-	}
-	for rows.Next() {
-		var v string
-		var n, x int64
-		if err := rows.Scan(&v, &n, &x); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("experiments: scan exposures: %w", err)
-		}
-		d.users[v] += n
-		d.excluded += x
-		d.total += n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("experiments: exposures of %s: %w", exp.Key, err)
-	}
-	names := make([]string, 0, len(goals))
-	caps := make([]float64, 0, len(goals))
-	for k, g := range goals {
-		names = append(names, k)
-		c := math.Inf(1)
-		if g.ValueCap > 0 {
-			c = g.ValueCap
-		}
-		caps = append(caps, c)
-		d.goals[k] = map[string]*goalSums{}
-	}
-	rows, err = a.pool.Query(ctx, `SELECT e.variation, g.goal, count(*), sum(g.conversions),
-		  sum(least(g.value_sum, c.cap)), sum(least(g.value_sum, c.cap) ^ 2)
-		FROM experiment_exposures e
-		JOIN experiment_user_goals g ON g.project = e.project AND g.environment = e.environment
-		  AND g.subject_kind = e.subject_kind AND g.subject = e.subject AND g.user_key = e.user_key
-		JOIN unnest($4::text[], $5::float8[]) AS c(goal, cap) ON c.goal = g.goal
-		WHERE e.project = $1 AND e.environment = $2 AND e.subject_kind = 'experiment' AND e.subject = $3
-		  AND NOT e.multiple_variations
-		GROUP BY e.variation, g.goal`, exp.Project, exp.Environment, exp.Key, names, caps)
-	if err != nil {
-		return nil, fmt.Errorf("experiments: goals of %s: %w", exp.Key, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var v, g string
-		s := &goalSums{}
-		if err := rows.Scan(&v, &g, &s.converters, &s.events, &s.sum, &s.sumSquares); err != nil {
-			return nil, fmt.Errorf("experiments: scan goals: %w", err)
-		}
-		d.goals[g][v] = s
-	}
-	return d, rows.Err()
-}
-
-func analyzeGoal(exp *domain.Experiment, g *domain.Goal, control int, d *data) (GoalResult, error) {
-	gr := GoalResult{Goal: g.Key, Kind: g.Kind, Direction: g.Direction}
-	sums := func(v string) *goalSums {
-		if s := d.goals[g.Key][v]; s != nil {
-			return s
-		}
-		return &goalSums{}
-	}
-	switch g.Kind {
-	case domain.GoalConversion:
-		arms := make([]stats.ConversionArm, len(exp.Variations))
-		for i, v := range exp.Variations {
-			arms[i] = stats.ConversionArm{Variation: v.Variation, Users: d.users[v.Variation], Conversions: min(sums(v.Variation).converters, d.users[v.Variation])}
-		}
-		r, err := stats.AnalyzeConversion(arms, control, stats.DefaultBetaPrior, g.Direction)
-		if err != nil {
-			return gr, err
-		}
-		for _, v := range r.Variations {
-			gr.Variations = append(gr.Variations, VariationResult{Variation: v.Variation, Control: v.Control, Users: v.Users,
-				Estimate: v.Rate, CI95: v.CI95, ChanceToBeatControl: v.ChanceToBeatControl, ProbabilityToBeBest: v.ProbabilityToBeBest,
-				ExpectedLoss: v.ExpectedLoss, Uplift: v.Uplift, UpliftCI95: v.UpliftCI95, Figures: v})
-		}
-	case domain.GoalCount:
-		arms := make([]stats.CountArm, len(exp.Variations))
-		for i, v := range exp.Variations {
-			arms[i] = stats.CountArm{Variation: v.Variation, Users: d.users[v.Variation], Events: sums(v.Variation).events}
-		}
-		r, err := stats.AnalyzeCount(arms, control, stats.DefaultGammaPrior, g.Direction)
-		if err != nil {
-			return gr, err
-		}
-		for _, v := range r.Variations {
-			gr.Variations = append(gr.Variations, VariationResult{Variation: v.Variation, Control: v.Control, Users: v.Users,
-				Estimate: v.Rate, CI95: v.CI95, ChanceToBeatControl: v.ChanceToBeatControl, ProbabilityToBeBest: v.ProbabilityToBeBest,
-				ExpectedLoss: v.ExpectedLoss, Uplift: v.Uplift, UpliftCI95: v.UpliftCI95, Figures: v})
-		}
-	case domain.GoalValue:
-		arms := make([]stats.ValueArm, len(exp.Variations))
-		for i, v := range exp.Variations {
-			s := sums(v.Variation)
-			arms[i] = stats.ValueArm{Variation: v.Variation, Users: d.users[v.Variation], Sum: s.sum, SumSquares: s.sumSquares}
-		}
-		r, err := stats.AnalyzeValue(arms, control, stats.ValueOptions{Direction: g.Direction})
-		if err != nil {
-			return gr, err
-		}
-		for _, v := range r.Variations {
-			gr.Variations = append(gr.Variations, VariationResult{Variation: v.Variation, Control: v.Control, Users: v.Users,
-				Estimate: v.Mean, CI95: v.CI95, ChanceToBeatControl: v.ChanceToBeatControl, ProbabilityToBeBest: v.ProbabilityToBeBest,
-				ExpectedLoss: v.ExpectedLoss, Uplift: v.Uplift, UpliftCI95: v.UpliftCI95, Figures: v})
-		}
-	default:
-		return gr, fmt.Errorf("unknown goal kind %q", g.Kind)
-	}
-	return gr, nil
-}
-
-// verdict states, in plain language, what the primary goal says, with the thresholds used.
-func verdict(exp *domain.Experiment, a *Analysis, goals map[string]*domain.Goal) string {
-	if a.SRM.Mismatch {
-		return fmt.Sprintf("Sample ratio mismatch (p = %.2g < %g): the observed split does not match the configured allocation, so the results cannot be trusted until the cause is found.",
-			a.SRM.PValue, stats.SRMThreshold)
-	}
-	var primary *GoalResult
-	for i := range a.Goals {
-		if a.Goals[i].Role == "primary" {
-			primary = &a.Goals[i]
-		}
-	}
-	if primary == nil {
-		return "No primary goal to judge."
-	}
-	var control *VariationResult
-	for i := range primary.Variations {
-		if primary.Variations[i].Control {
-			control = &primary.Variations[i]
-		}
-		if primary.Variations[i].Users < MinUsersPerVariation {
-			return fmt.Sprintf("Collecting data: every variation needs at least %d users before a verdict (fewest so far: %s with %d).",
-				MinUsersPerVariation, primary.Variations[i].Variation, primary.Variations[i].Users)
-		}
-	}
-	best := &primary.Variations[0]
-	for i := range primary.Variations {
-		if primary.Variations[i].ProbabilityToBeBest > best.ProbabilityToBeBest {
-			best = &primary.Variations[i]
-		}
-	}
-	loss := best.ExpectedLoss
-	rel := loss
-	if control != nil && control.Estimate != 0 {
-		rel = loss / math.Abs(control.Estimate)
-	}
-	name := goals[primary.Goal].Name
-	if name == "" {
-		name = primary.Goal
-	}
-	if best.Control || control == nil {
-		return fmt.Sprintf("No variation beats %s on %s yet: %s has the best chance (%.1f%%) to be best.",
-			controlName(control), name, best.Variation, 100*best.ProbabilityToBeBest)
-	}
-	msg := fmt.Sprintf("%s has a %.1f%% chance to beat %s on %s; expected loss of choosing %s %s (%.2f%% of %s's %s).",
-		best.Variation, 100*best.ChanceToBeatControl, control.Variation, name, best.Variation, formatLoss(primary.Kind, loss),
-		100*rel, control.Variation, estimateNoun(primary.Kind))
-	if best.ChanceToBeatControl >= WinThreshold && rel <= MaxRiskToShip {
-		return msg + fmt.Sprintf(" Ship %s: above the %.0f%% threshold with acceptable risk.", best.Variation, 100*WinThreshold)
-	}
-	return msg + fmt.Sprintf(" Not conclusive yet (threshold %.0f%%, maximum risk %.0f%%).", 100*WinThreshold, 100*MaxRiskToShip)
 }
 
 func controlName(c *VariationResult) string {
@@ -381,34 +274,47 @@ func formatLoss(k domain.GoalKind, loss float64) string {
 	return fmt.Sprintf("%.4g", loss)
 }
 
-// store_ writes one analysis with its per-goal, per-variation rows in one transaction.
+// store_ writes one analysis with its per-goal, per-variation rows in one transaction. The
+// figures column holds the whole VariationResult, so a stored report shows what the analysis
+// showed.
 func (a *Analyzer) store_(ctx context.Context, res *Analysis) error {
 	srm, err := json.Marshal(res.SRM)
 	if err != nil {
 		return fmt.Errorf("experiments: marshal SRM: %w", err)
 	}
+	details, err := json.Marshal(res.AnalysisDetails)
+	if err != nil {
+		return fmt.Errorf("experiments: marshal analysis details: %w", err)
+	}
 	return pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO experiment_analyses (computed_at, project, experiment, users, excluded_users, srm, verdict, duration_ms)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`, res.ComputedAt, res.Project, res.Experiment, res.Users, res.ExcludedUsers, srm,
-			res.Verdict, float64(res.Duration.Microseconds())/1000); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO experiment_analyses (computed_at, project, experiment, users, excluded_users, srm, verdict, duration_ms, details)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`, res.ComputedAt, res.Project, res.Experiment, res.Users, res.ExcludedUsers, srm,
+			res.Verdict, float64(res.Duration.Microseconds())/1000, details); err != nil {
 			return fmt.Errorf("experiments: store analysis: %w", err)
 		}
 		batch := &pgx.Batch{}
 		for _, g := range res.Goals {
 			for _, v := range g.Variations {
-				fig, err := json.Marshal(v.Figures)
+				fig, err := json.Marshal(storedResult{VariationResult: v, ConversionWindowHours: g.ConversionWindowHours})
 				if err != nil {
 					return fmt.Errorf("experiments: marshal figures: %w", err)
 				}
 				batch.Queue(`INSERT INTO experiment_results (computed_at, project, experiment, goal, goal_kind, variation, control, users,
-					estimate, ci_low, ci_high, chance_to_beat_control, probability_to_be_best, expected_loss, uplift, figures)
-					VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
+					estimate, ci_low, ci_high, chance_to_beat_control, probability_to_be_best, expected_loss, uplift, figures, direction, role)
+					VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)`,
 					res.ComputedAt, res.Project, res.Experiment, g.Goal, string(g.Kind), v.Variation, v.Control, v.Users,
-					v.Estimate, v.CI95[0], v.CI95[1], v.ChanceToBeatControl, v.ProbabilityToBeBest, v.ExpectedLoss, v.Uplift, fig)
+					v.Estimate, v.CI95[0], v.CI95[1], v.ChanceToBeatControl, v.ProbabilityToBeBest, v.ExpectedLoss, v.Uplift, fig,
+					string(g.Direction), g.Role)
 			}
 		}
 		return tx.SendBatch(ctx, batch).Close()
 	})
+}
+
+// storedResult is the figures column of experiment_results.
+type storedResult struct {
+	VariationResult
+	ConversionWindowHours float64 `json:"conversion_window_hours"`
 }
 
 // Run analyses every running experiment every interval until ctx ends.

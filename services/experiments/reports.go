@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/domain/stats"
 )
 
 // Report is the latest stored analysis of an experiment.
@@ -19,26 +20,38 @@ type Report struct {
 	ComputedAt    time.Time       `json:"computed_at"`
 	Users         int64           `json:"users"`
 	ExcludedUsers int64           `json:"excluded_users"`
-	SRM           json.RawMessage `json:"srm"`
+	SRM           stats.SRMResult `json:"srm"`
 	Verdict       string          `json:"verdict"`
-	Goals         []GoalResult    `json:"goals"`
+	AnalysisDetails
+	Goals []GoalResult `json:"goals"`
 }
 
-// Latest returns the most recent analysis of an experiment; ENotFound when none ran yet.
+// Latest returns the most recent analysis of an experiment; ENotFound when none ran yet. Goals
+// come primary first, then secondary, then guardrails; the control first within each.
 func (a *Analyzer) Latest(ctx context.Context, project, key string) (*Report, error) {
 	r := &Report{Project: project, Experiment: key}
-	err := a.pool.QueryRow(ctx, `SELECT computed_at, users, excluded_users, srm, verdict FROM experiment_analyses
+	var srm, details []byte
+	err := a.pool.QueryRow(ctx, `SELECT computed_at, users, excluded_users, srm, verdict, details FROM experiment_analyses
 		WHERE project = $1 AND experiment = $2 ORDER BY computed_at DESC LIMIT 1`, project, key).
-		Scan(&r.ComputedAt, &r.Users, &r.ExcludedUsers, &r.SRM, &r.Verdict)
+		Scan(&r.ComputedAt, &r.Users, &r.ExcludedUsers, &srm, &r.Verdict, &details)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, domain.Errorf(domain.ENotFound, "experiment %q has no analysis yet; start it and analyse it", key)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("experiments: latest analysis of %s: %w", key, err)
 	}
-	rows, err := a.pool.Query(ctx, `SELECT goal, goal_kind, variation, control, users, estimate, ci_low, ci_high,
+	// Analyses stored before issue 21 have PascalCase SRM keys and no details: they decode to
+	// what matches, the rest stays zero.
+	if err := json.Unmarshal(srm, &r.SRM); err != nil {
+		return nil, fmt.Errorf("experiments: decode SRM of %s: %w", key, err)
+	}
+	if err := json.Unmarshal(details, &r.AnalysisDetails); err != nil {
+		return nil, fmt.Errorf("experiments: decode analysis details of %s: %w", key, err)
+	}
+	rows, err := a.pool.Query(ctx, `SELECT goal, goal_kind, direction, role, variation, control, users, estimate, ci_low, ci_high,
 		  chance_to_beat_control, probability_to_be_best, expected_loss, uplift, figures
-		FROM experiment_results WHERE project = $1 AND experiment = $2 AND computed_at = $3 ORDER BY goal, variation`,
+		FROM experiment_results WHERE project = $1 AND experiment = $2 AND computed_at = $3
+		ORDER BY role <> 'primary', role = 'guardrail', goal, NOT control, variation`,
 		project, key, r.ComputedAt)
 	if err != nil {
 		return nil, fmt.Errorf("experiments: results of %s: %w", key, err)
@@ -46,24 +59,28 @@ func (a *Analyzer) Latest(ctx context.Context, project, key string) (*Report, er
 	defer rows.Close()
 	byGoal := map[string]int{}
 	for rows.Next() {
-		var goal, kind string
-		var v VariationResult
-		var fig json.RawMessage
-		if err := rows.Scan(&goal, &kind, &v.Variation, &v.Control, &v.Users, &v.Estimate, &v.CI95[0], &v.CI95[1],
-			&v.ChanceToBeatControl, &v.ProbabilityToBeBest, &v.ExpectedLoss, &v.Uplift, &fig); err != nil {
+		var goal, kind, dir, role string
+		var stored storedResult
+		var fig []byte
+		if err := rows.Scan(&goal, &kind, &dir, &role, &stored.Variation, &stored.Control, &stored.Users, &stored.Estimate,
+			&stored.CI95[0], &stored.CI95[1], &stored.ChanceToBeatControl, &stored.ProbabilityToBeBest, &stored.ExpectedLoss,
+			&stored.Uplift, &fig); err != nil {
 			return nil, fmt.Errorf("experiments: scan result: %w", err)
 		}
-		v.Figures = fig
-		var up struct {
-			UpliftCI95 [2]float64
+		// The columns are authoritative; the figures add the intervals, tests and models.
+		cols := stored.VariationResult
+		if err := json.Unmarshal(fig, &stored); err != nil {
+			return nil, fmt.Errorf("experiments: decode figures of %s/%s: %w", key, goal, err)
 		}
-		_ = json.Unmarshal(fig, &up)
-		v.UpliftCI95 = up.UpliftCI95
+		v := stored.VariationResult
+		v.Variation, v.Control, v.Users, v.Estimate, v.CI95 = cols.Variation, cols.Control, cols.Users, cols.Estimate, cols.CI95
+		v.ChanceToBeatControl, v.ProbabilityToBeBest, v.ExpectedLoss, v.Uplift = cols.ChanceToBeatControl, cols.ProbabilityToBeBest, cols.ExpectedLoss, cols.Uplift
 		i, ok := byGoal[goal]
 		if !ok {
 			i = len(r.Goals)
 			byGoal[goal] = i
-			r.Goals = append(r.Goals, GoalResult{Goal: goal, Kind: domain.GoalKind(kind)})
+			r.Goals = append(r.Goals, GoalResult{Goal: goal, Kind: domain.GoalKind(kind), Direction: domain.GoalDirection(dir), Role: role,
+				ConversionWindowHours: stored.ConversionWindowHours})
 		}
 		r.Goals[i].Variations = append(r.Goals[i].Variations, v)
 	}

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS evaluation_events_experiment;
