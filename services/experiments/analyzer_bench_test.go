@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/experiments"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/postgres/pgtest"
@@ -75,7 +76,12 @@ func setupExperiment(tb testing.TB, users int) (*experiments.Analyzer, func()) {
 	if _, err := pool.Exec(ctx, `ANALYZE experiment_exposures; ANALYZE experiment_user_goals`); err != nil {
 		tb.Fatal(err)
 	}
-	return experiments.NewAnalyzer(pool, store, slog.New(slog.NewTextHandler(io.Discard, nil))), pool.Close
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := app.New(app.Config{Store: store, Pool: pool, Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return experiments.NewAnalyzer(pool, a.Queries, log), pool.Close
 }
 
 // BenchmarkAnalyze1MUsers3Variations5Goals is issue 5's performance goal: under 2 s with SQL.
