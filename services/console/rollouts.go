@@ -36,7 +36,6 @@ type rolloutRequest struct {
 	Template *rolloutTemplate     `json:"template,omitempty"`
 }
 
-
 // rolloutStepView is one step of a rollout with where it stands.
 type rolloutStepView struct {
 	Index   int       `json:"index"`
