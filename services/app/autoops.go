@@ -35,12 +35,7 @@ func (c *Commands) CreateAutoOpsRule(ctx context.Context, m Meta, cmd CreateAuto
 }
 
 func (c *Commands) onAutoOpsRule(ctx context.Context, m Meta, project, id string, decide func(*domain.AutoOpsRule) ([]domain.Event, error)) (*domain.AutoOpsRule, int64, error) {
-	return execute(ctx, c.c, domain.AutoOpsStream(project, id), m, func(r *domain.AutoOpsRule) ([]domain.Event, error) {
-		if r == nil {
-			return nil, domain.Errorf(domain.ENotFound, "auto-ops rule not found")
-		}
-		return decide(r)
-	})
+	return existing(ctx, c.c, domain.AutoOpsStream(project, id), m, notFound("auto-ops rule not found"), decide)
 }
 
 // UpdateAutoOpsRule replaces an auto-ops rule's definition.
@@ -98,9 +93,9 @@ type RecordAutoOpsFiring struct {
 // RecordAutoOpsFiring runs RecordAutoOpsFiring.
 func (c *Commands) RecordAutoOpsFiring(ctx context.Context, m Meta, cmd RecordAutoOpsFiring) error {
 	r := cmd.Rule
-	m.Expected = Version(r.Version)
-	_, _, err := execute(ctx, c.c, domain.AutoOpsStream(r.Project, r.ID), m, func(*domain.AutoOpsRule) ([]domain.Event, error) {
-		return r.Fire(cmd.Evidence)
-	})
-	return err
+	events, err := r.Fire(cmd.Evidence)
+	if err != nil {
+		return err
+	}
+	return record[domain.AutoOpsRule](ctx, c.c, domain.AutoOpsStream(r.Project, r.ID), r.Version, m, events)
 }

@@ -180,6 +180,30 @@ func executeOnce[T any, PT aggregate[T]](ctx context.Context, c *core, streamID 
 	return current, last, nil
 }
 
+// existing runs decide on the aggregate of streamID, which must exist (notFound otherwise).
+func existing[T any, PT aggregate[T]](ctx context.Context, c *core, streamID string, m Meta, notFound func() error,
+	decide func(PT) ([]domain.Event, error)) (PT, int64, error) {
+	return execute(ctx, c, streamID, m, func(cur PT) ([]domain.Event, error) {
+		if cur == nil {
+			return nil, notFound()
+		}
+		return decide(cur)
+	})
+}
+
+// record appends events an aggregate already decided (the outcome of a change to its flag) at
+// the version it decided them from.
+func record[T any, PT aggregate[T]](ctx context.Context, c *core, streamID string, version int64, m Meta, events []domain.Event) error {
+	m.Expected = Version(version)
+	_, _, err := execute(ctx, c, streamID, m, func(PT) ([]domain.Event, error) { return events, nil })
+	return err
+}
+
+// notFound returns the ENotFound error of a missing aggregate.
+func notFound(format string, args ...any) func() error {
+	return func() error { return domain.Errorf(domain.ENotFound, format, args...) }
+}
+
 // conflict is the answer to a stale expected version.
 func conflict(expected, current int64) error {
 	return &domain.Error{Code: domain.EConflict,

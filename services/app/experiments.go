@@ -32,12 +32,8 @@ func (c *Commands) onGoal(ctx context.Context, m Meta, project, goal string, dec
 	if err != nil {
 		return nil, 0, err
 	}
-	return execute(ctx, c.c, domain.GoalStream(project, goal), m, func(g *domain.Goal) ([]domain.Event, error) {
-		if g == nil {
-			return nil, domain.Errorf(domain.ENotFound, "goal %q not found in project %q", goal, project)
-		}
-		return decide(g, cat)
-	})
+	return existing(ctx, c.c, domain.GoalStream(project, goal), m, notFound("goal %q not found in project %q", goal, project),
+		func(g *domain.Goal) ([]domain.Event, error) { return decide(g, cat) })
 }
 
 // UpdateGoal changes a goal's settings; Edit returns them given the current ones.
@@ -110,12 +106,8 @@ func (c *Commands) onExperiment(ctx context.Context, m Meta, project, key string
 	if err != nil {
 		return nil, 0, err
 	}
-	return execute(ctx, c.c, domain.ExperimentStream(project, key), m, func(e *domain.Experiment) ([]domain.Event, error) {
-		if e == nil {
-			return nil, domain.Errorf(domain.ENotFound, "experiment %q not found in project %q", key, project)
-		}
-		return decide(e, cat)
-	})
+	return existing(ctx, c.c, domain.ExperimentStream(project, key), m, notFound("experiment %q not found in project %q", key, project),
+		func(e *domain.Experiment) ([]domain.Event, error) { return decide(e, cat) })
 }
 
 // UpdateExperiment replaces a draft experiment's definition.

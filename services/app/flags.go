@@ -43,12 +43,8 @@ func (c *Commands) onFlag(ctx context.Context, m Meta, project, flag string, dec
 	if err != nil {
 		return nil, 0, err
 	}
-	return execute(ctx, c.c, domain.FlagStream(project, flag), m, func(f *domain.Flag) ([]domain.Event, error) {
-		if f == nil {
-			return nil, domain.Errorf(domain.ENotFound, "flag %q not found in project %q", flag, project)
-		}
-		return decide(f, cat)
-	})
+	return existing(ctx, c.c, domain.FlagStream(project, flag), m, notFound("flag %q not found in project %q", flag, project),
+		func(f *domain.Flag) ([]domain.Event, error) { return decide(f, cat) })
 }
 
 // UpdateFlag changes a flag's settings; Edit returns them given the current ones (a merge patch is

@@ -35,12 +35,7 @@ func (c *Commands) CreateProject(ctx context.Context, m Meta, cmd CreateProject)
 
 // onProject runs a decision on an existing project.
 func (c *Commands) onProject(ctx context.Context, m Meta, project string, decide func(*domain.Project) ([]domain.Event, error)) (*domain.Project, int64, error) {
-	return execute(ctx, c.c, domain.ProjectStream(project), m, func(p *domain.Project) ([]domain.Event, error) {
-		if p == nil {
-			return nil, domain.Errorf(domain.ENotFound, "project %q not found", project)
-		}
-		return decide(p)
-	})
+	return existing(ctx, c.c, domain.ProjectStream(project), m, notFound("project %q not found", project), decide)
 }
 
 // ProjectSettings are a project's editable settings.

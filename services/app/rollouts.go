@@ -99,12 +99,7 @@ func (c *Commands) CreateRollout(ctx context.Context, m Meta, cmd CreateRollout)
 }
 
 func (c *Commands) onRollout(ctx context.Context, m Meta, project, id string, decide func(*domain.Rollout) ([]domain.Event, error)) (*domain.Rollout, int64, error) {
-	return execute(ctx, c.c, domain.RolloutStream(project, id), m, func(r *domain.Rollout) ([]domain.Event, error) {
-		if r == nil {
-			return nil, domain.Errorf(domain.ENotFound, "rollout not found")
-		}
-		return decide(r)
-	})
+	return existing(ctx, c.c, domain.RolloutStream(project, id), m, notFound("rollout not found"), decide)
 }
 
 // PauseRollout stops a rollout's steps until it is resumed; a person pauses it through the API,
@@ -166,10 +161,10 @@ func (c *Commands) AbortRollout(ctx context.Context, m Meta, cmd AbortRollout) (
 	if err != nil && !IsDuplicateCommand(err) {
 		return nil, 0, err
 	}
-	m.Expected = Version(version)
-	return execute(ctx, c.c, domain.RolloutStream(cmd.Project, cmd.ID), m, func(*domain.Rollout) ([]domain.Event, error) {
-		return rolloutEvents, nil
-	})
+	if err := record[domain.Rollout](ctx, c.c, domain.RolloutStream(cmd.Project, cmd.ID), version, m, rolloutEvents); err != nil {
+		return nil, 0, err
+	}
+	return c.q.Rollout(ctx, cmd.Project, cmd.ID)
 }
 
 // ApplyRolloutStep writes step Step of a rollout to its flag (Meta.CommandID: StepCommandID);
@@ -268,11 +263,7 @@ type RecordRollout struct {
 // RecordRollout runs RecordRollout.
 func (c *Commands) RecordRollout(ctx context.Context, m Meta, cmd RecordRollout) error {
 	r := cmd.Rollout
-	m.Expected = Version(r.Version)
-	_, _, err := execute(ctx, c.c, domain.RolloutStream(r.Project, r.ID), m, func(*domain.Rollout) ([]domain.Event, error) {
-		return cmd.Events, nil
-	})
-	return err
+	return record[domain.Rollout](ctx, c.c, domain.RolloutStream(r.Project, r.ID), r.Version, m, cmd.Events)
 }
 
 // at is t, or now when t is zero.

@@ -68,12 +68,7 @@ func (c *Commands) ScheduleChange(ctx context.Context, m Meta, cmd ScheduleChang
 }
 
 func (c *Commands) onSchedule(ctx context.Context, m Meta, project, id string, decide func(*domain.ScheduledChange) ([]domain.Event, error)) (*domain.ScheduledChange, int64, error) {
-	return execute(ctx, c.c, domain.ScheduleStream(project, id), m, func(sc *domain.ScheduledChange) ([]domain.Event, error) {
-		if sc == nil {
-			return nil, domain.Errorf(domain.ENotFound, "scheduled change not found")
-		}
-		return decide(sc)
-	})
+	return existing(ctx, c.c, domain.ScheduleStream(project, id), m, notFound("scheduled change not found"), decide)
 }
 
 // EditSchedule replaces what a pending scheduled change will do.
@@ -153,11 +148,7 @@ type RecordScheduleOutcome struct {
 // RecordScheduleOutcome runs RecordScheduleOutcome.
 func (c *Commands) RecordScheduleOutcome(ctx context.Context, m Meta, cmd RecordScheduleOutcome) error {
 	sc := cmd.Schedule
-	m.Expected = Version(sc.Version)
-	_, _, err := execute(ctx, c.c, domain.ScheduleStream(sc.Project, sc.ID), m, func(*domain.ScheduledChange) ([]domain.Event, error) {
-		return cmd.Outcome, nil
-	})
-	return err
+	return record[domain.ScheduledChange](ctx, c.c, domain.ScheduleStream(sc.Project, sc.ID), sc.Version, m, cmd.Outcome)
 }
 
 // catalogOrNil is the project's catalog, nil when the project is gone: the scheduler's changes

@@ -33,12 +33,8 @@ func (c *Commands) onSegment(ctx context.Context, m Meta, project, segment strin
 	if err != nil {
 		return nil, 0, err
 	}
-	return execute(ctx, c.c, domain.SegmentStream(project, segment), m, func(s *domain.Segment) ([]domain.Event, error) {
-		if s == nil {
-			return nil, domain.Errorf(domain.ENotFound, "segment %q not found in project %q", segment, project)
-		}
-		return decide(s, cat)
-	})
+	return existing(ctx, c.c, domain.SegmentStream(project, segment), m, notFound("segment %q not found in project %q", segment, project),
+		func(s *domain.Segment) ([]domain.Event, error) { return decide(s, cat) })
 }
 
 // UpdateSegment replaces a segment's definition.

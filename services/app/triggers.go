@@ -43,12 +43,7 @@ func (c *Commands) CreateTrigger(ctx context.Context, m Meta, cmd CreateTrigger)
 }
 
 func (c *Commands) onTrigger(ctx context.Context, m Meta, project, id string, decide func(*domain.Trigger) ([]domain.Event, error)) (*domain.Trigger, int64, error) {
-	return execute(ctx, c.c, domain.TriggerStream(project, id), m, func(t *domain.Trigger) ([]domain.Event, error) {
-		if t == nil {
-			return nil, domain.Errorf(domain.ENotFound, "trigger not found")
-		}
-		return decide(t)
-	})
+	return existing(ctx, c.c, domain.TriggerStream(project, id), m, notFound("trigger not found"), decide)
 }
 
 // TriggerRef names one webhook trigger.
