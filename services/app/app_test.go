@@ -22,24 +22,7 @@ const project = "shop"
 func newApp(t *testing.T) (*app.Application, *postgres.EventStore) {
 	t.Helper()
 	ctx := context.Background()
-	url := pgtest.NewDatabase(t)
-	m, err := postgres.NewMigrator(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Up(); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
-	pool, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	store, err := postgres.NewEventStore(pool, postgres.WithInlineProjections(access.Projection{}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, store := pgtest.NewEventStore(t, postgres.WithInlineProjections(access.Projection{}))
 	a, err := app.New(app.Config{Store: store, Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
