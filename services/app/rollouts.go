@@ -45,11 +45,14 @@ type CreateRollout struct {
 	// Exactly one of Steps (written by hand) or Template.
 	Steps    []domain.RolloutStep
 	Template *RolloutTemplate
+	// Now is when the rollout is created (zero: the application's clock); steps before it are
+	// refused.
+	Now time.Time
 }
 
 // CreateRollout runs CreateRollout.
 func (c *Commands) CreateRollout(ctx context.Context, m Meta, cmd CreateRollout) (*domain.Rollout, int64, error) {
-	now := c.c.now()
+	now := c.at(cmd.Now)
 	steps := cmd.Steps
 	switch {
 	case cmd.Template != nil && len(cmd.Steps) > 0:

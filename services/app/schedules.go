@@ -39,6 +39,7 @@ type ScheduleChange struct {
 	Flag    string
 	Env     string
 	Change  ChangeSpec
+	Now     time.Time // when it is scheduled (zero: the application's clock); At must be after it
 }
 
 // ScheduleChange runs ScheduleChange.
@@ -62,7 +63,7 @@ func (c *Commands) ScheduleChange(ctx context.Context, m Meta, cmd ScheduleChang
 	m.Expected = Version(0)
 	sc, v, err := execute(ctx, c.c, domain.ScheduleStream(cmd.Project, id), m, func(*domain.ScheduledChange) ([]domain.Event, error) {
 		return domain.ScheduleChange(domain.NewScheduledChange{Project: cmd.Project, ID: id, Flag: cmd.Flag,
-			Environment: cmd.Env, ChangeSpec: spec}, current, cat, c.c.now())
+			Environment: cmd.Env, ChangeSpec: spec}, current, cat, c.at(cmd.Now))
 	})
 	return sc, v, idTaken(err, "scheduled change", id)
 }

@@ -79,7 +79,7 @@ func seedDemoLive(ctx context.Context, a *app.Application, now time.Time) error 
 		}
 	}
 	_, _, err = a.Commands.CreateRollout(ctx, seedMeta, app.CreateRollout{Project: DemoProject, ID: DemoRollout, Flag: demoRolloutFlag,
-		Env: "production", Steps: domain.RolloutTemplate(now.Add(5*time.Second), time.Hour, 5, 25, 50, 100)})
+		Env: "production", Steps: domain.RolloutTemplate(now.Add(5*time.Second), time.Hour, 5, 25, 50, 100), Now: now})
 	if err = existing(err); err != nil {
 		return fmt.Errorf("seed: rollout: %w", err)
 	}
@@ -90,7 +90,7 @@ func seedDemoLive(ctx context.Context, a *app.Application, now time.Time) error 
 		next9 = next9.Add(24 * time.Hour)
 	}
 	_, _, err = a.Commands.ScheduleChange(ctx, seedMeta, app.ScheduleChange{Project: DemoProject, ID: DemoSchedule, Flag: "banner-text",
-		Env: "production", Change: app.ChangeSpec{At: next9, Kind: domain.ChangeDefault, Default: &domain.Serve{Variation: "sale"}}})
+		Env: "production", Change: app.ChangeSpec{At: next9, Kind: domain.ChangeDefault, Default: &domain.Serve{Variation: "sale"}}, Now: now})
 	if err = existing(err); err != nil {
 		return fmt.Errorf("seed: scheduled change: %w", err)
 	}
