@@ -44,7 +44,7 @@ func (s *Server) listAudit(c echo.Context, kind, key string) error {
 	if f := c.QueryParam("format"); f != "" {
 		return s.exportAudit(c, q, f)
 	}
-	items, next, err := audit.List(c.Request().Context(), s.app.pool, q)
+	items, next, err := audit.List(c.Request().Context(), s.app.Queries.Pool(), q)
 	if err != nil {
 		return err
 	}

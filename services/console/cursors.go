@@ -23,7 +23,7 @@ func (s *Server) cursors(c echo.Context) (*httpapi.Cursors, error) {
 	s.signer.mu.Lock()
 	defer s.signer.mu.Unlock()
 	if s.signer.cursors == nil {
-		key, err := postgres.InstallationSecret(c.Request().Context(), s.app.pool, cursorSecret)
+		key, err := postgres.InstallationSecret(c.Request().Context(), s.app.Queries.Pool(), cursorSecret)
 		if err != nil {
 			return nil, err
 		}

@@ -8,8 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/projections"
-	exprm "github.com/vexil-flags/vexil/projections/experiments"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/experiments"
 	"github.com/vexil-flags/vexil/services/httpapi"
 )
@@ -37,48 +36,12 @@ type concludeResponse struct {
 	Flag       *targetingView     `json:"flag,omitempty"`
 }
 
-// experimentCatalog folds the project's goals and experiments, on top of the flag catalog.
-func (a *App) experimentCatalog(ctx context.Context, project string) (*domain.ExperimentCatalog, error) {
-	cat, err := a.Catalog(ctx, project)
-	if err != nil {
-		return nil, err
-	}
-	var goals []*domain.Goal
-	var exps []*domain.Experiment
-	var rollouts []*domain.Rollout
-	for _, prefix := range []string{"goal/" + project + "/", "experiment/" + project + "/", "rollout/" + project + "/"} {
-		byStream, err := a.store.LoadPrefix(ctx, prefix)
-		if err != nil {
-			return nil, err
-		}
-		for id, events := range byStream {
-			agg, err := projections.Fold(id, events)
-			if err != nil {
-				return nil, err
-			}
-			switch v := agg.(type) {
-			case *domain.Goal:
-				goals = append(goals, v)
-			case *domain.Experiment:
-				exps = append(exps, v)
-			case *domain.Rollout:
-				rollouts = append(rollouts, v)
-			}
-		}
-	}
-	ec := domain.BuildExperimentCatalog(cat, goals, exps)
-	for _, r := range rollouts {
-		ec.AddRollout(r) // an experiment does not start on a flag being rolled out
-	}
-	return ec, nil
-}
-
 func (s *Server) listGoals(c echo.Context) error {
 	archived, err := queryBool(c, "archived")
 	if err != nil {
 		return err
 	}
-	items, err := exprm.List[domain.Goal](c.Request().Context(), s.app.pool, c.Param("project"), archived != nil && *archived)
+	items, err := s.app.Queries.ListGoals(c.Request().Context(), c.Param("project"), archived != nil && *archived)
 	if err != nil {
 		return err
 	}
@@ -95,49 +58,32 @@ func (s *Server) createGoal(c echo.Context) error {
 		return domain.Invalid("project", "the project is the one in the path")
 	}
 	in.Project = project
-	if !domain.ValidKey(in.Key) {
-		return domain.Invalid("key", "key must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-	}
-	if _, err := s.app.LoadProject(c.Request().Context(), project); err != nil {
+	g, v, err := s.app.Commands.CreateGoal(c.Request().Context(), meta(c), app.CreateGoal{Goal: in})
+	if err != nil {
 		return err
 	}
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.GoalStream(project, in.Key), 0, meta(c),
-		func(projections.Aggregate) ([]domain.Event, error) { return domain.CreateGoal(in) })
-	if err != nil {
-		return alreadyExists(err, "goal", in.Key)
-	}
-	return withVersion(c, http.StatusCreated, v, agg)
+	return withVersion(c, http.StatusCreated, v, g)
 }
 
 func (s *Server) getGoal(c echo.Context) error {
-	agg, v, err := s.app.load(c.Request().Context(), domain.GoalStream(c.Param("project"), c.Param("goal")), "goal "+c.Param("goal"))
+	g, v, err := s.app.Queries.Goal(c.Request().Context(), c.Param("project"), c.Param("goal"))
 	if err != nil {
 		return err
 	}
-	return withVersion(c, http.StatusOK, v, agg)
+	return withVersion(c, http.StatusOK, v, g)
 }
 
-func (s *Server) goalCommand(c echo.Context, cmd func(*domain.Goal, *domain.ExperimentCatalog) ([]domain.Event, error)) error {
-	expected, err := expectedVersion(c)
+// goalCommand runs a command on the goal named in the path and answers the goal after it.
+func (s *Server) goalCommand(c echo.Context, run func(context.Context, app.Meta, app.GoalRef) (*domain.Goal, int64, error)) error {
+	m, err := metaIfMatch(c)
 	if err != nil {
 		return err
 	}
-	project, key := c.Param("project"), c.Param("goal")
-	cat, err := s.app.experimentCatalog(c.Request().Context(), project)
+	g, v, err := run(c.Request().Context(), m, app.GoalRef{Project: c.Param("project"), Goal: c.Param("goal")})
 	if err != nil {
 		return err
 	}
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.GoalStream(project, key), expected, meta(c),
-		func(cur projections.Aggregate) ([]domain.Event, error) {
-			if cur == nil {
-				return nil, domain.Errorf(domain.ENotFound, "goal %q not found in project %q", key, project)
-			}
-			return cmd(cur.(*domain.Goal), cat)
-		})
-	if err != nil {
-		return err
-	}
-	return withVersion(c, http.StatusOK, v, agg)
+	return withVersion(c, http.StatusOK, v, g)
 }
 
 // updateGoal is a JSON Merge Patch (RFC 7396): null clears the description and the value cap (no
@@ -147,22 +93,26 @@ func (s *Server) updateGoal(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.goalCommand(c, func(g *domain.Goal, _ *domain.ExperimentCatalog) ([]domain.Event, error) {
-		var in domain.GoalSettings
-		cur := domain.GoalSettings{Name: g.Name, Description: g.Description, Direction: g.Direction, ValueCap: g.ValueCap}
-		if err := httpapi.ApplyMergePatch(cur, patch, &in); err != nil {
-			return nil, err
-		}
-		return g.Update(in)
+	return s.goalCommand(c, func(ctx context.Context, m app.Meta, ref app.GoalRef) (*domain.Goal, int64, error) {
+		return s.app.Commands.UpdateGoal(ctx, m, app.UpdateGoal{Project: ref.Project, Goal: ref.Goal,
+			Edit: func(cur domain.GoalSettings) (domain.GoalSettings, error) {
+				var in domain.GoalSettings
+				err := httpapi.ApplyMergePatch(cur, patch, &in)
+				return in, err
+			}})
 	})
 }
 
 func (s *Server) archiveGoal(c echo.Context) error {
-	return s.goalCommand(c, func(g *domain.Goal, cat *domain.ExperimentCatalog) ([]domain.Event, error) { return g.Archive(cat) })
+	return s.goalCommand(c, func(ctx context.Context, m app.Meta, ref app.GoalRef) (*domain.Goal, int64, error) {
+		return s.app.Commands.ArchiveGoal(ctx, m, app.ArchiveGoal(ref))
+	})
 }
 
 func (s *Server) restoreGoal(c echo.Context) error {
-	return s.goalCommand(c, func(g *domain.Goal, _ *domain.ExperimentCatalog) ([]domain.Event, error) { return g.Restore() })
+	return s.goalCommand(c, func(ctx context.Context, m app.Meta, ref app.GoalRef) (*domain.Goal, int64, error) {
+		return s.app.Commands.RestoreGoal(ctx, m, app.RestoreGoal(ref))
+	})
 }
 
 func (s *Server) listExperiments(c echo.Context) error {
@@ -170,7 +120,7 @@ func (s *Server) listExperiments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items, err := exprm.List[domain.Experiment](c.Request().Context(), s.app.pool, c.Param("project"), archived != nil && *archived)
+	items, err := s.app.Queries.ListExperiments(c.Request().Context(), c.Param("project"), archived != nil && *archived)
 	if err != nil {
 		return err
 	}
@@ -182,60 +132,30 @@ func (s *Server) createExperiment(c echo.Context) error {
 	if err := s.decode(c, &in); err != nil {
 		return err
 	}
-	project := c.Param("project")
-	if !domain.ValidKey(in.Key) {
-		return domain.Invalid("key", "key must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-	}
-	cat, err := s.app.experimentCatalog(c.Request().Context(), project)
+	e, v, err := s.app.Commands.CreateExperiment(c.Request().Context(), meta(c), app.CreateExperiment{Project: c.Param("project"),
+		Key: in.Key, Definition: in.ExperimentDefinition})
 	if err != nil {
 		return err
 	}
-	if in.Seed == "" {
-		in.Seed = NewID(8) // the experiment's own bucketing seed
-	}
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.ExperimentStream(project, in.Key), 0, meta(c),
-		func(projections.Aggregate) ([]domain.Event, error) {
-			return domain.CreateExperiment(domain.NewExperiment{Project: project, Key: in.Key, ExperimentDefinition: in.ExperimentDefinition}, cat)
-		})
-	if err != nil {
-		return alreadyExists(err, "experiment", in.Key)
-	}
-	return withVersion(c, http.StatusCreated, v, agg)
+	return withVersion(c, http.StatusCreated, v, e)
 }
 
 func (s *Server) getExperiment(c echo.Context) error {
-	agg, v, err := s.app.load(c.Request().Context(), domain.ExperimentStream(c.Param("project"), c.Param("experiment")), "experiment "+c.Param("experiment"))
+	e, v, err := s.app.Queries.Experiment(c.Request().Context(), c.Param("project"), c.Param("experiment"))
 	if err != nil {
 		return err
 	}
-	return withVersion(c, http.StatusOK, v, agg)
+	return withVersion(c, http.StatusOK, v, e)
 }
 
-func (s *Server) experimentCommand(c echo.Context, cmd func(*domain.Experiment, *domain.ExperimentCatalog) ([]domain.Event, error)) (*domain.Experiment, int64, error) {
-	expected, err := expectedVersion(c)
+// experimentCommand runs a command on the experiment named in the path and answers the
+// experiment after it.
+func (s *Server) experimentCommand(c echo.Context, run func(context.Context, app.Meta, app.ExperimentRef) (*domain.Experiment, int64, error)) error {
+	m, err := metaIfMatch(c)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	project, key := c.Param("project"), c.Param("experiment")
-	cat, err := s.app.experimentCatalog(c.Request().Context(), project)
-	if err != nil {
-		return nil, 0, err
-	}
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.ExperimentStream(project, key), expected, meta(c),
-		func(cur projections.Aggregate) ([]domain.Event, error) {
-			if cur == nil {
-				return nil, domain.Errorf(domain.ENotFound, "experiment %q not found in project %q", key, project)
-			}
-			return cmd(cur.(*domain.Experiment), cat)
-		})
-	if err != nil {
-		return nil, 0, err
-	}
-	return agg.(*domain.Experiment), v, nil
-}
-
-func (s *Server) answerExperiment(c echo.Context, cmd func(*domain.Experiment, *domain.ExperimentCatalog) ([]domain.Event, error)) error {
-	e, v, err := s.experimentCommand(c, cmd)
+	e, v, err := run(c.Request().Context(), m, app.ExperimentRef{Project: c.Param("project"), Experiment: c.Param("experiment")})
 	if err != nil {
 		return err
 	}
@@ -247,26 +167,26 @@ func (s *Server) updateExperiment(c echo.Context) error {
 	if err := s.decode(c, &in); err != nil {
 		return err
 	}
-	return s.answerExperiment(c, func(e *domain.Experiment, cat *domain.ExperimentCatalog) ([]domain.Event, error) {
-		return e.UpdateDraft(in, cat)
+	return s.experimentCommand(c, func(ctx context.Context, m app.Meta, ref app.ExperimentRef) (*domain.Experiment, int64, error) {
+		return s.app.Commands.UpdateExperiment(ctx, m, app.UpdateExperiment{Project: ref.Project, Experiment: ref.Experiment, Definition: in})
 	})
 }
 
 func (s *Server) startExperiment(c echo.Context) error {
-	return s.answerExperiment(c, func(e *domain.Experiment, cat *domain.ExperimentCatalog) ([]domain.Event, error) {
-		return e.Start(cat, time.Now())
+	return s.experimentCommand(c, func(ctx context.Context, m app.Meta, ref app.ExperimentRef) (*domain.Experiment, int64, error) {
+		return s.app.Commands.StartExperiment(ctx, m, app.StartExperiment(ref))
 	})
 }
 
 func (s *Server) stopExperiment(c echo.Context) error {
-	return s.answerExperiment(c, func(e *domain.Experiment, _ *domain.ExperimentCatalog) ([]domain.Event, error) {
-		return e.Stop(time.Now())
+	return s.experimentCommand(c, func(ctx context.Context, m app.Meta, ref app.ExperimentRef) (*domain.Experiment, int64, error) {
+		return s.app.Commands.StopExperiment(ctx, m, app.StopExperiment(ref))
 	})
 }
 
 func (s *Server) archiveExperiment(c echo.Context) error {
-	return s.answerExperiment(c, func(e *domain.Experiment, _ *domain.ExperimentCatalog) ([]domain.Event, error) {
-		return e.Archive()
+	return s.experimentCommand(c, func(ctx context.Context, m app.Meta, ref app.ExperimentRef) (*domain.Experiment, int64, error) {
+		return s.app.Commands.ArchiveExperiment(ctx, m, app.ArchiveExperiment(ref))
 	})
 }
 
@@ -277,35 +197,20 @@ func (s *Server) concludeExperiment(c echo.Context) error {
 	if err := s.decode(c, &in); err != nil {
 		return err
 	}
-	e, _, err := s.experimentCommand(c, func(e *domain.Experiment, _ *domain.ExperimentCatalog) ([]domain.Event, error) {
-		return e.Conclude(in.Variation, in.Reason, time.Now())
-	})
+	m, err := metaIfMatch(c)
 	if err != nil {
 		return err
 	}
-	out := concludeResponse{Experiment: e}
-	if in.ApplyToFlag {
-		cat, err := s.app.Catalog(c.Request().Context(), e.Project)
-		if err != nil {
-			return err
-		}
-		m := meta(c)
-		m.Reason = "concluded experiment " + e.Key + ": " + in.Reason
-		agg, v, err := s.app.Execute(c.Request().Context(), domain.FlagStream(e.Project, e.Flag), AnyVersion, m,
-			func(cur projections.Aggregate) ([]domain.Event, error) {
-				if cur == nil {
-					return nil, domain.Errorf(domain.ENotFound, "flag %q not found", e.Flag)
-				}
-				f := cur.(*domain.Flag)
-				t := f.ConfigFor(e.Environment).Targeting
-				t.Default = domain.Serve{Variation: in.Variation}
-				return f.UpdateTargeting(e.Environment, t, cat)
-			})
-		if err != nil {
-			return err
-		}
-		f := agg.(*domain.Flag)
-		out.Flag = &targetingView{Flag: f.Key, Environment: e.Environment, Version: v, Targeting: f.ConfigFor(e.Environment).Targeting}
+	res, err := s.app.Commands.ConcludeExperiment(c.Request().Context(), m, app.ConcludeExperiment{Project: c.Param("project"),
+		Experiment: c.Param("experiment"), Variation: in.Variation, Reason: in.Reason, ApplyToFlag: in.ApplyToFlag})
+	if err != nil {
+		return err
+	}
+	out := concludeResponse{Experiment: res.Experiment}
+	if res.Flag != nil {
+		e := res.Experiment
+		out.Flag = &targetingView{Flag: res.Flag.Key, Environment: e.Environment, Version: res.FlagVersion,
+			Targeting: res.Flag.ConfigFor(e.Environment).Targeting}
 	}
 	return c.JSON(http.StatusOK, out)
 }

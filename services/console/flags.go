@@ -8,8 +8,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
@@ -53,7 +53,7 @@ func (s *Server) listFlags(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items, next, err := catalog.ListFlags(c.Request().Context(), s.app.pool, q)
+	items, next, err := s.app.Queries.ListFlags(c.Request().Context(), q)
 	if err != nil {
 		return err
 	}
@@ -88,61 +88,27 @@ func (s *Server) createFlag(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	project := c.Param("project")
-	cat, err := s.app.Catalog(c.Request().Context(), project)
+	cmd := app.CreateFlag{Project: c.Param("project"), Key: req.Key, Name: req.Name, Description: req.Description,
+		Tags: req.Tags, Type: req.Type, Variations: req.Variations, ClientSide: true}
+	if req.Defaults != nil {
+		cmd.Defaults = *req.Defaults
+	}
+	if req.ClientSide != nil {
+		cmd.ClientSide = *req.ClientSide
+	}
+	f, v, err := s.app.Commands.CreateFlag(c.Request().Context(), meta(c), cmd)
 	if err != nil {
 		return err
 	}
-	if !domain.ValidKey(req.Key) {
-		return domain.Invalid("key", "key must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-	}
-	in := domain.NewFlag{Project: project, Key: req.Key, Name: req.Name, Description: req.Description,
-		Tags: req.Tags, Type: req.Type, Variations: req.Variations, ClientSide: true, Salt: NewID(8)}
-	if req.Defaults != nil {
-		in.Defaults = *req.Defaults
-	}
-	if req.ClientSide != nil {
-		in.ClientSide = *req.ClientSide
-	}
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.FlagStream(project, req.Key), 0, meta(c),
-		func(projections.Aggregate) ([]domain.Event, error) { return domain.CreateFlag(in, cat) })
-	if err != nil {
-		return alreadyExists(err, "flag", req.Key)
-	}
-	return withVersion(c, http.StatusCreated, v, agg)
+	return withVersion(c, http.StatusCreated, v, f)
 }
 
 func (s *Server) getFlag(c echo.Context) error {
-	project, key := c.Param("project"), c.Param("flag")
-	agg, v, err := s.app.load(c.Request().Context(), domain.FlagStream(project, key), "flag "+key)
+	f, v, err := s.app.Queries.Flag(c.Request().Context(), c.Param("project"), c.Param("flag"))
 	if err != nil {
 		return err
 	}
-	return withVersion(c, http.StatusOK, v, agg)
-}
-
-// flagCommand runs a command on the flag named in the path, with the project's catalog.
-func (s *Server) flagCommand(c echo.Context, cmd func(*domain.Flag, *domain.Catalog) ([]domain.Event, error)) (*domain.Flag, int64, error) {
-	expected, err := expectedVersion(c)
-	if err != nil {
-		return nil, 0, err
-	}
-	project, key := c.Param("project"), c.Param("flag")
-	cat, err := s.app.Catalog(c.Request().Context(), project)
-	if err != nil {
-		return nil, 0, err
-	}
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.FlagStream(project, key), expected, meta(c),
-		func(cur projections.Aggregate) ([]domain.Event, error) {
-			if cur == nil {
-				return nil, domain.Errorf(domain.ENotFound, "flag %q not found in project %q", key, project)
-			}
-			return cmd(cur.(*domain.Flag), cat)
-		})
-	if err != nil {
-		return nil, 0, err
-	}
-	return agg.(*domain.Flag), v, nil
+	return withVersion(c, http.StatusOK, v, f)
 }
 
 // updateFlag is a JSON Merge Patch (RFC 7396) of the flag's settings: members not sent keep their
@@ -152,23 +118,28 @@ func (s *Server) updateFlag(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f, v, err := s.flagCommand(c, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
-		clientSide, defaults := f.ClientSide, f.Defaults
-		var req updateFlagRequest
-		if err := httpapi.ApplyMergePatch(updateFlagRequest{Name: f.Name, Description: f.Description, Tags: f.Tags,
-			ClientSide: &clientSide, Defaults: &defaults}, patch, &req); err != nil {
-			return nil, err
-		}
-		settings := domain.FlagSettings{Name: req.Name, Description: req.Description, Tags: req.Tags,
-			ClientSide: f.ClientSide, Defaults: f.Defaults}
-		if req.ClientSide != nil {
-			settings.ClientSide = *req.ClientSide
-		}
-		if req.Defaults != nil {
-			settings.Defaults = *req.Defaults
-		}
-		return f.Update(settings)
-	})
+	m, err := metaIfMatch(c)
+	if err != nil {
+		return err
+	}
+	f, v, err := s.app.Commands.UpdateFlag(c.Request().Context(), m, app.UpdateFlag{Project: c.Param("project"), Flag: c.Param("flag"),
+		Edit: func(cur domain.FlagSettings) (domain.FlagSettings, error) {
+			clientSide, defaults := cur.ClientSide, cur.Defaults
+			var req updateFlagRequest
+			if err := httpapi.ApplyMergePatch(updateFlagRequest{Name: cur.Name, Description: cur.Description, Tags: cur.Tags,
+				ClientSide: &clientSide, Defaults: &defaults}, patch, &req); err != nil {
+				return cur, err
+			}
+			settings := domain.FlagSettings{Name: req.Name, Description: req.Description, Tags: req.Tags,
+				ClientSide: cur.ClientSide, Defaults: cur.Defaults}
+			if req.ClientSide != nil {
+				settings.ClientSide = *req.ClientSide
+			}
+			if req.Defaults != nil {
+				settings.Defaults = *req.Defaults
+			}
+			return settings, nil
+		}})
 	if err != nil {
 		return err
 	}
@@ -180,9 +151,12 @@ func (s *Server) updateVariations(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	f, v, err := s.flagCommand(c, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
-		return f.UpdateVariations(req.Variations, cat)
-	})
+	m, err := metaIfMatch(c)
+	if err != nil {
+		return err
+	}
+	f, v, err := s.app.Commands.UpdateVariations(c.Request().Context(), m, app.UpdateVariations{Project: c.Param("project"),
+		Flag: c.Param("flag"), Variations: req.Variations})
 	if err != nil {
 		return err
 	}
@@ -190,19 +164,21 @@ func (s *Server) updateVariations(c echo.Context) error {
 }
 
 func (s *Server) getTargeting(c echo.Context) error {
-	project, key, env := c.Param("project"), c.Param("flag"), c.Param("environment")
-	f, err := s.app.LoadFlag(c.Request().Context(), project, key)
+	ctx, project, key, env := c.Request().Context(), c.Param("project"), c.Param("flag"), c.Param("environment")
+	f, _, err := s.app.Queries.Flag(ctx, project, key)
 	if err != nil {
 		return err
 	}
-	p, err := s.app.LoadProject(c.Request().Context(), project)
-	if err != nil {
+	if _, err := s.app.Queries.Environment(ctx, project, env); err != nil {
 		return err
-	}
-	if p.Environments[env] == nil {
-		return domain.Errorf(domain.ENotFound, "environment %q not found in project %q", env, project)
 	}
 	return withVersion(c, http.StatusOK, f.Version, targetingView{Flag: key, Environment: env, Version: f.Version,
+		Targeting: f.ConfigFor(env).Targeting})
+}
+
+// answerTargeting answers one environment's targeting of a flag after a command.
+func answerTargeting(c echo.Context, f *domain.Flag, v int64, env string) error {
+	return withVersion(c, http.StatusOK, v, targetingView{Flag: f.Key, Environment: env, Version: v,
 		Targeting: f.ConfigFor(env).Targeting})
 }
 
@@ -211,15 +187,17 @@ func (s *Server) updateTargeting(c echo.Context) error {
 	if err := s.decode(c, &t); err != nil {
 		return err
 	}
+	m, err := metaIfMatch(c)
+	if err != nil {
+		return err
+	}
 	env := c.Param("environment")
-	f, v, err := s.flagCommand(c, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
-		return f.UpdateTargeting(env, t, cat)
-	})
+	f, v, err := s.app.Commands.UpdateTargeting(c.Request().Context(), m, app.UpdateTargeting{Project: c.Param("project"),
+		Flag: c.Param("flag"), Environment: env, Targeting: t})
 	if err != nil {
 		return bodyRelative(err, "targeting")
 	}
-	return withVersion(c, http.StatusOK, v, targetingView{Flag: f.Key, Environment: env, Version: v,
-		Targeting: f.ConfigFor(env).Targeting})
+	return answerTargeting(c, f, v, env)
 }
 
 func (s *Server) toggleFlag(c echo.Context) error {
@@ -230,21 +208,25 @@ func (s *Server) toggleFlag(c echo.Context) error {
 	if req.On == nil {
 		return domain.Invalid("on", "on is required (true or false)")
 	}
-	env := c.Param("environment")
-	f, v, err := s.flagCommand(c, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
-		return f.Toggle(env, *req.On, cat)
-	})
+	m, err := metaIfMatch(c)
 	if err != nil {
 		return err
 	}
-	return withVersion(c, http.StatusOK, v, targetingView{Flag: f.Key, Environment: env, Version: v,
-		Targeting: f.ConfigFor(env).Targeting})
+	env := c.Param("environment")
+	f, v, err := s.app.Commands.ToggleFlag(c.Request().Context(), m, app.ToggleFlag{Project: c.Param("project"),
+		Flag: c.Param("flag"), Environment: env, On: *req.On})
+	if err != nil {
+		return err
+	}
+	return answerTargeting(c, f, v, env)
 }
 
 func (s *Server) archiveFlag(c echo.Context) error {
-	f, v, err := s.flagCommand(c, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
-		return f.Archive(cat)
-	})
+	m, err := metaIfMatch(c)
+	if err != nil {
+		return err
+	}
+	f, v, err := s.app.Commands.ArchiveFlag(c.Request().Context(), m, app.ArchiveFlag{Project: c.Param("project"), Flag: c.Param("flag")})
 	if err != nil {
 		return err
 	}
@@ -252,9 +234,11 @@ func (s *Server) archiveFlag(c echo.Context) error {
 }
 
 func (s *Server) restoreFlag(c echo.Context) error {
-	f, v, err := s.flagCommand(c, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
-		return f.Restore()
-	})
+	m, err := metaIfMatch(c)
+	if err != nil {
+		return err
+	}
+	f, v, err := s.app.Commands.RestoreFlag(c.Request().Context(), m, app.RestoreFlag{Project: c.Param("project"), Flag: c.Param("flag")})
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/domain/evaluation"
-	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/projections/audit"
 	"github.com/vexil-flags/vexil/projections/rulesets"
 )
@@ -39,81 +37,11 @@ func (s *Server) flagAt(c echo.Context) error {
 	if at.IsZero() {
 		return domain.Invalid("at", "at is required")
 	}
-	project, key := c.Param("project"), c.Param("flag")
-	events, err := s.app.store.LoadUntil(c.Request().Context(), domain.FlagStream(project, key), at)
+	f, v, err := s.app.Queries.FlagAt(c.Request().Context(), c.Param("project"), c.Param("flag"), at)
 	if err != nil {
 		return err
 	}
-	if len(events) == 0 {
-		return domain.Errorf(domain.ENotFound, "flag %q did not exist in project %q at %s", key, project, at.Format(time.RFC3339))
-	}
-	agg, err := projections.Fold(domain.FlagStream(project, key), events)
-	if err != nil {
-		return err
-	}
-	return withVersion(c, http.StatusOK, events[len(events)-1].Version, agg)
-}
-
-// RulesetAt rebuilds an environment's ruleset as it was at a moment from the event store: every
-// flag, segment and running experiment of the project folded up to then.
-func (a *App) RulesetAt(ctx context.Context, project, env string, at time.Time) (*domain.Ruleset, error) {
-	events, err := a.store.LoadUntil(ctx, domain.ProjectStream(project), at)
-	if err != nil {
-		return nil, err
-	}
-	if len(events) == 0 {
-		return nil, domain.Errorf(domain.ENotFound, "project %q did not exist at %s", project, at.Format(time.RFC3339))
-	}
-	pa, err := projections.Fold(domain.ProjectStream(project), events)
-	if err != nil {
-		return nil, err
-	}
-	if pa.(*domain.Project).Environments[env] == nil {
-		return nil, domain.Errorf(domain.ENotFound, "environment %q did not exist in project %q at %s", env, project, at.Format(time.RFC3339))
-	}
-	rs := &domain.Ruleset{Project: project, Environment: env, Flags: map[string]*domain.FlagConfig{}, Segments: map[string]*domain.Segment{}}
-	var last int64
-	experiments := map[string]*domain.ExperimentSplit{}
-	var flags []*domain.Flag
-	for _, prefix := range []string{"flag/", "segment/", "experiment/"} {
-		byStream, err := a.store.LoadPrefixUntil(ctx, prefix+project+"/", at)
-		if err != nil {
-			return nil, err
-		}
-		for id, evs := range byStream {
-			if p := evs[len(evs)-1].Position; p > last {
-				last = p
-			}
-			agg, err := projections.Fold(id, evs)
-			if err != nil {
-				return nil, err
-			}
-			switch v := agg.(type) {
-			case *domain.Flag:
-				flags = append(flags, v)
-			case *domain.Segment:
-				if !v.Archived {
-					rs.Segments[v.Key] = &domain.Segment{Project: v.Project, Key: v.Key, Match: v.Match, Clauses: v.Clauses,
-						Included: v.Included, Excluded: v.Excluded, Version: v.Version}
-				}
-			case *domain.Experiment:
-				if v.Running() && v.Environment == env {
-					split := v.Split()
-					experiments[v.Flag] = &split
-				}
-			}
-		}
-	}
-	for _, f := range flags {
-		if f.Archived {
-			continue
-		}
-		cfg := f.ConfigFor(env)
-		cfg.Experiment = experiments[f.Key]
-		rs.Flags[f.Key] = cfg
-	}
-	rs.Version = last
-	return rs, nil
+	return withVersion(c, http.StatusOK, v, f)
 }
 
 // environmentRulesetAt answers an environment's whole ruleset as of a moment.
@@ -125,7 +53,7 @@ func (s *Server) environmentRulesetAt(c echo.Context) error {
 	if at.IsZero() {
 		return domain.Invalid("at", "at is required")
 	}
-	rs, err := s.app.RulesetAt(c.Request().Context(), c.Param("project"), c.Param("environment"), at)
+	rs, err := s.app.Queries.RulesetAt(c.Request().Context(), c.Param("project"), c.Param("environment"), at)
 	if err != nil {
 		return err
 	}
@@ -192,10 +120,10 @@ func (s *Server) explain(c echo.Context) error {
 	at := time.Now().UTC()
 	if req.At != nil {
 		at = req.At.UTC()
-		rs, err = s.app.RulesetAt(ctx, project, env, at)
+		rs, err = s.app.Queries.RulesetAt(ctx, project, env, at)
 	} else {
 		// Now: the very ruleset the api role serves, from its read model.
-		rs, err = rulesets.Load(ctx, s.app.pool, project, env)
+		rs, err = rulesets.Load(ctx, s.app.Queries.Pool(), project, env)
 	}
 	if err != nil {
 		return err
@@ -278,7 +206,7 @@ func (s *Server) exportAudit(c echo.Context, q audit.Query, format string) error
 	q.Limit = audit.MaxPageSize
 	written := 0
 	for written < MaxExport {
-		page, next, err := audit.List(c.Request().Context(), s.app.pool, q)
+		page, next, err := audit.List(c.Request().Context(), s.app.Queries.Pool(), q)
 		if err != nil {
 			return err // headers are sent: the error ends the stream early
 		}
@@ -316,7 +244,7 @@ func (s *Server) environmentAudit(c echo.Context) error {
 	if f := c.QueryParam("format"); f != "" {
 		return s.exportAudit(c, q, f)
 	}
-	items, next, err := audit.List(c.Request().Context(), s.app.pool, q)
+	items, next, err := audit.List(c.Request().Context(), s.app.Queries.Pool(), q)
 	if err != nil {
 		return err
 	}

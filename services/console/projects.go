@@ -6,8 +6,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
@@ -28,12 +28,6 @@ type updateEnvironmentRequest struct {
 	Color string `json:"color,omitempty"`
 	// ServerExposures turns the api role's exposure logging of OFREP answers on or off here.
 	ServerExposures bool `json:"server_exposures"`
-}
-
-// DefaultEnvironments are created with a project that names none.
-var DefaultEnvironments = []domain.NewEnvironment{
-	{Key: "development", Name: "Development"},
-	{Key: "production", Name: "Production"},
 }
 
 // visibleProject hides server-side SDK keys from tokens below admin scope.
@@ -62,7 +56,7 @@ func (s *Server) listProjects(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items, next, err := catalog.ListProjects(c.Request().Context(), s.app.pool, cursor, limit, principal(c).Project)
+	items, next, err := s.app.Queries.ListProjects(c.Request().Context(), cursor, limit, principal(c).Project)
 	if err != nil {
 		return err
 	}
@@ -77,56 +71,20 @@ func (s *Server) createProject(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	if req.Environments == nil {
-		req.Environments = DefaultEnvironments
-	}
-	if !domain.ValidKey(req.Key) {
-		return domain.Invalid("key", "key must match %s", "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-	}
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.ProjectStream(req.Key), 0, meta(c),
-		func(projections.Aggregate) ([]domain.Event, error) {
-			return domain.CreateProject(req.Key, req.Name, req.Description, req.Environments, NewSDKKey)
-		})
-	if err != nil {
-		return alreadyExists(err, "project", req.Key)
-	}
-	return withVersion(c, http.StatusCreated, v, visibleProject(c, agg.(*domain.Project)))
-}
-
-// alreadyExists words a conflict on a stream that had to be new.
-func alreadyExists(err error, what, key string) error {
-	if domain.ErrorCode(err) == domain.EConflict {
-		return &domain.Error{Code: domain.EConflict, Field: "key", Message: what + " " + key + " already exists"}
-	}
-	return err
-}
-
-func (s *Server) getProject(c echo.Context) error {
-	agg, v, err := s.app.load(c.Request().Context(), domain.ProjectStream(c.Param("project")), "project "+c.Param("project"))
+	p, v, err := s.app.Commands.CreateProject(c.Request().Context(), meta(c), app.CreateProject{Key: req.Key, Name: req.Name,
+		Description: req.Description, Environments: req.Environments})
 	if err != nil {
 		return err
 	}
-	return withVersion(c, http.StatusOK, v, visibleProject(c, agg.(*domain.Project)))
+	return withVersion(c, http.StatusCreated, v, visibleProject(c, p))
 }
 
-// projectCommand runs a command on the project named in the path.
-func (s *Server) projectCommand(c echo.Context, status int, cmd func(*domain.Project) ([]domain.Event, error)) (*domain.Project, int64, error) {
-	expected, err := expectedVersion(c)
+func (s *Server) getProject(c echo.Context) error {
+	p, v, err := s.app.Queries.Project(c.Request().Context(), c.Param("project"))
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	key := c.Param("project")
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.ProjectStream(key), expected, meta(c),
-		func(cur projections.Aggregate) ([]domain.Event, error) {
-			if cur == nil {
-				return nil, domain.Errorf(domain.ENotFound, "project %q not found", key)
-			}
-			return cmd(cur.(*domain.Project))
-		})
-	if err != nil {
-		return nil, 0, err
-	}
-	return agg.(*domain.Project), v, nil
+	return withVersion(c, http.StatusOK, v, visibleProject(c, p))
 }
 
 // updateProject is a JSON Merge Patch (RFC 7396): null clears the description; name is required.
@@ -135,13 +93,18 @@ func (s *Server) updateProject(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, v, err := s.projectCommand(c, http.StatusOK, func(p *domain.Project) ([]domain.Event, error) {
-		var req updateProjectRequest
-		if err := httpapi.ApplyMergePatch(updateProjectRequest{Name: p.Name, Description: p.Description}, patch, &req); err != nil {
-			return nil, err
-		}
-		return p.UpdateProject(req.Name, req.Description)
-	})
+	m, err := metaIfMatch(c)
+	if err != nil {
+		return err
+	}
+	p, v, err := s.app.Commands.UpdateProject(c.Request().Context(), m, app.UpdateProject{Project: c.Param("project"),
+		Edit: func(cur app.ProjectSettings) (app.ProjectSettings, error) {
+			var req updateProjectRequest
+			if err := httpapi.ApplyMergePatch(updateProjectRequest{Name: cur.Name, Description: cur.Description}, patch, &req); err != nil {
+				return cur, err
+			}
+			return app.ProjectSettings{Name: req.Name, Description: req.Description}, nil
+		}})
 	if err != nil {
 		return err
 	}
@@ -149,7 +112,7 @@ func (s *Server) updateProject(c echo.Context) error {
 }
 
 func (s *Server) listEnvironments(c echo.Context) error {
-	p, err := s.app.LoadProject(c.Request().Context(), c.Param("project"))
+	p, _, err := s.app.Queries.Project(c.Request().Context(), c.Param("project"))
 	if err != nil {
 		return err
 	}
@@ -161,13 +124,9 @@ func (s *Server) listEnvironments(c echo.Context) error {
 }
 
 func (s *Server) getEnvironment(c echo.Context) error {
-	p, err := s.app.LoadProject(c.Request().Context(), c.Param("project"))
+	e, err := s.app.Queries.Environment(c.Request().Context(), c.Param("project"), c.Param("environment"))
 	if err != nil {
 		return err
-	}
-	e := p.Environments[c.Param("environment")]
-	if e == nil {
-		return domain.Errorf(domain.ENotFound, "environment %q not found in project %q", c.Param("environment"), p.Key)
 	}
 	return c.JSON(http.StatusOK, visibleEnvironment(c, e))
 }
@@ -177,13 +136,15 @@ func (s *Server) createEnvironment(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	p, _, err := s.projectCommand(c, http.StatusCreated, func(p *domain.Project) ([]domain.Event, error) {
-		return p.AddEnvironment(req, NewSDKKey)
-	})
+	m, err := metaIfMatch(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, visibleEnvironment(c, p.Environments[req.Key]))
+	e, err := s.app.Commands.CreateEnvironment(c.Request().Context(), m, app.CreateEnvironment{Project: c.Param("project"), Environment: req})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, visibleEnvironment(c, e))
 }
 
 // updateEnvironment is a JSON Merge Patch (RFC 7396): null clears the color; name and
@@ -193,36 +154,35 @@ func (s *Server) updateEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	env := c.Param("environment")
-	p, _, err := s.projectCommand(c, http.StatusOK, func(p *domain.Project) ([]domain.Event, error) {
-		cur, ok := p.Environments[env]
-		if !ok {
-			return nil, domain.Errorf(domain.ENotFound, "environment %q not found in project %q", env, p.Key)
-		}
-		var req updateEnvironmentRequest
-		if err := httpapi.ApplyMergePatch(updateEnvironmentRequest{Name: cur.Name, Color: cur.Color,
-			ServerExposures: cur.ServerExposures}, patch, &req); err != nil {
-			return nil, err
-		}
-		return p.UpdateEnvironmentSettings(env, domain.EnvironmentSettings{Name: req.Name, Color: req.Color,
-			ServerExposures: req.ServerExposures})
-	})
+	m, err := metaIfMatch(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, visibleEnvironment(c, p.Environments[env]))
+	e, err := s.app.Commands.UpdateEnvironment(c.Request().Context(), m, app.UpdateEnvironment{Project: c.Param("project"),
+		Environment: c.Param("environment"),
+		Edit: func(cur domain.EnvironmentSettings) (domain.EnvironmentSettings, error) {
+			var req updateEnvironmentRequest
+			if err := httpapi.ApplyMergePatch(updateEnvironmentRequest{Name: cur.Name, Color: cur.Color,
+				ServerExposures: cur.ServerExposures}, patch, &req); err != nil {
+				return cur, err
+			}
+			return domain.EnvironmentSettings{Name: req.Name, Color: req.Color, ServerExposures: req.ServerExposures}, nil
+		}})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, visibleEnvironment(c, e))
 }
 
 func (s *Server) rotateSDKKey(c echo.Context) error {
-	env, kind := c.Param("environment"), c.Param("kind")
-	if kind != domain.ClientSideKey && kind != domain.ServerSideKey {
-		return domain.Invalid("kind", "kind must be %q or %q", domain.ClientSideKey, domain.ServerSideKey)
-	}
-	p, _, err := s.projectCommand(c, http.StatusOK, func(p *domain.Project) ([]domain.Event, error) {
-		return p.RotateSDKKey(env, kind, NewSDKKey)
-	})
+	m, err := metaIfMatch(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, p.Environments[env]) // admin scope only: keys shown in full
+	e, err := s.app.Commands.RotateSDKKey(c.Request().Context(), m, app.RotateSDKKey{Project: c.Param("project"),
+		Environment: c.Param("environment"), Kind: c.Param("kind")})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, e) // admin scope only: keys shown in full
 }

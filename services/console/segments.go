@@ -1,13 +1,13 @@
 package console
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/projections"
-	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/services/app"
 )
 
 // segmentRequest creates (with key) or replaces (without) a segment's definition.
@@ -32,7 +32,7 @@ func (s *Server) listSegments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items, next, err := catalog.ListSegments(c.Request().Context(), s.app.pool, q)
+	items, next, err := s.app.Queries.ListSegments(c.Request().Context(), q)
 	if err != nil {
 		return err
 	}
@@ -47,54 +47,33 @@ func (s *Server) createSegment(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	project := c.Param("project")
-	if !domain.ValidKey(req.Key) {
-		return domain.Invalid("key", "key must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-	}
-	cat, err := s.app.Catalog(c.Request().Context(), project)
+	seg, v, err := s.app.Commands.CreateSegment(c.Request().Context(), meta(c), app.CreateSegment{Project: c.Param("project"),
+		Key: req.Key, Definition: req.definition()})
 	if err != nil {
 		return err
 	}
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.SegmentStream(project, req.Key), 0, meta(c),
-		func(projections.Aggregate) ([]domain.Event, error) {
-			return domain.CreateSegment(domain.NewSegment{Project: project, Key: req.Key, SegmentDefinition: req.definition()}, cat)
-		})
-	if err != nil {
-		return alreadyExists(err, "segment", req.Key)
-	}
-	return withVersion(c, http.StatusCreated, v, agg)
+	return withVersion(c, http.StatusCreated, v, seg)
 }
 
 func (s *Server) getSegment(c echo.Context) error {
-	project, key := c.Param("project"), c.Param("segment")
-	agg, v, err := s.app.load(c.Request().Context(), domain.SegmentStream(project, key), "segment "+key)
+	seg, v, err := s.app.Queries.Segment(c.Request().Context(), c.Param("project"), c.Param("segment"))
 	if err != nil {
 		return err
 	}
-	return withVersion(c, http.StatusOK, v, agg)
+	return withVersion(c, http.StatusOK, v, seg)
 }
 
-func (s *Server) segmentCommand(c echo.Context, cmd func(*domain.Segment, *domain.Catalog) ([]domain.Event, error)) error {
-	expected, err := expectedVersion(c)
+// segmentCommand runs a command on the segment named in the path and answers the segment after it.
+func (s *Server) segmentCommand(c echo.Context, run func(context.Context, app.Meta, app.SegmentRef) (*domain.Segment, int64, error)) error {
+	m, err := metaIfMatch(c)
 	if err != nil {
 		return err
 	}
-	project, key := c.Param("project"), c.Param("segment")
-	cat, err := s.app.Catalog(c.Request().Context(), project)
+	seg, v, err := run(c.Request().Context(), m, app.SegmentRef{Project: c.Param("project"), Segment: c.Param("segment")})
 	if err != nil {
 		return err
 	}
-	agg, v, err := s.app.Execute(c.Request().Context(), domain.SegmentStream(project, key), expected, meta(c),
-		func(cur projections.Aggregate) ([]domain.Event, error) {
-			if cur == nil {
-				return nil, domain.Errorf(domain.ENotFound, "segment %q not found in project %q", key, project)
-			}
-			return cmd(cur.(*domain.Segment), cat)
-		})
-	if err != nil {
-		return err
-	}
-	return withVersion(c, http.StatusOK, v, agg)
+	return withVersion(c, http.StatusOK, v, seg)
 }
 
 func (s *Server) updateSegment(c echo.Context) error {
@@ -105,19 +84,19 @@ func (s *Server) updateSegment(c echo.Context) error {
 	if req.Key != "" && req.Key != c.Param("segment") {
 		return domain.Invalid("key", "a segment's key cannot change")
 	}
-	return s.segmentCommand(c, func(seg *domain.Segment, cat *domain.Catalog) ([]domain.Event, error) {
-		return seg.Update(req.definition(), cat)
+	return s.segmentCommand(c, func(ctx context.Context, m app.Meta, ref app.SegmentRef) (*domain.Segment, int64, error) {
+		return s.app.Commands.UpdateSegment(ctx, m, app.UpdateSegment{Project: ref.Project, Segment: ref.Segment, Definition: req.definition()})
 	})
 }
 
 func (s *Server) archiveSegment(c echo.Context) error {
-	return s.segmentCommand(c, func(seg *domain.Segment, cat *domain.Catalog) ([]domain.Event, error) {
-		return seg.Archive(cat)
+	return s.segmentCommand(c, func(ctx context.Context, m app.Meta, ref app.SegmentRef) (*domain.Segment, int64, error) {
+		return s.app.Commands.ArchiveSegment(ctx, m, app.ArchiveSegment(ref))
 	})
 }
 
 func (s *Server) restoreSegment(c echo.Context) error {
-	return s.segmentCommand(c, func(seg *domain.Segment, cat *domain.Catalog) ([]domain.Event, error) {
-		return seg.Restore()
+	return s.segmentCommand(c, func(ctx context.Context, m app.Meta, ref app.SegmentRef) (*domain.Segment, int64, error) {
+		return s.app.Commands.RestoreSegment(ctx, m, app.RestoreSegment(ref))
 	})
 }

@@ -6,18 +6,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/experiments"
 	"github.com/vexil-flags/vexil/services/httpapi"
 )
 
 // Server is the management REST API.
 type Server struct {
-	app      *App
+	app      *app.Application
 	log      *slog.Logger
 	maxBody  int64
 	analyzer *experiments.Analyzer // nil: no on-demand analysis or reports
@@ -25,9 +25,10 @@ type Server struct {
 	signer   cursorKeys            // signs list cursors (cursors.go)
 }
 
-// NewServer builds the management API over app. maxBody bounds request bodies (413 past it).
-func NewServer(app *App, log *slog.Logger, maxBody int64) *Server {
-	return &Server{app: app, log: log, maxBody: maxBody}
+// NewServer builds the management API over the application layer a. maxBody bounds request
+// bodies (413 past it).
+func NewServer(a *app.Application, log *slog.Logger, maxBody int64) *Server {
+	return &Server{app: a, log: log, maxBody: maxBody}
 }
 
 // WithTriggerRateLimit limits each webhook trigger to perMinute accepted calls a minute, in
@@ -105,31 +106,35 @@ func (s *Server) readPatch(c echo.Context, notNull ...string) (map[string]any, e
 	return httpapi.ReadMergePatch(c, s.maxBody, notNull...)
 }
 
-// meta builds event metadata from the request: the token, X-Vexil-Reason, the request id.
-func meta(c echo.Context) domain.Metadata {
-	reason := c.Request().Header.Get(httpapi.ReasonHeader)
-	if len(reason) > 1000 {
-		// Cut at a character boundary: half a UTF-8 sequence could not be stored.
-		cut := 1000
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut--
-		}
-		reason = reason[:cut]
-	}
-	return domain.Metadata{Actor: actor(c), Reason: reason, RequestID: httpapi.RequestID(c)}
+// meta says who runs a command through this request: the token, X-Vexil-Reason, the request id.
+func meta(c echo.Context) app.Meta {
+	return app.Meta{Actor: actor(c), Reason: c.Request().Header.Get(httpapi.ReasonHeader), RequestID: httpapi.RequestID(c)}
 }
 
-// expectedVersion reads If-Match: "N" (the ETag of a previous GET) for optimistic concurrency.
-func expectedVersion(c echo.Context) (int64, error) {
+// metaIfMatch is meta with the version the client expects the aggregate at (If-Match), for
+// commands on an existing aggregate.
+func metaIfMatch(c echo.Context) (app.Meta, error) {
+	expected, err := expectedVersion(c)
+	if err != nil {
+		return app.Meta{}, err
+	}
+	m := meta(c)
+	m.Expected = expected
+	return m, nil
+}
+
+// expectedVersion reads If-Match: "N" (the ETag of a previous GET) for optimistic concurrency;
+// nil without one.
+func expectedVersion(c echo.Context) (*int64, error) {
 	h := c.Request().Header.Get("If-Match")
 	if h == "" || h == "*" {
-		return AnyVersion, nil
+		return nil, nil
 	}
 	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
 	if err != nil || v < 0 {
-		return 0, domain.Invalid("If-Match", "If-Match must be the quoted version from an ETag, e.g. \"3\"")
+		return nil, domain.Invalid("If-Match", "If-Match must be the quoted version from an ETag, e.g. \"3\"")
 	}
-	return v, nil
+	return &v, nil
 }
 
 // withVersion answers an entity with its version as ETag.

@@ -76,7 +76,7 @@ func statsQuery(c echo.Context, allowed ...telemetry.Interval) (telemetry.StatsQ
 // environmentExists answers 404 for an unknown project or environment (and flag, if not "").
 func (s *Server) environmentExists(ctx context.Context, project, environment, flag string) error {
 	var env, fl bool
-	if err := s.app.pool.QueryRow(ctx, `SELECT
+	if err := s.app.Queries.Pool().QueryRow(ctx, `SELECT
 		  EXISTS (SELECT 1 FROM rm_environments WHERE project = $1 AND key = $2),
 		  $3 = '' OR EXISTS (SELECT 1 FROM rm_flags WHERE project = $1 AND key = $3)`, project, environment, flag).Scan(&env, &fl); err != nil {
 		return err
@@ -100,7 +100,7 @@ func (s *Server) flagStats(c echo.Context) error {
 	if err := s.environmentExists(ctx, q.Project, q.Environment, c.Param("flag")); err != nil {
 		return err
 	}
-	stats, err := telemetry.FlagEvaluations(ctx, s.app.pool, q, c.Param("flag"))
+	stats, err := telemetry.FlagEvaluations(ctx, s.app.Queries.Pool(), q, c.Param("flag"))
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (s *Server) flagActivity(c echo.Context) error {
 	if err := s.environmentExists(ctx, c.Param("project"), c.Param("environment"), ""); err != nil {
 		return err
 	}
-	items, err := telemetry.FlagsActivity(ctx, s.app.pool, c.Param("project"), c.Param("environment"), nil)
+	items, err := telemetry.FlagsActivity(ctx, s.app.Queries.Pool(), c.Param("project"), c.Param("environment"), nil)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (s *Server) staleFlags(c echo.Context) error {
 		return err
 	}
 	since := time.Now().UTC().Add(-time.Duration(days) * 24 * time.Hour).Truncate(time.Second)
-	items, err := telemetry.FlagsActivity(ctx, s.app.pool, c.Param("project"), c.Param("environment"), &since)
+	items, err := telemetry.FlagsActivity(ctx, s.app.Queries.Pool(), c.Param("project"), c.Param("environment"), &since)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func (s *Server) goalStats(c echo.Context) error {
 	if err := s.environmentExists(ctx, q.Project, q.Environment, flag); err != nil {
 		return err
 	}
-	stats, err := telemetry.GoalConversions(ctx, s.app.pool, q, goal, kind, subject)
+	stats, err := telemetry.GoalConversions(ctx, s.app.Queries.Pool(), q, goal, kind, subject)
 	if err != nil {
 		return err
 	}

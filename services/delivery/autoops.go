@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/projections"
 	pdelivery "github.com/vexil-flags/vexil/projections/delivery"
-	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/app"
 )
 
 // evaluateRule measures one armed auto-ops rule and, when it fires, performs its action and then
@@ -27,12 +26,8 @@ func (s *Scheduler) evaluateRule(ctx context.Context, ref pdelivery.Ref, now tim
 	if err != nil || rule == nil || !rule.Armed() {
 		return false, err
 	}
-	goalEvents, err := s.store.Load(ctx, domain.GoalStream(rule.Project, rule.Metric.Goal))
-	if err != nil {
-		return false, err
-	}
-	goal, err := domain.FoldGoal(goalEvents)
-	if err != nil {
+	goal, _, err := s.app.Queries.Goal(ctx, rule.Project, rule.Metric.Goal)
+	if err != nil && domain.ErrorCode(err) != domain.ENotFound {
 		return false, err
 	}
 	if goal == nil {
@@ -54,7 +49,7 @@ func (s *Scheduler) evaluateRule(ctx context.Context, ref pdelivery.Ref, now tim
 		return false, nil
 	}
 	fireCmd := fmt.Sprintf("%s:fire:%d", rule.ID, rule.Version)
-	meta := domain.Metadata{Actor: "system:autoops/" + rule.ID, CommandID: fireCmd,
+	meta := app.Meta{Actor: "system:autoops/" + rule.ID, CommandID: fireCmd,
 		Reason: reasonText(fmt.Sprintf("auto-ops rule %q (%s) %s", rule.Name, rule.ID, evidence.Decision))}
 	if err := s.act(ctx, rule, meta, now); err != nil {
 		return false, err
@@ -62,13 +57,11 @@ func (s *Scheduler) evaluateRule(ctx context.Context, ref pdelivery.Ref, now tim
 	if err := s.crashPoint("autoops", rule.ID); err != nil {
 		return false, err
 	}
-	_, _, err = s.app.Execute(ctx, stream, rule.Version, meta, func(projections.Aggregate) ([]domain.Event, error) {
-		return rule.Fire(evidence)
-	})
+	err = s.app.Commands.RecordAutoOpsFiring(ctx, meta, app.RecordAutoOpsFiring{Rule: rule, Evidence: evidence})
 	switch {
-	case console.IsDuplicateCommand(err):
+	case app.IsDuplicateCommand(err):
 		return false, nil // another scheduler recorded this firing
-	case console.IsVersionConflict(err):
+	case app.IsVersionConflict(err):
 		// The rule was changed between the action and the record: the action stands (its audit
 		// entry carries the decision), and the rule measures afresh from its new version.
 		s.log.Warn("auto-ops rule changed while it fired; its action stands, the firing is not recorded on the rule",
@@ -82,31 +75,18 @@ func (s *Scheduler) evaluateRule(ctx context.Context, ref pdelivery.Ref, now tim
 	return true, nil
 }
 
-// act performs a fired rule's action with ordinary commands attributed to the rule.
-func (s *Scheduler) act(ctx context.Context, rule *domain.AutoOpsRule, meta domain.Metadata, now time.Time) error {
+// act performs a fired rule's action with ordinary commands attributed to the rule: turning the
+// flag off is the same ToggleFlag a person runs through the API.
+func (s *Scheduler) act(ctx context.Context, rule *domain.AutoOpsRule, meta app.Meta, now time.Time) error {
 	switch rule.Action {
 	case domain.AutoOpsTurnOff:
-		cat, err := s.catalog(ctx, rule.Project)
-		if err != nil {
-			return err
-		}
-		for attempt := 0; attempt < maxAttempts; attempt++ {
-			_, _, err = s.app.Execute(ctx, domain.FlagStream(rule.Project, rule.Flag), console.AnyVersion, meta,
-				func(cur projections.Aggregate) ([]domain.Event, error) {
-					f, _ := cur.(*domain.Flag)
-					if f == nil {
-						return nil, domain.Errorf(domain.ENotFound, "flag %q not found", rule.Flag)
-					}
-					return f.Toggle(rule.Environment, false, cat)
-				})
-			if !console.IsVersionConflict(err) {
-				break
-			}
-		}
-		if console.IsDuplicateCommand(err) {
+		meta.Retries = maxAttempts - 1
+		_, _, err := s.app.Commands.ToggleFlag(ctx, meta, app.ToggleFlag{Project: rule.Project, Flag: rule.Flag,
+			Environment: rule.Environment, On: false})
+		if app.IsDuplicateCommand(err) {
 			return nil
 		}
-		if code := domain.ErrorCode(err); code == domain.ENotFound || (code == domain.EConflict && !console.IsVersionConflict(err)) {
+		if code := domain.ErrorCode(err); code == domain.ENotFound || (code == domain.EConflict && !app.IsVersionConflict(err)) {
 			// Nothing to turn off (the flag is gone or archived): record the firing all the same.
 			s.log.Warn("auto-ops rule fired but its flag cannot be turned off", "rule", rule.ID, "err", err)
 			return nil
@@ -114,7 +94,7 @@ func (s *Scheduler) act(ctx context.Context, rule *domain.AutoOpsRule, meta doma
 		return err
 	case domain.AutoOpsPauseRollout, domain.AutoOpsRollbackRollout:
 		for attempt := 0; attempt < maxAttempts; attempt++ {
-			r, err := s.activeRollout(ctx, rule.Project, rule.Flag, rule.Environment)
+			r, err := s.app.Queries.ActiveRollout(ctx, rule.Project, rule.Flag, rule.Environment)
 			if err != nil {
 				return err
 			}
@@ -127,7 +107,7 @@ func (s *Scheduler) act(ctx context.Context, rule *domain.AutoOpsRule, meta doma
 			} else {
 				err = s.rollBack(ctx, r, meta, now)
 			}
-			if !console.IsVersionConflict(err) {
+			if !app.IsVersionConflict(err) {
 				return err
 			}
 		}
@@ -136,15 +116,14 @@ func (s *Scheduler) act(ctx context.Context, rule *domain.AutoOpsRule, meta doma
 	return fmt.Errorf("delivery: auto-ops rule %s: unknown action %q", rule.ID, rule.Action)
 }
 
-func (s *Scheduler) pauseRollout(ctx context.Context, r *domain.Rollout, meta domain.Metadata, now time.Time) error {
+func (s *Scheduler) pauseRollout(ctx context.Context, r *domain.Rollout, meta app.Meta, now time.Time) error {
+	if r.Status == domain.RolloutStatusPaused {
+		return nil
+	}
 	meta.CommandID = r.ID + ":pause:" + meta.CommandID
-	_, _, err := s.app.Execute(ctx, domain.RolloutStream(r.Project, r.ID), r.Version, meta, func(projections.Aggregate) ([]domain.Event, error) {
-		if r.Status == domain.RolloutStatusPaused {
-			return nil, nil
-		}
-		return r.Pause(meta.Reason, now)
-	})
-	if console.IsDuplicateCommand(err) {
+	meta.Expected = app.Version(r.Version)
+	_, _, err := s.app.Commands.PauseRollout(ctx, meta, app.PauseRollout{Project: r.Project, ID: r.ID, Reason: meta.Reason, Now: now})
+	if app.IsDuplicateCommand(err) {
 		return nil
 	}
 	return err
@@ -152,63 +131,31 @@ func (s *Scheduler) pauseRollout(ctx context.Context, r *domain.Rollout, meta do
 
 // rollBack sends the rollout back to 0%: the flag first, then the rollout (RolledBack, Paused),
 // both with the command id "<rollout>:rollback:<rule>:fire:<version>".
-func (s *Scheduler) rollBack(ctx context.Context, r *domain.Rollout, meta domain.Metadata, now time.Time) error {
-	cat, err := s.catalog(ctx, r.Project)
-	if err != nil {
-		return err
-	}
+func (s *Scheduler) rollBack(ctx context.Context, r *domain.Rollout, meta app.Meta, now time.Time) error {
 	meta.CommandID = rollbackCommandID(r.ID, meta.CommandID)
-	var rolloutEvents []domain.Event
-	var decideErr error
-	_, _, err = s.app.Execute(ctx, domain.FlagStream(r.Project, r.Flag), console.AnyVersion, meta, func(cur projections.Aggregate) ([]domain.Event, error) {
-		f, _ := cur.(*domain.Flag)
-		fe, re, err := r.RollBack(meta.Reason, f, cat, now)
-		rolloutEvents, decideErr = re, err
-		return fe, err
-	})
+	out, err := s.app.Commands.RollBackRollout(ctx, meta, app.RollBackRollout{Rollout: r, Now: now})
 	switch {
-	case decideErr != nil:
-		if code := domain.ErrorCode(decideErr); code == domain.EInternal || code == domain.EUnavailable {
-			return decideErr
+	case out.Refused != nil:
+		if code := domain.ErrorCode(out.Refused); code == domain.EInternal || code == domain.EUnavailable {
+			return out.Refused
 		}
 		// The flag cannot take the rollback (archived, environment gone): at least stop the rollout.
-		s.log.Warn("auto-ops could not roll the flag back; pausing the rollout", "rollout", r.ID, "err", decideErr)
+		s.log.Warn("auto-ops could not roll the flag back; pausing the rollout", "rollout", r.ID, "err", out.Refused)
 		return s.pauseRollout(ctx, r, meta, now)
-	case console.IsVersionConflict(err):
+	case app.IsVersionConflict(err):
 		return err
-	case err != nil && !console.IsDuplicateCommand(err):
+	case err != nil && !app.IsDuplicateCommand(err):
 		return err
 	}
 	if err := s.crashPoint("rollback", r.ID); err != nil {
 		return err
 	}
-	if len(rolloutEvents) == 0 {
+	if len(out.Events) == 0 {
 		return nil
 	}
-	_, _, err = s.app.Execute(ctx, domain.RolloutStream(r.Project, r.ID), r.Version, meta, func(projections.Aggregate) ([]domain.Event, error) {
-		return rolloutEvents, nil
-	})
-	if console.IsDuplicateCommand(err) {
+	err = s.app.Commands.RecordRollout(ctx, meta, app.RecordRollout{Rollout: r, Events: out.Events})
+	if app.IsDuplicateCommand(err) {
 		return nil
 	}
 	return err
-}
-
-// activeRollout returns the rollout of flag in env that is scheduled, running or paused, from the
-// event store; nil when there is none.
-func (s *Scheduler) activeRollout(ctx context.Context, project, flag, env string) (*domain.Rollout, error) {
-	streams, err := s.store.LoadPrefix(ctx, "rollout/"+project+"/")
-	if err != nil {
-		return nil, err
-	}
-	for streamID, events := range streams {
-		r, err := domain.FoldRollout(events)
-		if err != nil {
-			return nil, fmt.Errorf("delivery: fold %s: %w", streamID, err)
-		}
-		if r != nil && r.Active() && r.Flag == flag && r.Environment == env {
-			return r, nil
-		}
-	}
-	return nil, nil
 }

@@ -8,13 +8,12 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/projections"
 	pdelivery "github.com/vexil-flags/vexil/projections/delivery"
-	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/app"
 )
 
 // Command ids a rollout writes to its flag, all "<rollout id>:..." (keys cannot hold ':', so the
-// prefix names exactly one rollout): "step:<i>" (Rollout.StepCommandID), "abort" (the console), and
+// prefix names exactly one rollout): "step:<i>" (Rollout.StepCommandID), "abort" (app.AbortRollout), and
 // "rollback:<rule>:fire:<version>" (auto-ops). The rollout's own events carry the same id.
 func rollbackCommandID(rollout, fireCommand string) string {
 	return rollout + ":rollback:" + fireCommand
@@ -50,7 +49,7 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref pdelivery.Ref, now t
 		}
 		if cmd, ok := unrecordedCommand(r, events, flagEvents); ok {
 			recorded, err := s.recordRolloutCommand(ctx, r, cmd, flagEvents, now)
-			if err != nil && !console.IsVersionConflict(err) {
+			if err != nil && !app.IsVersionConflict(err) {
 				return "", err
 			}
 			if recorded && strings.HasPrefix(cmd, r.ID+":step:") {
@@ -62,27 +61,16 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref pdelivery.Ref, now t
 		if !due {
 			return nothing, nil
 		}
-		cat, err := s.catalog(ctx, r.Project)
-		if err != nil {
-			return "", err
-		}
 		step := r.Steps[i]
-		meta := domain.Metadata{Actor: "system:rollout/" + r.ID, CommandID: r.StepCommandID(i),
+		meta := app.Meta{Actor: "system:rollout/" + r.ID, CommandID: r.StepCommandID(i),
 			Reason: reasonText(fmt.Sprintf("rollout %s: step %d of %d, %s%% of %q (due %s)", r.ID, i+1, len(r.Steps),
 				strconv.FormatFloat(step.Percent, 'f', -1, 64), r.Variation, step.At.UTC().Format(time.RFC3339)))}
-		var rolloutEvents []domain.Event
-		var decideErr error
-		_, _, err = s.app.Execute(ctx, flagStream, console.AnyVersion, meta, func(cur projections.Aggregate) ([]domain.Event, error) {
-			f, _ := cur.(*domain.Flag)
-			fe, re, err := r.ApplyStep(i, f, cat)
-			rolloutEvents, decideErr = re, err
-			return fe, err
-		})
+		out, err := s.app.Commands.ApplyRolloutStep(ctx, meta, app.ApplyRolloutStep{Rollout: r, Step: i})
 		switch {
-		case decideErr != nil:
-			code := domain.ErrorCode(decideErr)
+		case out.Refused != nil:
+			code := domain.ErrorCode(out.Refused)
 			if code == domain.EInternal || code == domain.EUnavailable {
-				return "", decideErr
+				return "", out.Refused
 			}
 			// Before blaming the flag: did a step of ours land meanwhile (another scheduler)?
 			if fresh, err := s.store.Load(ctx, flagStream); err == nil {
@@ -90,8 +78,8 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref pdelivery.Ref, now t
 					continue
 				}
 			}
-			return s.haltRollout(ctx, r, i, decideErr, now)
-		case console.IsDuplicateCommand(err), console.IsVersionConflict(err):
+			return s.haltRollout(ctx, r, i, out.Refused, now)
+		case app.IsDuplicateCommand(err), app.IsVersionConflict(err):
 			continue
 		case err != nil:
 			return "", err
@@ -99,13 +87,11 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref pdelivery.Ref, now t
 		if err := s.crashPoint("rollout", r.ID); err != nil {
 			return "", err
 		}
-		_, _, err = s.app.Execute(ctx, stream, r.Version, meta, func(projections.Aggregate) ([]domain.Event, error) {
-			return rolloutEvents, nil
-		})
+		err = s.app.Commands.RecordRollout(ctx, meta, app.RecordRollout{Rollout: r, Events: out.Events})
 		switch {
-		case console.IsDuplicateCommand(err):
+		case app.IsDuplicateCommand(err):
 			return nothing, nil // another scheduler recorded it
-		case console.IsVersionConflict(err):
+		case app.IsVersionConflict(err):
 			continue // paused or aborted meanwhile: the next attempt records the step if still active
 		case err != nil:
 			return "", err
@@ -122,12 +108,10 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref pdelivery.Ref, now t
 // for a person: resume overwrites, abort restores.
 func (s *Scheduler) haltRollout(ctx context.Context, r *domain.Rollout, step int, cause error, now time.Time) (string, error) {
 	reason := reasonText(fmt.Sprintf("step %d could not apply: %s", step+1, domain.ErrorMessage(cause)))
-	meta := domain.Metadata{Actor: "system:rollout/" + r.ID, Reason: reason,
-		CommandID: fmt.Sprintf("%s:halt:%d", r.ID, r.Version)}
-	_, _, err := s.app.Execute(ctx, domain.RolloutStream(r.Project, r.ID), r.Version, meta, func(projections.Aggregate) ([]domain.Event, error) {
-		return r.Pause(reason, now)
-	})
-	if err != nil && !console.IsDuplicateCommand(err) {
+	meta := app.Meta{Actor: "system:rollout/" + r.ID, Reason: reason,
+		CommandID: fmt.Sprintf("%s:halt:%d", r.ID, r.Version), Expected: app.Version(r.Version)}
+	_, _, err := s.app.Commands.PauseRollout(ctx, meta, app.PauseRollout{Project: r.Project, ID: r.ID, Reason: reason, Now: now})
+	if err != nil && !app.IsDuplicateCommand(err) {
 		return "", err
 	}
 	s.log.Warn("rollout paused: its step could not apply", "project", r.Project, "rollout", r.ID, "flag", r.Flag,
@@ -173,10 +157,6 @@ func (s *Scheduler) recordRolloutCommand(ctx context.Context, r *domain.Rollout,
 	if err != nil {
 		return false, err
 	}
-	cat, err := s.catalog(ctx, r.Project)
-	if err != nil {
-		return false, err
-	}
 	var original domain.Metadata
 	for _, e := range flagEvents {
 		if e.Metadata.CommandID == cmd {
@@ -185,33 +165,16 @@ func (s *Scheduler) recordRolloutCommand(ctx context.Context, r *domain.Rollout,
 		}
 	}
 	rest := strings.TrimPrefix(cmd, r.ID+":")
-	var events []domain.Event
-	switch {
-	case strings.HasPrefix(rest, "step:"):
-		k, _ := strconv.Atoi(rest[len("step:"):])
-		_, events, err = r.ApplyStep(k, flagBefore, cat)
-	case rest == "abort":
-		_, events, err = r.Abort(original.Reason, flagBefore, cat, now)
-	default: // rollback
-		_, events, err = r.RollBack(original.Reason, flagBefore, cat, now)
-	}
-	if err != nil {
-		return false, fmt.Errorf("delivery: rollout %s/%s: record %s written to flag version %d: %w", r.Project, r.ID, cmd, version, err)
-	}
-	if len(events) == 0 {
-		return false, nil
-	}
-	meta := domain.Metadata{Actor: "system:rollout/" + r.ID, CommandID: cmd,
+	meta := app.Meta{Actor: "system:rollout/" + r.ID, CommandID: cmd,
 		Reason: reasonText(fmt.Sprintf("records %s, written to flag %q at version %d by %s: %s", rest, r.Flag, version,
 			original.Actor, original.Reason))}
-	_, _, err = s.app.Execute(ctx, domain.RolloutStream(r.Project, r.ID), r.Version, meta, func(projections.Aggregate) ([]domain.Event, error) {
-		return events, nil
-	})
-	if console.IsDuplicateCommand(err) {
+	recorded, err := s.app.Commands.RecordRolloutCommand(ctx, meta, app.RecordRolloutCommand{Rollout: r, Command: cmd,
+		FlagBefore: flagBefore, Original: original, Now: now})
+	if app.IsDuplicateCommand(err) || (err == nil && !recorded) {
 		return false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("delivery: written to flag version %d: %w", version, err)
 	}
 	s.log.Warn("recorded a rollout change found on its flag without its outcome (a crash or a race between the two appends)",
 		"project", r.Project, "rollout", r.ID, "command", cmd, "flag_version", version)
@@ -238,7 +201,7 @@ func (s *Scheduler) recoverRollout(ctx context.Context, ref pdelivery.Ref, now t
 		if !ok {
 			return nil
 		}
-		if _, err := s.recordRolloutCommand(ctx, r, cmd, flagEvents, now); err != nil && !console.IsVersionConflict(err) {
+		if _, err := s.recordRolloutCommand(ctx, r, cmd, flagEvents, now); err != nil && !app.IsVersionConflict(err) {
 			return err
 		}
 	}

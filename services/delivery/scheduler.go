@@ -1,6 +1,6 @@
 // Package delivery is the experiment role's scheduler of progressive delivery: it applies
 // scheduled changes when they are due, advances progressive rollouts step by step, and evaluates
-// auto-ops rules, acting through ordinary commands (console.App.Execute) attributed to the system
+// auto-ops rules, acting through ordinary commands of the application layer (services/app) attributed to the system
 // actor ("system:schedule/<id>", "system:rollout/<id>", "system:autoops/<id>") with a reason, so
 // every automatic change is an audited event.
 //
@@ -39,11 +39,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -51,7 +49,7 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	pdelivery "github.com/vexil-flags/vexil/projections/delivery"
-	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/postgres"
 )
 
@@ -68,7 +66,7 @@ const (
 
 // Config configures a Scheduler.
 type Config struct {
-	App   *console.App         // runs the commands (give it no consistency wait: nobody reads after these writes)
+	App   *app.Application     // runs the commands (give it no consistency wait: nobody reads after these writes)
 	Store *postgres.EventStore // loads streams with their metadata (command ids)
 	Pool  *pgxpool.Pool        // the read model, the advisory lock and the default metrics source
 	// Metrics measures auto-ops rules; nil uses SQLMetrics over the telemetry experiment-unit tables.
@@ -90,7 +88,7 @@ type Config struct {
 // Scheduler applies due progressive-delivery work. Run it in the experiment role; Tick runs one
 // pass (tests drive it with a controllable clock).
 type Scheduler struct {
-	app        *console.App
+	app        *app.Application
 	store      *postgres.EventStore
 	pool       *pgxpool.Pool
 	metrics    MetricsSource
@@ -340,16 +338,6 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// catalog returns the project's catalog, nil when the project is gone (changes then fail with
-// their reason rather than retrying forever).
-func (s *Scheduler) catalog(ctx context.Context, project string) (*domain.Catalog, error) {
-	cat, err := s.app.Catalog(ctx, project)
-	if domain.ErrorCode(err) == domain.ENotFound {
-		return nil, nil
-	}
-	return cat, err
-}
-
 // commandAppend finds the append that recorded command id cmd among a stream's events: the events
 // before it, and the last version it wrote.
 func commandAppend(events []domain.RecordedEvent, cmd string) (before []domain.RecordedEvent, version int64, found bool) {
@@ -376,15 +364,8 @@ func commandIDs(events []domain.RecordedEvent) map[string]bool {
 	return out
 }
 
-// reasonText bounds a reason to what the domain accepts (domain.MaxDescriptionLength characters).
-func reasonText(s string) string {
-	const limit = 1000
-	s = strings.ToValidUTF8(s, "?")
-	if utf8.RuneCountInString(s) <= limit {
-		return s
-	}
-	return string([]rune(s)[:limit-1]) + "…"
-}
+// reasonText bounds a reason to what the domain accepts.
+func reasonText(s string) string { return app.ReasonText(s) }
 
 func (s *Scheduler) crashPoint(stage, id string) error {
 	if s.crash == nil {

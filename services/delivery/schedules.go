@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/projections"
 	pdelivery "github.com/vexil-flags/vexil/projections/delivery"
-	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/app"
 )
 
 // resolveSchedule applies (or fails, with its reason) one due scheduled change and returns its
@@ -41,43 +40,34 @@ func (s *Scheduler) resolveSchedule(ctx context.Context, ref pdelivery.Ref, now 
 		if err != nil {
 			return "", err
 		}
-		meta := domain.Metadata{Actor: "system:schedule/" + sc.ID, Reason: reasonText(describeSchedule(sc)),
+		meta := app.Meta{Actor: "system:schedule/" + sc.ID, Reason: reasonText(describeSchedule(sc)),
 			CommandID: sc.ApplyCommandID()}
 		var outcome []domain.Event
 		if _, v, done := commandAppend(flagEvents, sc.ApplyCommandID()); done {
 			outcome = []domain.Event{&domain.ScheduleApplied{At: now.UTC(), FlagVersion: v}}
 		} else {
-			cat, err := s.catalog(ctx, sc.Project)
-			if err != nil {
-				return "", err
-			}
-			_, _, err = s.app.Execute(ctx, flagStream, console.AnyVersion, meta, func(cur projections.Aggregate) ([]domain.Event, error) {
-				f, _ := cur.(*domain.Flag)
-				apply, out, err := sc.Resolve(f, cat, now)
-				outcome = out
-				return apply, err
-			})
+			out, err := s.app.Commands.ApplyScheduledChange(ctx, meta, app.ApplyScheduledChange{Schedule: sc, Now: now})
 			switch {
-			case console.IsDuplicateCommand(err), console.IsVersionConflict(err):
+			case app.IsDuplicateCommand(err), app.IsVersionConflict(err):
 				continue // made meanwhile, or the flag moved: look again
 			case err != nil:
 				return "", err
 			}
+			outcome = out.Events
 			if err := s.crashPoint("schedule", sc.ID); err != nil {
 				return "", err
 			}
 		}
 		meta.CommandID = sc.ID + ":outcome"
-		if failed, ok := outcome[0].(*domain.ScheduleFailed); ok {
+		failed, _ := outcome[0].(*domain.ScheduleFailed)
+		if failed != nil {
 			meta.Reason = reasonText(fmt.Sprintf("%s failed: %s", describeSchedule(sc), failed.Reason))
 		}
-		_, _, err = s.app.Execute(ctx, stream, sc.Version, meta, func(projections.Aggregate) ([]domain.Event, error) {
-			return outcome, nil
-		})
+		err = s.app.Commands.RecordScheduleOutcome(ctx, meta, app.RecordScheduleOutcome{Schedule: sc, Outcome: outcome})
 		switch {
-		case console.IsDuplicateCommand(err):
+		case app.IsDuplicateCommand(err):
 			return "", nil // another scheduler recorded it
-		case console.IsVersionConflict(err):
+		case app.IsVersionConflict(err):
 			// Edited or cancelled between the two appends: look again. A change already written stays
 			// (the flag's audit shows it, attributed to this schedule); a cancel that lost that race is
 			// reported below on the next attempt.
@@ -85,9 +75,9 @@ func (s *Scheduler) resolveSchedule(ctx context.Context, ref pdelivery.Ref, now 
 		case err != nil:
 			return "", err
 		}
-		if _, ok := outcome[0].(*domain.ScheduleFailed); ok {
+		if failed != nil {
 			s.log.Warn("scheduled change failed", "project", sc.Project, "schedule", sc.ID, "flag", sc.Flag,
-				"environment", sc.Environment, "reason", outcome[0].(*domain.ScheduleFailed).Reason)
+				"environment", sc.Environment, "reason", failed.Reason)
 			return string(domain.ScheduleStatusFailed), nil
 		}
 		s.log.Info("scheduled change applied", "project", sc.Project, "schedule", sc.ID, "flag", sc.Flag, "environment", sc.Environment)

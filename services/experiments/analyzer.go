@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,9 +22,8 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/domain/stats"
-	"github.com/vexil-flags/vexil/projections"
 	exprm "github.com/vexil-flags/vexil/projections/experiments"
-	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/services/app"
 )
 
 // Thresholds of the verdict.
@@ -39,15 +39,16 @@ const (
 
 // Analyzer runs experiment analyses.
 type Analyzer struct {
-	pool  *pgxpool.Pool
-	store *postgres.EventStore
-	log   *slog.Logger
-	now   func() time.Time
+	pool    *pgxpool.Pool
+	queries *app.Queries // the experiments and goals analysed, current from the event store
+	log     *slog.Logger
+	now     func() time.Time
 }
 
-// NewAnalyzer returns an analyzer reading and writing through pool.
-func NewAnalyzer(pool *pgxpool.Pool, store *postgres.EventStore, log *slog.Logger) *Analyzer {
-	return &Analyzer{pool: pool, store: store, log: log, now: time.Now}
+// NewAnalyzer returns an analyzer reading and writing through pool, loading experiments and goals
+// through the application layer's queries.
+func NewAnalyzer(pool *pgxpool.Pool, queries *app.Queries, log *slog.Logger) *Analyzer {
+	return &Analyzer{pool: pool, queries: queries, log: log, now: time.Now}
 }
 
 // GoalResult is one goal's analysis across the variations.
@@ -131,36 +132,23 @@ type GuardrailViolation struct {
 	Reason    string `json:"reason"`
 }
 
-// load folds an aggregate from the event store; ENotFound when the stream is empty.
-func (a *Analyzer) load(ctx context.Context, streamID, what string) (projections.Aggregate, error) {
-	events, err := a.store.Load(ctx, streamID)
-	if err != nil {
-		return nil, err
-	}
-	if len(events) == 0 {
-		return nil, domain.Errorf(domain.ENotFound, "%s not found", what)
-	}
-	return projections.Fold(streamID, events)
-}
-
 // Analyze computes, stores and returns the current analysis of an experiment.
 func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis, error) {
 	start := time.Now()
-	agg, err := a.load(ctx, domain.ExperimentStream(project, key), fmt.Sprintf("experiment %q", key))
+	exp, _, err := a.queries.Experiment(ctx, project, key)
 	if err != nil {
 		return nil, err
 	}
-	exp := agg.(*domain.Experiment)
 	if exp.Status == domain.ExperimentStatusDraft {
 		return nil, domain.Errorf(domain.EConflict, "experiment %q has not started: there is nothing to analyse", key)
 	}
 	goals := map[string]*domain.Goal{}
 	for _, g := range exp.Goals() {
-		ga, err := a.load(ctx, domain.GoalStream(project, g), fmt.Sprintf("goal %q", g))
+		goal, _, err := a.queries.Goal(ctx, project, g)
 		if err != nil {
 			return nil, err
 		}
-		goals[g] = ga.(*domain.Goal)
+		goals[g] = goal
 	}
 	data, err := a.sufficientStatistics(ctx, exp, goals)
 	if err != nil {
@@ -201,7 +189,7 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 		switch {
 		case g == exp.PrimaryGoal:
 			gr.Role = "primary"
-		case contains(exp.GuardrailGoals, g):
+		case slices.Contains(exp.GuardrailGoals, g):
 			gr.Role = "guardrail"
 		default:
 			gr.Role = "secondary"
@@ -239,15 +227,6 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 		return nil, err
 	}
 	return res, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func controlName(c *VariationResult) string {

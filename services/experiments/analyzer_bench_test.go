@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/experiments"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/postgres/pgtest"
@@ -107,7 +108,12 @@ func setupExperiment(tb testing.TB, users int) (a *experiments.Analyzer, pool *p
 	if _, err := pool.Exec(ctx, `ANALYZE evaluation_events; ANALYZE goal_events`); err != nil {
 		tb.Fatal(err)
 	}
-	return experiments.NewAnalyzer(pool, store, slog.New(slog.NewTextHandler(io.Discard, nil))), pool, configure, pool.Close
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	application, err := app.New(app.Config{Store: store, Pool: pool, Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return experiments.NewAnalyzer(pool, application.Queries, log), pool, configure, pool.Close
 }
 
 // backendCPU is the CPU time, in seconds, that the server processes of pool's database have used

@@ -37,14 +37,14 @@ func (a *Analyzer) Plan(ctx context.Context, project string, in PlanRequest) (*P
 		return nil, domain.Invalid("environment", "an environment key is required")
 	}
 	if in.Goal != "" {
-		agg, err := a.load(ctx, domain.GoalStream(project, in.Goal), fmt.Sprintf("goal %q", in.Goal))
+		goal, _, err := a.queries.Goal(ctx, project, in.Goal)
 		if err != nil {
 			if de, ok := err.(*domain.Error); ok && de.Code == domain.ENotFound {
 				return nil, domain.Invalid("goal", "unknown goal %q", in.Goal)
 			}
 			return nil, err
 		}
-		in.Proportion = agg.(*domain.Goal).Kind == domain.GoalConversion
+		in.Proportion = goal.Kind == domain.GoalConversion
 	}
 	out := &PlanResponse{DailyUsers: in.DailyUsers}
 	if in.DailyUsers == 0 {

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vexil-flags/vexil/projections/access"
-	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/platform"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/postgres/pgtest"
@@ -32,11 +32,11 @@ func seededStore(t *testing.T) (string, *pgxpool.Pool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := console.NewApp(store, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), 0)
+	a, err := app.New(app.Config{Store: store, Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := platform.SeedDemo(ctx, app); err != nil {
+	if _, err := platform.SeedDemo(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	return url, pool

@@ -7,11 +7,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/projections"
-	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/app"
 )
 
-var bootstrapMeta = domain.Metadata{Actor: "system:bootstrap", Reason: "bootstrap admin token"}
+var bootstrapMeta = app.Meta{Actor: "system:bootstrap", Reason: "bootstrap admin token"}
 
 // BootstrapAdminToken makes sure an administrator can reach the management API.
 //
@@ -19,17 +18,12 @@ var bootstrapMeta = domain.Metadata{Actor: "system:bootstrap", Reason: "bootstra
 // start; the stream id is derived from the hash, so several processes starting at once create it
 // once). Without it, when no live admin token exists at all, one is generated and returned, to be
 // printed once; it is never shown again. It returns "" when nothing was generated.
-func BootstrapAdminToken(ctx context.Context, app *console.App, pool *pgxpool.Pool, configured string) (string, error) {
+func BootstrapAdminToken(ctx context.Context, a *app.Application, pool *pgxpool.Pool, configured string) (string, error) {
 	if configured != "" {
-		hash := console.HashToken(configured)
-		id := "bootstrap-" + hash[:12]
-		_, _, err := app.Execute(ctx, domain.TokenStream(id), console.AnyVersion, bootstrapMeta,
-			func(cur projections.Aggregate) ([]domain.Event, error) {
-				if cur != nil {
-					return nil, nil // already there (possibly revoked by an admin: leave it so)
-				}
-				return domain.IssueToken(id, "bootstrap admin (VEXIL_ADMIN_TOKEN)", hash, domain.ScopeAdmin, "")
-			})
+		hash := app.HashToken(configured)
+		// Already there (possibly revoked by an admin): left so.
+		_, err := a.Commands.RegisterToken(ctx, bootstrapMeta, app.RegisterToken{ID: "bootstrap-" + hash[:12],
+			Name: "bootstrap admin (VEXIL_ADMIN_TOKEN)", Scope: domain.ScopeAdmin, Hash: hash})
 		if err != nil && domain.ErrorCode(err) != domain.EConflict {
 			return "", fmt.Errorf("bootstrap admin token: %w", err)
 		}
@@ -42,9 +36,9 @@ func BootstrapAdminToken(ctx context.Context, app *console.App, pool *pgxpool.Po
 	if live {
 		return "", nil
 	}
-	secret, _, _, err := app.IssueToken(ctx, bootstrapMeta, "bootstrap admin (generated)", domain.ScopeAdmin, "")
+	issued, err := a.Commands.IssueToken(ctx, bootstrapMeta, app.IssueToken{Name: "bootstrap admin (generated)", Scope: domain.ScopeAdmin})
 	if err != nil {
 		return "", fmt.Errorf("bootstrap admin token: %w", err)
 	}
-	return secret, nil
+	return issued.Secret, nil
 }

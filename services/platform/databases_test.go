@@ -9,7 +9,7 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections/access"
-	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/platform"
 	"github.com/vexil-flags/vexil/services/postgres"
 	"github.com/vexil-flags/vexil/services/postgres/pgtest"
@@ -78,11 +78,11 @@ func TestMigrationsAndProjectionsOnBothDatabases(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			app, err := console.NewApp(store, pool, log, 0)
+			a, err := app.New(app.Config{Store: store, Pool: pool, Log: log})
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := platform.SeedDemo(ctx, app)
+			res, err := platform.SeedDemo(ctx, a)
 			if err != nil {
 				t.Fatal(err)
 			}

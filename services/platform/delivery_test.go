@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/console"
 	"github.com/vexil-flags/vexil/services/delivery"
 )
@@ -40,11 +41,11 @@ func (m fixedMetrics) Arms(context.Context, delivery.MetricsQuery) (map[string]d
 // testScheduler is a scheduler on the platform's database with the test's clock.
 func testScheduler(t *testing.T, v *vexil, clock *testClock, metrics delivery.MetricsSource) *delivery.Scheduler {
 	t.Helper()
-	app, err := console.NewApp(v.p.Store, v.p.Pool, v.p.Log, 0)
+	a, err := app.New(app.Config{Store: v.p.Store, Pool: v.p.Pool, Log: v.p.Log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := delivery.New(delivery.Config{App: app, Store: v.p.Store, Pool: v.p.Pool, Clock: clock.Now,
+	s, err := delivery.New(delivery.Config{App: a, Store: v.p.Store, Pool: v.p.Pool, Clock: clock.Now,
 		AutoOpsInterval: -1, Metrics: metrics, Logger: v.p.Log})
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ import (
 	experimentsrm "github.com/vexil-flags/vexil/projections/experiments"
 	"github.com/vexil-flags/vexil/projections/rulesets"
 	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/console"
 	"github.com/vexil-flags/vexil/services/delivery"
@@ -56,7 +57,7 @@ type Platform struct {
 	Pool   *pgxpool.Pool
 	Redis  *redis.Client
 	Store  *postgres.EventStore
-	App    *console.App
+	App    *app.Application
 	// Addr is the address the HTTP server listens on (useful when configured with port 0).
 	Addr string
 	// Analyzer runs experiment analyses (on a schedule in the experiment role, on demand in the
@@ -109,14 +110,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Platform,
 		rdb.Close()
 		return nil, err
 	}
-	app, err := console.NewApp(store, pool, log, cfg.ConsistencyWait)
+	a, err := app.New(app.Config{Store: store, Pool: pool, Log: log, ConsistencyWait: cfg.ConsistencyWait})
 	if err != nil {
 		pool.Close()
 		rdb.Close()
 		return nil, err
 	}
-	return &Platform{Config: cfg, Log: log, Pool: pool, Redis: rdb, Store: store, App: app,
-		Analyzer: experiments.NewAnalyzer(pool, store, log), errs: make(chan error, 8)}, nil
+	return &Platform{Config: cfg, Log: log, Pool: pool, Redis: rdb, Store: store, App: a,
+		Analyzer: experiments.NewAnalyzer(pool, a.Queries, log), errs: make(chan error, 8)}, nil
 }
 
 func migrateUp(databaseURL string) error {
@@ -214,7 +215,7 @@ func (p *Platform) Start(ctx context.Context) error {
 		// Progressive delivery: scheduled changes, rollout steps, auto-ops. One leader among the
 		// experiment instances (advisory lock); command ids make each change happen once anyway.
 		// Its commands do not wait for read models: nobody reads after them.
-		schedApp, err := console.NewApp(p.Store, p.Pool, p.Log, 0)
+		schedApp, err := app.New(app.Config{Store: p.Store, Pool: p.Pool, Log: p.Log})
 		if err != nil {
 			cancel()
 			return err

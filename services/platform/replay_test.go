@@ -14,8 +14,9 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections"
-	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/platform"
+	"github.com/vexil-flags/vexil/services/postgres"
 )
 
 func runCLI(t *testing.T, args ...string) (string, error) {
@@ -26,24 +27,45 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// randomHistory runs n random commands across flags and segments through the application layer,
-// the way the management API does. Commands the domain refuses are part of the history too (they
-// append nothing).
-func randomHistory(t *testing.T, app *console.App, project string, n int, seed uint64) int {
+// randomHistory runs n random decisions of the domain across flags and segments, each loaded,
+// folded and appended with optimistic concurrency as the application layer does, validated
+// against the application layer's catalog. Decisions the domain refuses are part of the history
+// too (they append nothing).
+func randomHistory(t *testing.T, a *app.Application, store *postgres.EventStore, project string, n int, seed uint64) int {
 	t.Helper()
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	meta := domain.Metadata{Actor: "test:random", Reason: "random history"}
 	envs := []string{"development", "production"}
-	if _, _, err := app.Execute(ctx, domain.ProjectStream(project), 0, meta, func(projections.Aggregate) ([]domain.Event, error) {
-		return domain.CreateProject(project, "Random", "", []domain.NewEnvironment{{Key: envs[0], Name: "Dev"}, {Key: envs[1], Name: "Prod"}}, console.NewSDKKey)
+	execute := func(stream string, decide func(projections.Aggregate) ([]domain.Event, error)) error {
+		events, err := store.Load(ctx, stream)
+		if err != nil {
+			return err
+		}
+		var cur projections.Aggregate
+		var version int64
+		if len(events) > 0 {
+			if cur, err = projections.Fold(stream, events); err != nil {
+				return err
+			}
+			version = events[len(events)-1].Version
+		}
+		newEvents, err := decide(cur)
+		if err != nil || len(newEvents) == 0 {
+			return err
+		}
+		_, err = store.Append(ctx, stream, version, meta, newEvents...)
+		return err
+	}
+	if err := execute(domain.ProjectStream(project), func(projections.Aggregate) ([]domain.Event, error) {
+		return domain.CreateProject(project, "Random", "", []domain.NewEnvironment{{Key: envs[0], Name: "Dev"}, {Key: envs[1], Name: "Prod"}}, app.NewSDKKey)
 	}); err != nil {
 		t.Fatal(err)
 	}
 	var flags, segments []string
 	applied := 0
-	exec := func(stream string, decide console.Decision) bool {
-		_, _, err := app.Execute(ctx, stream, console.AnyVersion, meta, decide)
+	exec := func(stream string, decide func(projections.Aggregate) ([]domain.Event, error)) bool {
+		err := execute(stream, decide)
 		if err == nil {
 			applied++
 			return true
@@ -67,7 +89,7 @@ func randomHistory(t *testing.T, app *console.App, project string, n int, seed u
 		return domain.Clause{Attribute: "email", Operator: domain.OpEndsWith, Values: []any{"@example.com"}}
 	}
 	for i := 0; i < n; i++ {
-		cat, err := app.Catalog(ctx, project)
+		cat, err := a.Queries.Catalog(ctx, project)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +98,7 @@ func randomHistory(t *testing.T, app *console.App, project string, n int, seed u
 			key := fmt.Sprintf("flag-%d", len(flags))
 			if exec(domain.FlagStream(project, key), func(projections.Aggregate) ([]domain.Event, error) {
 				return domain.CreateFlag(domain.NewFlag{Project: project, Key: key, Name: key, Type: domain.FlagBoolean,
-					Tags: []string{[]string{"a", "b"}[rng.IntN(2)]}, ClientSide: rng.IntN(2) == 0, Salt: console.NewID(4)}, cat)
+					Tags: []string{[]string{"a", "b"}[rng.IntN(2)]}, ClientSide: rng.IntN(2) == 0, Salt: app.NewID(4)}, cat)
 			}) {
 				flags = append(flags, key)
 			}
@@ -145,7 +167,7 @@ func TestReplayVerifiesALongRandomHistory(t *testing.T) {
 	t.Parallel()
 	v := startVexil(t, "--consistency-wait", "0s")
 	start := time.Now()
-	applied := randomHistory(t, v.p.App, "rnd", 2000, 42)
+	applied := randomHistory(t, v.p.App, v.p.Store, "rnd", 2000, 42)
 	t.Logf("%d of 2000 random commands applied in %v", applied, time.Since(start))
 	if applied < 1000 {
 		t.Fatalf("only %d commands applied", applied)

@@ -2,12 +2,12 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/projections"
-	"github.com/vexil-flags/vexil/services/console"
+	"github.com/vexil-flags/vexil/services/app"
 )
 
 // DemoProject is the key of the project `vexil seed demo` creates.
@@ -36,68 +36,57 @@ type demoFlag struct {
 	targeting map[string]domain.Targeting // per environment, applied when the flag is created
 }
 
-var seedMeta = domain.Metadata{Actor: "system:seed", Reason: "demo data"}
+var seedMeta = app.Meta{Actor: "system:seed", Reason: "demo data"}
 
 // SeedDemo creates the demo project idempotently: whatever exists already is left as it is, what is
 // missing is created. Running it twice changes nothing the second time.
-func SeedDemo(ctx context.Context, app *console.App) (*SeedResult, error) {
+func SeedDemo(ctx context.Context, a *app.Application) (*SeedResult, error) {
 	envs := []domain.NewEnvironment{
 		{Key: "development", Name: "Development", Color: "#4caf50"},
 		{Key: "staging", Name: "Staging", Color: "#ff9800"},
 		{Key: "production", Name: "Production", Color: "#f44336"},
 	}
-	stream := domain.ProjectStream(DemoProject)
-	_, _, err := app.Execute(ctx, stream, console.AnyVersion, seedMeta, func(cur projections.Aggregate) ([]domain.Event, error) {
-		if cur == nil {
-			return domain.CreateProject(DemoProject, "Demo", "Demo data created by vexil seed demo", envs, console.NewSDKKey)
-		}
-		p := cur.(*domain.Project)
-		var out []domain.Event
-		for _, e := range envs {
-			if p.Environments[e.Key] != nil {
-				continue
-			}
-			evs, err := p.AddEnvironment(e, console.NewSDKKey)
-			if err != nil {
-				return nil, err
-			}
-			for _, ev := range evs {
-				p.Apply(ev) // later environments validate against the earlier ones
-			}
-			out = append(out, evs...)
-		}
-		return out, nil
-	})
-	if err != nil {
+	_, _, err := a.Commands.CreateProject(ctx, seedMeta, app.CreateProject{Key: DemoProject, Name: "Demo",
+		Description: "Demo data created by vexil seed demo", Environments: envs})
+	if err = existing(err); err != nil {
 		return nil, fmt.Errorf("seed: project: %w", err)
 	}
+	p, _, err := a.Queries.Project(ctx, DemoProject)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range envs {
+		if p.Environments[e.Key] != nil {
+			continue
+		}
+		if _, err := a.Commands.CreateEnvironment(ctx, seedMeta, app.CreateEnvironment{Project: DemoProject, Environment: e}); err != nil {
+			return nil, fmt.Errorf("seed: environment %s: %w", e.Key, err)
+		}
+	}
 
-	segment := domain.NewSegment{Project: DemoProject, Key: "beta-testers", SegmentDefinition: domain.SegmentDefinition{
-		Name: "Beta testers", Description: "Staff and invited users", Match: domain.MatchAny,
-		Clauses: []domain.Clause{
-			{Attribute: "email", Operator: domain.OpEndsWith, Values: []any{"@example.com"}},
-			{Attribute: "beta", Operator: domain.OpEquals, Values: []any{true}},
-		},
-		Included: []string{"user-alice"}, Excluded: []string{"user-mallory"},
-	}}
-	if err := createIfMissing(ctx, app, domain.SegmentStream(DemoProject, segment.Key), func(cat *domain.Catalog) ([]domain.Event, error) {
-		return domain.CreateSegment(segment, cat)
-	}); err != nil {
+	_, _, err = a.Commands.CreateSegment(ctx, seedMeta, app.CreateSegment{Project: DemoProject, Key: "beta-testers",
+		Definition: domain.SegmentDefinition{
+			Name: "Beta testers", Description: "Staff and invited users", Match: domain.MatchAny,
+			Clauses: []domain.Clause{
+				{Attribute: "email", Operator: domain.OpEndsWith, Values: []any{"@example.com"}},
+				{Attribute: "beta", Operator: domain.OpEquals, Values: []any{true}},
+			},
+			Included: []string{"user-alice"}, Excluded: []string{"user-mallory"},
+		}})
+	if err = existing(err); err != nil {
 		return nil, fmt.Errorf("seed: segment: %w", err)
 	}
 
 	flags := demoFlags()
 	res := &SeedResult{Project: DemoProject}
 	for _, df := range flags {
-		df := df
-		stream := domain.FlagStream(DemoProject, df.flag.Key)
-		created := false
-		if err := createIfMissing(ctx, app, stream, func(cat *domain.Catalog) ([]domain.Event, error) {
-			created = true
-			df.flag.Salt = console.NewID(8)
-			return domain.CreateFlag(df.flag, cat)
-		}); err != nil {
-			return nil, fmt.Errorf("seed: flag %s: %w", df.flag.Key, err)
+		f := df.flag
+		_, _, err := a.Commands.CreateFlag(ctx, seedMeta, app.CreateFlag{Project: f.Project, Key: f.Key, Name: f.Name,
+			Description: f.Description, Tags: f.Tags, Type: f.Type, Variations: f.Variations, Defaults: f.Defaults,
+			ClientSide: f.ClientSide})
+		created := err == nil
+		if err = existing(err); err != nil {
+			return nil, fmt.Errorf("seed: flag %s: %w", f.Key, err)
 		}
 		if created {
 			for _, e := range envs {
@@ -105,29 +94,23 @@ func SeedDemo(ctx context.Context, app *console.App) (*SeedResult, error) {
 				if !ok {
 					continue
 				}
-				cat, err := app.Catalog(ctx, DemoProject)
-				if err != nil {
-					return nil, err
-				}
-				if _, _, err := app.Execute(ctx, stream, console.AnyVersion, seedMeta, func(cur projections.Aggregate) ([]domain.Event, error) {
-					return cur.(*domain.Flag).UpdateTargeting(e.Key, t, cat)
-				}); err != nil {
-					return nil, fmt.Errorf("seed: targeting of %s in %s: %w", df.flag.Key, e.Key, err)
+				if _, _, err := a.Commands.UpdateTargeting(ctx, seedMeta, app.UpdateTargeting{Project: DemoProject, Flag: f.Key,
+					Environment: e.Key, Targeting: t}); err != nil {
+					return nil, fmt.Errorf("seed: targeting of %s in %s: %w", f.Key, e.Key, err)
 				}
 			}
 		}
-		res.Flags = append(res.Flags, df.flag.Key)
+		res.Flags = append(res.Flags, f.Key)
 	}
 
-	if err := seedDemoLive(ctx, app, time.Now().UTC()); err != nil {
+	if err := seedDemoLive(ctx, a, time.Now().UTC()); err != nil {
 		return nil, err
 	}
 	res.Flags = append(res.Flags, demoRolloutFlag)
 	res.Goals = []string{DemoGoalPurchase, DemoGoalOrderValue}
 	res.Experiment, res.Rollout, res.Schedule = DemoExperiment, DemoRollout, DemoSchedule
 
-	p, err := app.LoadProject(ctx, DemoProject)
-	if err != nil {
+	if p, _, err = a.Queries.Project(ctx, DemoProject); err != nil {
 		return nil, err
 	}
 	for _, k := range p.EnvironmentOrder {
@@ -137,18 +120,13 @@ func SeedDemo(ctx context.Context, app *console.App) (*SeedResult, error) {
 	return res, nil
 }
 
-// createIfMissing runs create on a stream that must be new; an existing stream is left alone.
-func createIfMissing(ctx context.Context, app *console.App, stream string, create func(*domain.Catalog) ([]domain.Event, error)) error {
-	cat, err := app.Catalog(ctx, DemoProject)
-	if err != nil {
-		return err
+// existing forgives the conflict of a create whose key or id is taken: the seed leaves what
+// exists as it is.
+func existing(err error) error {
+	var de *domain.Error
+	if errors.As(err, &de) && de.Code == domain.EConflict && (de.Field == "key" || de.Field == "id") {
+		return nil
 	}
-	_, _, err = app.Execute(ctx, stream, console.AnyVersion, seedMeta, func(cur projections.Aggregate) ([]domain.Event, error) {
-		if cur != nil {
-			return nil, nil
-		}
-		return create(cat)
-	})
 	return err
 }
 

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/config"
 )
 
@@ -50,7 +50,7 @@ func (m *Main) tokens(ctx context.Context, args []string) error {
 		return err
 	}
 	defer p.Close()
-	meta := domain.Metadata{Actor: cliActor(), Reason: *reason}
+	meta := app.Meta{Actor: cliActor(), Reason: *reason}
 	enc := json.NewEncoder(m.Stdout)
 	enc.SetIndent("", "  ")
 	switch verb {
@@ -64,37 +64,29 @@ func (m *Main) tokens(ctx context.Context, args []string) error {
 		if meta.Reason == "" {
 			meta.Reason = "vexil tokens create"
 		}
-		secret, id, t, err := p.App.IssueToken(ctx, meta, *name, *scope, *project)
+		issued, err := p.App.Commands.IssueToken(ctx, meta, app.IssueToken{Name: *name, Scope: *scope, Project: *project})
 		if err != nil {
 			return err
 		}
 		if *secretOnly {
-			_, err := fmt.Fprintln(m.Stdout, secret)
+			_, err := fmt.Fprintln(m.Stdout, issued.Secret)
 			return err
 		}
-		return enc.Encode(map[string]any{"id": id, "name": t.Name, "scope": t.Scope, "project": t.Project, "token": secret})
+		t := issued.Token
+		return enc.Encode(map[string]any{"id": t.ID, "name": t.Name, "scope": t.Scope, "project": t.Project, "token": issued.Secret})
 	case "list":
-		rows, err := p.Pool.Query(ctx, `SELECT id, name, scope, project, revoked, created_at FROM rm_api_tokens ORDER BY created_at, id`)
+		tokens, err := p.App.Queries.ListTokens(ctx)
 		if err != nil {
 			return fmt.Errorf("tokens list: %w", err)
 		}
-		defer rows.Close()
 		out := []map[string]any{}
-		for rows.Next() {
-			var id, name, scope, project string
-			var revoked bool
-			var created any
-			if err := rows.Scan(&id, &name, &scope, &project, &revoked, &created); err != nil {
-				return fmt.Errorf("tokens list: %w", err)
-			}
-			out = append(out, map[string]any{"id": id, "name": name, "scope": scope, "project": project, "revoked": revoked, "created_at": created})
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("tokens list: %w", err)
+		for _, t := range tokens {
+			out = append(out, map[string]any{"id": t.ID, "name": t.Name, "scope": t.Scope, "project": t.Project,
+				"revoked": t.Revoked, "created_at": t.CreatedAt})
 		}
 		return enc.Encode(out)
 	case "revoke":
-		t, err := p.App.RevokeToken(ctx, meta, id, nil)
+		t, err := p.App.Commands.RevokeToken(ctx, meta, app.RevokeToken{ID: id})
 		if err != nil {
 			return err
 		}
