@@ -148,15 +148,11 @@ func pause(ctx context.Context, d time.Duration) {
 func rssOf(procs []*proc) string {
 	var parts []string
 	for _, p := range procs {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		rss, err := vmRSS(p.cmd.Process.Pid)
 		if err != nil {
 			return "unavailable: " + err.Error()
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				parts = append(parts, p.name+" "+strings.Join(strings.Fields(v), " "))
-			}
-		}
+		parts = append(parts, fmt.Sprintf("%s %d kB", p.name, rss>>10))
 	}
 	return strings.Join(parts, ", ")
 }
