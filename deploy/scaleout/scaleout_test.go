@@ -79,6 +79,7 @@ func (c *cluster) start(p *proc) {
 	p.cmd = exec.Command(c.bin, "serve")
 	p.cmd.Env = append(slices.Clone(c.env), "VEXIL_ROLES="+p.roles, "VEXIL_HTTP_ADDR="+p.addr)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
+	dieWithTest(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
@@ -147,15 +148,11 @@ func pause(ctx context.Context, d time.Duration) {
 func rssOf(procs []*proc) string {
 	var parts []string
 	for _, p := range procs {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		rss, err := vmRSS(p.cmd.Process.Pid)
 		if err != nil {
 			return "unavailable: " + err.Error()
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				parts = append(parts, p.name+" "+strings.Join(strings.Fields(v), " "))
-			}
-		}
+		parts = append(parts, fmt.Sprintf("%s %d kB", p.name, rss>>10))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -167,7 +164,21 @@ func uuid4() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-func TestRolesAsSeparateProcessesSurviveSIGKILL(t *testing.T) {
+// roles is the seven processes of the scale-out layout, started and seeded with the demo project.
+type roles struct {
+	*cluster
+	dbURL     string
+	procs     map[string]*proc
+	order     []*proc
+	serverKey string // the demo project's production server-side key
+}
+
+// startRoles builds the binary, migrates a fresh database, starts 2 api, 1 console, 2 projector, 1
+// experiment and 1 relay process on loopback ports, and seeds the demo project through a separate
+// process (as an operator would) while they run. The processes are killed when the test ends. env
+// adds VEXIL_* settings to every process.
+func startRoles(t *testing.T, env ...string) *roles {
+	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -186,21 +197,20 @@ func TestRolesAsSeparateProcessesSurviveSIGKILL(t *testing.T) {
 		"VEXIL_ADMIN_TOKEN="+adminToken, "VEXIL_LOG_LEVEL=warn", "VEXIL_MIGRATE=false",
 		"VEXIL_ANALYSIS_INTERVAL=1s", "VEXIL_RECONCILE_INTERVAL=5s", "VEXIL_TELEMETRY_REDELIVER_AFTER=2s",
 		"VEXIL_TELEMETRY_REFRESH_INTERVAL=5s")
+	c.env = append(c.env, env...)
 	c.run("migrate", "up")
 
-	procs := map[string]*proc{}
-	order := []*proc{
+	r := &roles{cluster: c, dbURL: dbURL, procs: map[string]*proc{}}
+	r.order = []*proc{
 		{name: "console", roles: "console"}, {name: "relay", roles: "relay"},
 		{name: "projector-1", roles: "projector"}, {name: "projector-2", roles: "projector"},
 		{name: "experiment", roles: "experiment"}, {name: "api-1", roles: "api"}, {name: "api-2", roles: "api"},
 	}
-	for _, p := range order {
-		p.addr = freeAddr(t)
-		procs[p.name] = p
-		c.start(p)
-	}
 	t.Cleanup(func() {
-		for _, p := range order {
+		for _, p := range r.order {
+			if p.done == nil {
+				continue // never started
+			}
 			_ = p.cmd.Process.Kill()
 			<-p.done
 			if t.Failed() {
@@ -209,30 +219,37 @@ func TestRolesAsSeparateProcessesSurviveSIGKILL(t *testing.T) {
 			}
 		}
 	})
+	for _, p := range r.order {
+		p.addr = freeAddr(t)
+		r.procs[p.name] = p
+		c.start(p)
+	}
+
+	seedOut := c.run("seed", "demo")
+	var seeded struct {
+		Environments []struct {
+			Key       string `json:"key"`
+			ServerKey string `json:"server_key"`
+		} `json:"environments"`
+	}
+	_ = json.Unmarshal(seedOut, &seeded)
+	for _, e := range seeded.Environments {
+		if e.Key == "production" {
+			r.serverKey = e.ServerKey
+		}
+	}
+	if r.serverKey == "" {
+		t.Fatalf("no production server key in %s", seedOut)
+	}
+	return r
+}
+
+func TestRolesAsSeparateProcessesSurviveSIGKILL(t *testing.T) {
+	r := startRoles(t)
+	c, procs, order, serverKey, dbURL := r.cluster, r.procs, r.order, r.serverKey, r.dbURL
 	console := "http://" + procs["console"].addr
 	apis := []*proc{procs["api-1"], procs["api-2"]}
 
-	// The demo project through a separate process (as an operator would), while the roles run.
-	seedOut := c.run("seed", "demo")
-	var serverKey string
-	// seed's JSON names the field server_key
-	if serverKey == "" {
-		var raw struct {
-			Environments []struct {
-				Key       string `json:"key"`
-				ServerKey string `json:"server_key"`
-			} `json:"environments"`
-		}
-		_ = json.Unmarshal(seedOut, &raw)
-		for _, e := range raw.Environments {
-			if e.Key == "production" {
-				serverKey = e.ServerKey
-			}
-		}
-	}
-	if serverKey == "" {
-		t.Fatalf("no production server key in %s", seedOut)
-	}
 	evaluate := func(api *proc, flag string) (string, error) {
 		st, b, err := c.do("POST", "http://"+api.addr+"/ofrep/v1/evaluate/flags/"+flag, serverKey,
 			map[string]any{"context": map[string]any{"targetingKey": "user-1"}})

@@ -12,6 +12,7 @@ import (
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/services/delivery"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // A rollout driven by a controllable clock goes through every step, each exactly when due, and
@@ -349,15 +350,17 @@ func TestOneSchedulerLeadsAtATime(t *testing.T) {
 		}
 		return n, who
 	}
-	waitFor(t, 5*time.Second, "a leader", func() bool { n, _ := leaders(); return n == 1 })
+	testkit.WaitFor(t, 5*time.Second, "a leader", func() bool { n, _ := leaders(); return n == 1 })
 	for range 10 {
 		if n, _ := leaders(); n != 1 {
 			t.Fatalf("%d leaders", n)
 		}
+		// Not a wait for something to happen: the check proves the one leader stays the only one
+		// for a while (about 100 ms), which no condition to wait for could show.
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The leader applies the due step (the read model is projected by the test).
-	waitFor(t, 5*time.Second, "the first step", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the first step", func() bool {
 		h.project()
 		got, _ := h.rollout("r1")
 		return got.Next == 1
@@ -365,12 +368,12 @@ func TestOneSchedulerLeadsAtATime(t *testing.T) {
 	_, who := leaders()
 	all[who].cancel()
 	<-all[who].done
-	waitFor(t, 5*time.Second, "a new leader", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a new leader", func() bool {
 		n, next := leaders()
 		return n == 1 && next != who
 	})
 	h.clock.Set(r.Steps[1].At)
-	waitFor(t, 5*time.Second, "the last step", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the last step", func() bool {
 		h.project()
 		got, _ := h.rollout("r1")
 		return got.Status == domain.RolloutStatusCompleted
@@ -404,16 +407,5 @@ func TestRolloutPausesWhenTheDefaultWasChangedByHand(t *testing.T) {
 	}
 	if f, _ := h.flag("checkout"); defaultWeight(f) != domain.BucketCount {
 		t.Fatal("the hand-made default was overwritten")
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -22,6 +22,18 @@ func normalize(t *testing.T, b []byte) any {
 	return v
 }
 
+// afterLastChange is a moment strictly between the last change and the next one: a microsecond
+// (the store's resolution) after the newest event. The next change is stamped by the same server
+// clock after this query ran, so it is later; no sleep is needed to separate the moments.
+func afterLastChange(t *testing.T, v *vexil) time.Time {
+	t.Helper()
+	var last time.Time
+	if err := v.p.Pool.QueryRow(context.Background(), `SELECT max(occurred_at) FROM events`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	return last.Add(time.Microsecond).UTC()
+}
+
 // The state of a flag and of a whole environment's ruleset at any moment, folded from the events,
 // equals what the read models held at that moment.
 func TestTimeTravelEqualsReadModelSnapshots(t *testing.T) {
@@ -35,8 +47,7 @@ func TestTimeTravelEqualsReadModelSnapshots(t *testing.T) {
 		configs map[string]any
 	}
 	take := func() snapshot {
-		time.Sleep(30 * time.Millisecond) // the moment lies strictly between two changes
-		s := snapshot{at: time.Now().UTC(), configs: map[string]any{}}
+		s := snapshot{at: afterLastChange(t, v), configs: map[string]any{}} // strictly between two changes
 		if err := v.p.Pool.QueryRow(ctx, `SELECT state FROM rm_flags WHERE project='app' AND key='dark-mode'`).Scan(&s.flag); err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +64,6 @@ func TestTimeTravelEqualsReadModelSnapshots(t *testing.T) {
 			s.configs[k] = normalize(t, c)
 		}
 		rows.Close()
-		time.Sleep(30 * time.Millisecond)
 		return s
 	}
 	var snaps []snapshot
@@ -131,8 +141,7 @@ func TestExplainAgreesWithLiveEvaluation(t *testing.T) {
 		t.Fatalf("clause explanation: %v", cl)
 	}
 	// Explain at a moment before a change gives the old answer.
-	before := time.Now().UTC()
-	time.Sleep(30 * time.Millisecond)
+	before := afterLastChange(t, e.v)
 	e.v.must(200, "POST", "/api/v1/projects/app/flags/dark-mode/environments/production/toggle", map[string]any{"on": false})
 	then := e.v.must(200, "POST", "/api/v1/projects/app/environments/production/explain", map[string]any{"flag": "dark-mode",
 		"context": map[string]any{"targetingKey": "u9", "email": secretRuleValue}, "at": before.Format(time.RFC3339Nano)})

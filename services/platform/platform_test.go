@@ -9,6 +9,7 @@ import (
 
 	"github.com/vexil-flags/vexil/services/platform"
 	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // adminToken is the bootstrap admin token of the platforms started here.
@@ -247,11 +248,5 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 
 func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, d, what, cond)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/vexil-flags/vexil/services/redisstream"
 	"github.com/vexil-flags/vexil/services/redisstream/redistest"
 	"github.com/vexil-flags/vexil/services/relay"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 func testLogger() *slog.Logger {
@@ -202,17 +203,6 @@ func waitAll(t *testing.T, e env, want map[string]int64, names ...string) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestEndToEnd: appends on several streams go through the outbox, the relay and the domain
 // stream to two runner instances sharing the consumer group; every event is applied exactly once
 // by each projection, and redelivered messages change nothing.
@@ -254,7 +244,7 @@ func TestEndToEnd(t *testing.T) {
 	waitAll(t, e, want, "alpha", "beta")
 	checkExactlyOnce(t, e, "alpha", want)
 	checkExactlyOnce(t, e, "beta", want)
-	eventually(t, "OnApplied for every stream", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "OnApplied for every stream", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return fmt.Sprint(applied) == fmt.Sprint(want)
@@ -269,7 +259,7 @@ func TestEndToEnd(t *testing.T) {
 	// exactly one message per append, never more.
 	ctx := context.Background()
 	const appends = 6*4 + 15 + 1
-	eventually(t, "relay published every append", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "relay published every append", func() bool {
 		n, err := e.client.XLen(ctx, e.bus.DomainStream()).Result()
 		return err == nil && n >= appends
 	})
@@ -286,7 +276,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "redelivered messages handled", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "redelivered messages handled", func() bool {
 		return counters1.Handled.Load()+counters2.Handled.Load() >= handledBefore+int64(len(entries))
 	})
 	// And drive the runner directly, as replay does.
@@ -305,7 +295,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("%d failures", n)
 	}
 	// Handled is counted before the ack reaches Redis: wait for the acks.
-	eventually(t, "every message acked by the two consumers", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "every message acked by the two consumers", func() bool {
 		lags, err := redisstream.StreamLag(ctx, e.client, e.bus.DomainStream())
 		return err == nil && len(lags) == 1 && lags[0].Group == e.bus.Group(projector.Role) &&
 			lags[0].Behind() == 0 && lags[0].Consumers == 2
@@ -352,7 +342,7 @@ func TestPoisonMessages(t *testing.T) {
 
 	waitAll(t, e, want, "gamma")
 	checkExactlyOnce(t, e, "gamma", want)
-	eventually(t, "four dead letters", func() bool { return counters.DeadLettered.Load() == 4 })
+	testkit.WaitFor(t, 15*time.Second, "four dead letters", func() bool { return counters.DeadLettered.Load() == 4 })
 
 	entries, err := e.client.XRange(ctx, e.bus.DeadLetterStream(), "-", "+").Result()
 	if err != nil {
@@ -379,7 +369,7 @@ func TestPoisonMessages(t *testing.T) {
 			t.Errorf("no dead letter for %q in:\n%s", want, all)
 		}
 	}
-	eventually(t, "nothing pending", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "nothing pending", func() bool {
 		lags, err := redisstream.StreamLag(ctx, e.client, domainStream)
 		return err == nil && len(lags) == 1 && lags[0].Behind() == 0
 	})

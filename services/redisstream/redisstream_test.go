@@ -14,6 +14,7 @@ import (
 
 	"github.com/vexil-flags/vexil/services/redisstream"
 	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -169,20 +170,13 @@ func TestUndecodableEntryDoesNotStopSubscription(t *testing.T) {
 	second.Ack()
 
 	// Lag: nothing behind once both are acked.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.WaitFor(t, 5*time.Second, "no lag in the group", func() bool {
 		lags, err := redisstream.StreamLag(ctx, client, stream)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(lags) == 1 && lags[0].Behind() == 0 && lags[0].Group == cfg.Group("t") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lag %+v", lags)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(lags) == 1 && lags[0].Behind() == 0 && lags[0].Group == cfg.Group("t")
+	})
 }
 
 func TestStreamLag(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"github.com/vexil-flags/vexil/services/redisstream"
 	"github.com/vexil-flags/vexil/services/redisstream/redistest"
 	"github.com/vexil-flags/vexil/services/relay"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 func testLogger() *slog.Logger {
@@ -184,17 +185,6 @@ func pending(t *testing.T, e env) int64 {
 	return n
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestRelayForwardsInOrder: every append reaches the domain stream once, unchanged, in version
 // order per stream; forwarded rows are pruned, unforwarded ones are not.
 func TestRelayForwardsInOrder(t *testing.T) {
@@ -216,7 +206,7 @@ func TestRelayForwardsInOrder(t *testing.T) {
 		t.Fatalf("pending before the relay runs = %d", n)
 	}
 	stop := start(t, r.Run)
-	eventually(t, "outbox forwarded", func() bool { return pending(t, e) == 0 })
+	testkit.WaitFor(t, 15*time.Second, "outbox forwarded", func() bool { return pending(t, e) == 0 })
 	stop()
 	if m.forwarded.Load() != 40 || m.failed.Load() != 0 {
 		t.Fatalf("forwarded %d, failed %d", m.forwarded.Load(), m.failed.Load())
@@ -251,7 +241,6 @@ func TestRelayForwardsInOrder(t *testing.T) {
 
 	// Forwarded rows are pruned; a row not forwarded yet stays.
 	appendN(t, e.store, domain.FlagStream("order", "f0"), 10, 1)
-	time.Sleep(5 * time.Millisecond)
 	n, err := r.Prune(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +278,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatal("before the outage:", err)
 	}
 	// Through the bus, not only by the runner's catch-up at start.
-	eventually(t, "outbox drained and delivered", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "outbox drained and delivered", func() bool {
 		lags, err := redisstream.StreamLag(context.Background(), e.client, e.bus.DomainStream())
 		return pending(t, e) == 0 && err == nil && len(lags) == 1 && lags[0].Consumers == 1 && lags[0].Behind() == 0
 	})
@@ -300,7 +289,9 @@ func TestRedisDown(t *testing.T) {
 	appendN(t, e.store, a, 3, 4)
 	appendN(t, e.store, c, 0, 5)
 	appendN(t, e.store, b, 2, 1)
-	time.Sleep(1500 * time.Millisecond)
+	// The relay tries to publish, and fails, twice (AckDeadline 300 ms): the outage has lasted
+	// long enough for an event to arrive had the proxy not cut Redis off.
+	testkit.WaitFor(t, 15*time.Second, "the relay failing to publish during the outage", func() bool { return rm.failed.Load() >= failedBefore+2 })
 	if err := waitAll(t, e, map[string]int64{c: 1}, 10*time.Millisecond); err == nil {
 		t.Fatal("events were applied while Redis was down: the proxy does not cut Redis off")
 	}
@@ -317,7 +308,7 @@ func TestRedisDown(t *testing.T) {
 	if err := waitAll(t, e, want, 20*time.Second); err != nil {
 		t.Fatal("after the outage:", err)
 	}
-	eventually(t, "outbox drained", func() bool { return pending(t, e) == 0 })
+	testkit.WaitFor(t, 15*time.Second, "outbox drained", func() bool { return pending(t, e) == 0 })
 	checkExactlyOnce(t, e, want)
 	if pm.DeadLettered.Load() != 0 {
 		t.Fatalf("%d messages dead-lettered", pm.DeadLettered.Load())

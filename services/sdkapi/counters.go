@@ -3,6 +3,7 @@ package sdkapi
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,25 @@ func newCounters(rs *domain.Ruleset) *counters {
 	return c
 }
 
+// carryOver makes c count on in prev's numbers for every flag whose variations are unchanged, so
+// a reload leaves behind only the counts of flags that changed their variations or went away: it
+// returns those (nil if none), to be flushed once more. Evaluations still running on the previous
+// snapshot add to the same numbers as the new one, so nothing is lost or counted twice, and a
+// reload keeps a few counters alive until the next flush instead of the whole previous snapshot.
+func (c *counters) carryOver(prev *counters) (left *counters) {
+	for key, old := range prev.flags {
+		if fc, ok := c.flags[key]; ok && slices.Equal(fc.variations, old.variations) {
+			c.flags[key] = old
+			continue
+		}
+		if left == nil {
+			left = &counters{flags: map[string]*flagCounts{}}
+		}
+		left.flags[key] = old
+	}
+	return left
+}
+
 // record counts one evaluation result; logged says it is also stored as an exposure event.
 func (c *counters) record(r *evaluation.Result, logged bool) {
 	fc := c.flags[r.FlagKey]
@@ -73,8 +93,8 @@ type CountSink interface {
 }
 
 // counterFlusher drains the counters of every snapshot on a timer into a batch for the sink and the
-// Prometheus counter. Retired snapshots (replaced by a reload) are drained once more, so no count
-// is lost across reloads.
+// Prometheus counter. Counters a reload leaves behind (see carryOver) are drained once more, so no
+// count is lost across reloads.
 type counterFlusher struct {
 	sink   CountSink
 	metric *prometheus.CounterVec
@@ -90,7 +110,7 @@ type counterFlusher struct {
 	capped    bool // the bound was reached (logged once)
 
 	mu      sync.Mutex
-	retired []*snapshot
+	retired []envCounts
 	from    time.Time
 }
 
@@ -139,16 +159,23 @@ func (f *counterFlusher) counter(k seriesKey) prometheus.Counter {
 	return f.metric.WithLabelValues(k.project, k.environment, OtherLabel, OtherLabel)
 }
 
-func (f *counterFlusher) retire(s *snapshot) {
-	if f == nil {
+// envCounts are the counters of one environment's snapshot.
+type envCounts struct {
+	id     envID
+	counts *counters
+}
+
+// retire keeps counts that no current snapshot holds until the next flush drains them.
+func (f *counterFlusher) retire(id envID, c *counters) {
+	if f == nil || c == nil {
 		return
 	}
 	f.mu.Lock()
-	f.retired = append(f.retired, s)
+	f.retired = append(f.retired, envCounts{id, c})
 	f.mu.Unlock()
 }
 
-// flush drains the counts of current and retired snapshots into one batch.
+// flush drains the counts of current snapshots and retired counters into one batch.
 func (f *counterFlusher) flush(ctx context.Context, current []*snapshot) []EvaluationCount {
 	f.mu.Lock()
 	retired := f.retired
@@ -157,8 +184,11 @@ func (f *counterFlusher) flush(ctx context.Context, current []*snapshot) []Evalu
 	now := time.Now()
 	f.from = now
 	f.mu.Unlock()
+	for _, s := range current {
+		retired = append(retired, envCounts{s.id, s.counts})
+	}
 	var batch []EvaluationCount
-	for _, s := range append(retired, current...) {
+	for _, s := range retired {
 		for flag, fc := range s.counts.flags {
 			for i := range fc.n {
 				// logged first: each logged evaluation taken here has its count in n already. One

@@ -67,3 +67,67 @@ func TestEvaluationMetricSeriesAreBounded(t *testing.T) {
 		})
 	}
 }
+
+// A reload keeps counting: evaluations recorded on the previous snapshot (requests still running
+// on it) and on the new one are each flushed exactly once, whether the flag kept its variations
+// (its counters carry over), changed them, or went away (its counters are flushed once more).
+func TestEvaluationCountsSurviveReloads(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	snaps := NewSnapshots(nil, log, newCounterFlusher(nil, prometheus.NewRegistry(), log))
+	id := envID{"p", "e"}
+	env := snaps.environment(id, true)
+	flag := func(key string, variations ...string) *domain.FlagConfig {
+		f := &domain.FlagConfig{Key: key, Type: domain.FlagString, Version: 1,
+			Targeting: domain.Targeting{On: true, OffVariation: variations[0], Default: domain.Serve{Variation: variations[0]}}}
+		for _, v := range variations {
+			f.Variations = append(f.Variations, domain.Variation{Key: v, Value: v})
+		}
+		return f
+	}
+	install := func(version int64, flags ...*domain.FlagConfig) *snapshot {
+		rs := &domain.Ruleset{Project: id.project, Environment: id.environment, Version: version, Flags: map[string]*domain.FlagConfig{}}
+		for _, f := range flags {
+			rs.Flags[f.Key] = f
+		}
+		if err := snaps.install(env, id, rs); err != nil {
+			t.Fatal(err)
+		}
+		return env.current.Load()
+	}
+	record := func(s *snapshot, key string, variation, times int) {
+		for range times {
+			s.counts.record(&evaluation.Result{FlagKey: key, VariationIndex: variation}, false)
+		}
+	}
+	total := func(batch []EvaluationCount) map[string]int64 {
+		out := map[string]int64{}
+		for _, c := range batch {
+			out[c.Flag+"/"+c.Variation] += c.Count
+		}
+		return out
+	}
+
+	v1 := install(1, flag("kept", "a", "b"), flag("changed", "a", "b"), flag("removed", "a", "b"))
+	record(v1, "kept", 0, 1)
+	record(v1, "changed", 1, 2)
+	record(v1, "removed", 0, 3)
+	v2 := install(2, flag("kept", "a", "b"), flag("changed", "b", "c"), flag("added", "a", "b"))
+	record(v1, "kept", 1, 4) // a request that took v1 before the reload and answers after it
+	record(v1, "changed", 1, 5)
+	record(v1, "removed", 0, 6)
+	record(v2, "kept", 1, 7)
+	record(v2, "changed", 0, 8)
+	record(v2, "added", 1, 9)
+
+	got := total(snaps.counterLog.flush(context.Background(), snaps.all()))
+	want := map[string]int64{"kept/a": 1, "kept/b": 11, "changed/b": 2 + 5 + 8, "removed/a": 9, "added/b": 9}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("flushed %v, want %v", got, want)
+	}
+	if n := len(snaps.counterLog.retired); n != 0 {
+		t.Fatalf("%d retired counters kept after the flush", n)
+	}
+	if got := total(snaps.counterLog.flush(context.Background(), snaps.all())); len(got) != 0 {
+		t.Fatalf("a second flush found %v again", got)
+	}
+}

@@ -102,7 +102,7 @@ func (s *Server) Run(ctx context.Context, opts FeedOptions) error {
 			cancel()
 			return nil
 		case n := <-s.notes:
-			s.apply(ctx, n, opts.ProjectionWait)
+			s.apply(ctx, s.coalesce(n), opts.ProjectionWait)
 		case <-s.resync:
 			if err := s.snaps.Load(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("snapshot reconciliation after a stream incident failed; serving the last snapshot", "err", err)
@@ -117,26 +117,69 @@ func (s *Server) Run(ctx context.Context, opts FeedOptions) error {
 	}
 }
 
-// apply refreshes the project a changed stream belongs to.
-func (s *Server) apply(ctx context.Context, n notification, wait time.Duration) {
-	kind := domain.StreamKind(n.streamID)
-	if kind != "project" && kind != "flag" && kind != "segment" {
-		return
-	}
-	parts := strings.SplitN(n.streamID, "/", 3)
-	if len(parts) < 2 {
-		return
-	}
-	project := parts[1]
-	if !n.applied {
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		err := projector.WaitFor(wctx, s.snaps.pool, n.streamID, n.version, []string{rulesets.Name, access.Name})
-		cancel()
-		if err != nil {
-			s.log.Debug("read models behind a notification; refreshing anyway", "stream", n.streamID, "err", err)
+// maxCoalesced bounds how many queued notifications one refresh answers.
+const maxCoalesced = 256
+
+// coalesce takes n and the notifications queued behind it. A refresh reloads a whole environment,
+// so answering a burst of changes (a script writing flags one by one, a bulk import) with one
+// refresh per project instead of one per change saves a full reload each, without delaying any
+// of them: the refresh that follows sees them all.
+func (s *Server) coalesce(n notification) []notification {
+	batch := []notification{n}
+	for len(batch) < maxCoalesced {
+		select {
+		case m := <-s.notes:
+			batch = append(batch, m)
+		default:
+			return batch
 		}
 	}
-	if err := s.snaps.RefreshProject(ctx, project, kind == "project"); err != nil && ctx.Err() == nil {
-		s.log.Warn("snapshot refresh failed; serving the last snapshot", "project", project, "err", err)
+	return batch
+}
+
+// apply refreshes each project the changed streams belong to, once, after waiting (bounded) until
+// the read models include each change that the in-process projector has not vouched for.
+func (s *Server) apply(ctx context.Context, batch []notification, wait time.Duration) {
+	type pending struct {
+		keysToo bool
+		streams map[string]int64 // stream -> highest version to wait for (0: applied already)
+	}
+	var order []string
+	projects := map[string]*pending{}
+	for _, n := range batch {
+		kind := domain.StreamKind(n.streamID)
+		if kind != "project" && kind != "flag" && kind != "segment" {
+			continue
+		}
+		parts := strings.SplitN(n.streamID, "/", 3)
+		if len(parts) < 2 {
+			continue
+		}
+		p := projects[parts[1]]
+		if p == nil {
+			p = &pending{streams: map[string]int64{}}
+			projects[parts[1]] = p
+			order = append(order, parts[1])
+		}
+		p.keysToo = p.keysToo || kind == "project"
+		if !n.applied {
+			p.streams[n.streamID] = max(p.streams[n.streamID], n.version)
+		}
+	}
+	if len(order) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait) // one bound for the whole batch
+	defer cancel()
+	for _, project := range order {
+		p := projects[project]
+		for streamID, version := range p.streams {
+			if err := projector.WaitFor(wctx, s.snaps.pool, streamID, version, []string{rulesets.Name, access.Name}); err != nil {
+				s.log.Debug("read models behind a notification; refreshing anyway", "stream", streamID, "err", err)
+			}
+		}
+		if err := s.snaps.RefreshProject(ctx, project, p.keysToo); err != nil && ctx.Err() == nil {
+			s.log.Warn("snapshot refresh failed; serving the last snapshot", "project", project, "err", err)
+		}
 	}
 }

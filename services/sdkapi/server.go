@@ -77,7 +77,11 @@ func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Opt
 
 // NewSnapshotsFor builds the snapshots and the counter flusher that a Server reports through.
 func NewSnapshotsFor(db *pgxpool.Pool, log *slog.Logger, reg prometheus.Registerer, sink CountSink) *Snapshots {
-	return NewSnapshots(db, log, newCounterFlusher(sink, reg, log))
+	s := NewSnapshots(db, log, newCounterFlusher(sink, reg, log))
+	if reg != nil {
+		reg.MustRegister(s.loads)
+	}
+	return s
 }
 
 // LimitFlagSeries bounds the label sets of vexil_sdk_evaluations_total: the first n (project,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/domain/evaluation"
@@ -102,11 +103,16 @@ type Snapshots struct {
 	lastOK     atomic.Int64
 	lastErr    atomic.Pointer[string]
 	counterLog *counterFlusher
+	// loads counts rulesets compiled and installed (start-up, changes, reconciliation): a
+	// deployment's reload rate, and how a test knows the api role has settled.
+	loads prometheus.Counter
 }
 
 // NewSnapshots returns empty snapshots; call Load before serving.
 func NewSnapshots(pool *pgxpool.Pool, log *slog.Logger, flusher *counterFlusher) *Snapshots {
-	s := &Snapshots{pool: pool, log: log, envs: map[envID]*environment{}, counterLog: flusher}
+	s := &Snapshots{pool: pool, log: log, envs: map[envID]*environment{}, counterLog: flusher,
+		loads: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_sdk_ruleset_loads_total",
+			Help: "Environment rulesets compiled and installed in memory (start-up, changes, reconciliation)."})}
 	empty := map[string]access.SDKKey{}
 	s.keys.Store(&empty)
 	return s
@@ -200,10 +206,13 @@ func (s *Snapshots) install(env *environment, id envID, rs *domain.Ruleset) erro
 	if err != nil {
 		return err
 	}
-	prev := env.current.Swap(next)
-	if prev != nil {
-		s.counterLog.retire(prev) // its counts are flushed, not lost
+	var left *counters
+	if cur := env.current.Load(); cur != nil { // reloads of an environment are serialized (reloadMu)
+		left = next.counts.carryOver(cur.counts)
 	}
+	prev := env.current.Swap(next)
+	s.loads.Inc()
+	s.counterLog.retire(id, left) // flushed once more, not lost
 	env.hub.publish(changeOf(prev, next))
 	return nil
 }

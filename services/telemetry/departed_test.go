@@ -16,6 +16,7 @@ import (
 	"github.com/vexil-flags/vexil/services/redisstream"
 	"github.com/vexil-flags/vexil/services/redisstream/redistest"
 	"github.com/vexil-flags/vexil/services/telemetry"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // replyDropper forwards to the test Redis, except that once armed it lets the next XADD reach
@@ -181,7 +182,7 @@ func TestPublishOutlivesADepartedClient(t *testing.T) {
 	// the consumer stores it once.
 	client := redistest.NewClient(t)
 	stream := bus.Stream(telemetry.StreamName)
-	waitFor(t, 15*time.Second, "both copies of the batch to be handled", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "both copies of the batch to be handled", func() bool {
 		n, err := redisstream.StreamLength(context.Background(), client, stream)
 		if err != nil || n != 3 {
 			return false

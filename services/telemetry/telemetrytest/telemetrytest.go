@@ -20,6 +20,7 @@ import (
 	"github.com/vexil-flags/vexil/services/platform"
 	"github.com/vexil-flags/vexil/services/postgres/pgtest"
 	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // AdminToken is the bootstrap admin token of platforms started here.
@@ -199,16 +200,11 @@ func (v *Vexil) Count(sql string, args ...any) int64 {
 	return n
 }
 
-// WaitFor polls cond until it holds, failing the test after timeout.
+// WaitFor is testkit.WaitFor, the one poll-with-deadline helper of the tests, under the name the
+// telemetry tests already call.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // Events builds a POST /sdk/v1/events body of n evaluation events of flag (variations
