@@ -263,7 +263,7 @@ func (p *Platform) Start(ctx context.Context) error {
 		}
 		maintainer, err := telemetry.NewMaintainer(telemetry.MaintenanceConfig{Pool: p.Pool, Interval: cfg.TelemetryRefreshInterval,
 			Policies: ptelemetry.Policies{ChunkInterval: cfg.TelemetryChunkInterval, CompressAfter: cfg.TelemetryCompressAfter,
-				Retention: cfg.TelemetryRetention}, Metrics: telemetryMetrics, Logger: p.Log})
+				Retention: cfg.TelemetryRetention}, Metrics: telemetryMetrics, Logger: p.Log, RollupRefresh: cfg.RollupRefresh})
 		if err != nil {
 			cancel()
 			return err
