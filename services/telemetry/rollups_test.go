@@ -133,7 +133,9 @@ func TestRollupsStayCurrentWhileRefreshPoliciesFail(t *testing.T) {
 	go func() { done <- maintainer.Run(ctx) }()
 	defer func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("maintainer: %v", err)
+		}
 	}()
 	start := time.Now()
 	testkit.WaitFor(t, every+time.Minute, "the first events materialized by the projector", func() bool { return materialized() == want })
