@@ -146,8 +146,12 @@ func RefreshRollups(ctx context.Context, db DB, from, to time.Time) error {
 	for _, view := range Rollups {
 		switch plain, isTable := plainRollupHistory[view]; {
 		case ts:
-			_, err = db.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)`,
-				view, bound(from), bound(to))
+			// A policy's run holds the aggregate (SQLSTATE 55P03) on a server whose jobs run: wait it out.
+			err = retryWhilePolicyRuns(ctx, func() error {
+				_, err := db.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)`,
+					view, bound(from), bound(to))
+				return err
+			})
 		case isTable && isRelkindTable(ctx, db, view):
 			err = plain.refresh(ctx, db, view, now)
 		default:
@@ -288,17 +292,25 @@ func CatchUpRollups(ctx context.Context, db DB) error {
 	return nil
 }
 
-// refreshWaitingForPolicies materializes view up to now minus endOffset. The refresh policies
-// created with the aggregates start their first run at once in TimescaleDB's background workers,
-// and a refresh that meets a running one fails with SQLSTATE 55P03 instead of waiting: such a
-// refresh is tried again, with a growing pause, for up to a minute.
+// refreshWaitingForPolicies materializes view up to now minus endOffset, waiting out a policy's
+// run (retryWhilePolicyRuns).
 func refreshWaitingForPolicies(ctx context.Context, db DB, view, endOffset string) error {
+	return retryWhilePolicyRuns(ctx, func() error {
+		_, err := db.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, NULL, now() - $2::interval)`, view, endOffset)
+		return err
+	})
+}
+
+// retryWhilePolicyRuns runs refresh until it does not fail with SQLSTATE 55P03. The refresh
+// policies created with the aggregates start their first run at once in TimescaleDB's background
+// workers, and a refresh that meets a running one fails with 55P03 instead of waiting: such a
+// refresh is tried again, with a growing pause, for up to a minute.
+func retryWhilePolicyRuns(ctx context.Context, refresh func() error) error {
 	pause := 100 * time.Millisecond
 	deadline := time.Now().Add(time.Minute)
 	for {
-		_, err := db.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, NULL, now() - $2::interval)`, view, endOffset)
-		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55P03" || time.Now().After(deadline) {
+		err := refresh()
+		if !IsRefreshBusy(err) || time.Now().After(deadline) {
 			return err
 		}
 		select {
@@ -308,6 +320,13 @@ func refreshWaitingForPolicies(ctx context.Context, db DB, view, endOffset strin
 		}
 		pause = min(2*pause, 2*time.Second)
 	}
+}
+
+// IsRefreshBusy reports whether err is a refresh of a continuous aggregate refused because
+// another refresh of it (a policy's run) holds it: SQLSTATE 55P03, lock_not_available.
+func IsRefreshBusy(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
 
 // sqlReattribute attributes stored goals to exposures recorded or moved since $1 (and adds the

@@ -26,8 +26,8 @@ type database struct {
 	pool      *pgxpool.Pool
 }
 
-// onBothDatabases runs fn on plain PostgreSQL (the real server) and on TimescaleDB (the WASM
-// build), each freshly migrated.
+// onBothDatabases runs fn on plain PostgreSQL (the real server) and on TimescaleDB (the native
+// server, else the WASM build: pgtest.NewTimescale logs which), each freshly migrated.
 func onBothDatabases(t *testing.T, fn func(t *testing.T, db database)) {
 	for _, kind := range []struct {
 		name      string

@@ -61,6 +61,7 @@ type Config struct {
 	TelemetryCompressAfter   time.Duration // TimescaleDB: event chunks are compressed after this
 	TelemetryChunkInterval   time.Duration // TimescaleDB: time range of one event chunk
 	TelemetryRefreshInterval time.Duration // telemetry maintenance interval (plain-PostgreSQL rollup refresh)
+	RollupRefresh            string        // TimescaleDB: who refreshes the continuous aggregates (RollupRefresh* values)
 
 	SDKCORSOrigins     []string      // origins that may call /ofrep/v1 and /sdk/v1 from a browser; "*" any, none: same-origin only
 	ConsoleCORSOrigins []string      // origins that may call /api/v1 from a browser; none (the default): same-origin only
@@ -124,6 +125,7 @@ var settings = []setting{
 	{"VEXIL_METRICS_TOKEN", "metrics-token", "", "when set, /metrics requires Authorization: Bearer <token>; unset leaves it open (keep it off the public network)"},
 	{"VEXIL_METRICS_FLAG_SERIES", "metrics-flag-series", "1000", "distinct (project, environment, flag, variation) label sets of vexil_sdk_evaluations_total; later ones count under flag=\"other\"; 0 = no flag or variation labels"},
 	{"VEXIL_TELEMETRY_REFRESH_INTERVAL", "telemetry-refresh-interval", "1m", "telemetry maintenance interval: rollup refresh on plain PostgreSQL, goal re-attribution, retention"},
+	{"VEXIL_ROLLUP_REFRESH", "rollup-refresh", RollupRefreshAuto, "TimescaleDB: who refreshes the continuous aggregates: policies (TimescaleDB's jobs only), vexil (the projector, every policy interval) or auto (the projector when a refresh policy fails or lags)"},
 	{"VEXIL_DEMO_TRAFFIC", "demo-traffic", "10", "with serve --demo: simulated users a second that evaluate flags and convert through the SDK API; 0 = no simulated traffic"},
 	{"VEXIL_SDK_CORS_ORIGINS", "sdk-cors-origins", "*", "comma list of origins (scheme://host[:port]) whose web pages may call /ofrep/v1 and /sdk/v1, or * for any (client-side keys are public by design); empty: same-origin only"},
 	{"VEXIL_CONSOLE_CORS_ORIGINS", "console-cors-origins", "", "comma list of origins whose web pages may call the management API /api/v1 (a console hosted elsewhere); empty (default): same-origin only"},
@@ -433,8 +435,20 @@ func (c *Config) parseTelemetry(vals map[string]*string) error {
 	if c.TelemetryRefreshInterval, err = duration("telemetry-refresh-interval", time.Second); err != nil {
 		return err
 	}
+	switch c.RollupRefresh = *vals["rollup-refresh"]; c.RollupRefresh {
+	case RollupRefreshPolicies, RollupRefreshVexil, RollupRefreshAuto:
+	default:
+		return fmt.Errorf("config: rollup-refresh must be policies, vexil or auto, got %q", c.RollupRefresh)
+	}
 	return nil
 }
+
+// Values of rollup-refresh: who refreshes TimescaleDB's continuous aggregates.
+const (
+	RollupRefreshPolicies = "policies" // TimescaleDB's refresh policies only (Vexil reports their health)
+	RollupRefreshVexil    = "vexil"    // the projector refreshes each aggregate every policy interval
+	RollupRefreshAuto     = "auto"     // the projector refreshes an aggregate whose policy fails or lags
+)
 
 // ParseLongDuration is time.ParseDuration that also takes whole days, "30d".
 func ParseLongDuration(s string) (time.Duration, error) {

@@ -30,7 +30,12 @@ import (
 // configure replaces them as an ExperimentUpdated event would.
 func setupExperiment(tb testing.TB, users int) (a *experiments.Analyzer, pool *pgxpool.Pool, configure func(domain.ExperimentAnalysis), done func()) {
 	tb.Helper()
-	url := pgtest.NewMigratedDatabase(tb)
+	return setupExperimentOn(tb, pgtest.NewMigratedDatabase(tb), users)
+}
+
+// setupExperimentOn is setupExperiment on a migrated database at url.
+func setupExperimentOn(tb testing.TB, url string, users int) (*experiments.Analyzer, func()) {
+	tb.Helper()
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, url)
 	if err != nil {
@@ -173,6 +178,32 @@ func BenchmarkAnalyze1MUsers3Variations5Goals(b *testing.B) {
 			// runs in one backend, with no parallel workers).
 			b.ReportMetric((backendCPU(b, pool)-cpu0)/float64(b.N), "db-cpu-s/op")
 		})
+	}
+}
+
+// BenchmarkAnalyze1MUsers3Variations5GoalsTimescale is the same analysis on the native
+// TimescaleDB server (its results stored in the experiment_results hypertable).
+func BenchmarkAnalyze1MUsers3Variations5GoalsTimescale(b *testing.B) {
+	url := pgtest.NewNativeTimescale(b)
+	m, err := postgres.NewMigrator(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Up(); err != nil {
+		b.Fatal(err)
+	}
+	m.Close()
+	a, done := setupExperimentOn(b, url, 1_000_000)
+	defer done()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := a.Analyze(context.Background(), "p", "e")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Users+res.ExcludedUsers != 1_000_000 || len(res.Goals) != 5 {
+			b.Fatalf("analysed %d+%d users, %d goals", res.Users, res.ExcludedUsers, len(res.Goals))
+		}
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/vexil-flags/vexil/services/projector"
 )
 
-// The migrations and the projections work on TimescaleDB (the WASM build) and on plain
+// The migrations and the projections work on TimescaleDB (native, else WASM: the log says) and on plain
 // PostgreSQL (the real server), and migrate down and up again cleanly.
 func TestMigrationsAndProjectionsOnBothDatabases(t *testing.T) {
 	t.Parallel()

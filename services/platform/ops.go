@@ -65,6 +65,7 @@ type ops struct {
 	// metricsToken, when set, is required as a bearer token by /metrics.
 	metricsToken string
 	storage      *storageCheck // TimescaleDB or plain PostgreSQL, and advice
+	jobs         *jobsCheck    // TimescaleDB jobs and who refreshes the rollups
 
 	mu         sync.Mutex
 	migrations check // cached: the version only changes when someone migrates
@@ -134,6 +135,12 @@ func (o *ops) checks() []readinessCheck {
 			}
 			st.State = stateUp
 			return &st
+		}},
+		{name: "timescaledb_jobs", probe: func(ctx context.Context, before map[string]check) *check {
+			if !before["database"].OK {
+				return nil
+			}
+			return o.jobs.state(ctx)
 		}},
 		{name: "redis", required: true, probe: func(ctx context.Context, _ map[string]check) *check {
 			if err := o.redis.Ping(ctx).Err(); err != nil {

@@ -264,7 +264,7 @@ func (p *Platform) Start(ctx context.Context) error {
 		}
 		maintainer, err := telemetry.NewMaintainer(telemetry.MaintenanceConfig{Pool: p.Pool, Interval: cfg.TelemetryRefreshInterval,
 			Policies: ptelemetry.Policies{ChunkInterval: cfg.TelemetryChunkInterval, CompressAfter: cfg.TelemetryCompressAfter,
-				Retention: cfg.TelemetryRetention}, Metrics: telemetryMetrics, Logger: p.Log})
+				Retention: cfg.TelemetryRetention}, Metrics: telemetryMetrics, Logger: p.Log, RollupRefresh: cfg.RollupRefresh})
 		if err != nil {
 			cancel()
 			return err
@@ -279,7 +279,8 @@ func (p *Platform) Start(ctx context.Context) error {
 	timeouts := HTTPTimeouts(cfg)
 	e.Use(append(httpapi.Middleware(p.Log, httpapi.NewMetrics(reg), timeouts, IsStream), corsOf(cfg))...)
 	(&ops{pool: p.Pool, redis: p.Redis, databaseURL: cfg.DatabaseURL, gatherer: reg, snapshots: snaps,
-		starting: p.startingReason, storage: &storageCheck{pool: p.Pool}, log: p.Log, metricsToken: cfg.MetricsToken}).register(e)
+		starting: p.startingReason, storage: &storageCheck{pool: p.Pool}, jobs: &jobsCheck{pool: p.Pool, refresh: cfg.RollupRefresh},
+		log: p.Log, metricsToken: cfg.MetricsToken}).register(e)
 	if sdk != nil {
 		sdk.Register(e)
 	}

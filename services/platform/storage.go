@@ -20,7 +20,8 @@ func telemetryPolicies(cfg *config.Config) ptelemetry.Policies {
 }
 
 // logStorage logs once which storage the database uses, and at WARN what the operator should do
-// when TimescaleDB is installed but not preloaded, or loadable but not used yet. A failure to ask
+// when TimescaleDB is installed but not preloaded, or loadable but not used yet, and when the
+// server's worker limits or versions are off (postgres.ServerSettings.Warnings). A failure to ask
 // is logged, never fatal: the storage mode does not decide whether Vexil can run.
 func logStorage(ctx context.Context, log *slog.Logger, pool *pgxpool.Pool) {
 	s, err := postgres.DetectStorage(ctx, pool)
@@ -32,9 +33,20 @@ func logStorage(ctx context.Context, log *slog.Logger, pool *pgxpool.Pool) {
 		"timescaledb_installed", s.TimescaleInstalled, "timescaledb_loadable", s.TimescaleLoadable}
 	if advice := s.Advice(); advice != "" {
 		log.Warn(advice, attrs...)
+	} else {
+		log.Info("storage", attrs...)
+	}
+	// Server settings and versions (docs/timescaledb.md): worker limits, the supported matrix.
+	settings, err := postgres.ReadServerSettings(ctx, pool)
+	if err != nil {
+		log.Warn("server settings unknown", "err", err)
 		return
 	}
-	log.Info("storage", attrs...)
+	for _, w := range settings.Warnings() {
+		log.Warn(w, "postgresql", settings.PostgresVersion, "timescaledb", settings.TimescaleVersion,
+			"max_worker_processes", settings.MaxWorkerProcesses, "timescaledb_max_background_workers", settings.MaxBackgroundWorkers,
+			"timescaledb_databases", settings.TimescaleDatabases, "timescaledb_jobs", settings.Jobs)
+	}
 }
 
 // storageCheck is the storage entry of /readyz: the mode and, when TimescaleDB is installed but

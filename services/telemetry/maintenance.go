@@ -3,12 +3,15 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/config"
 )
 
 // MaintenanceConfig configures a Maintainer.
@@ -22,6 +25,9 @@ type MaintenanceConfig struct {
 	Policies ptelemetry.Policies
 	Metrics  *Metrics
 	Logger   *slog.Logger
+	// RollupRefresh says who refreshes TimescaleDB's continuous aggregates: config.RollupRefresh*
+	// (default auto). See CheckRollups.
+	RollupRefresh string
 }
 
 // Maintainer runs the telemetry housekeeping of the projector role. Passes are serialized across
@@ -32,6 +38,13 @@ type Maintainer struct {
 
 	lastSweep     time.Time
 	lastRetention time.Time
+
+	// TimescaleDB: the projector's own refreshes (CheckRollups), from the Run goroutine only.
+	refreshedAt   map[string]time.Time // when the projector last brought each aggregate current
+	refreshReason map[string]string    // why it refreshes each aggregate itself ("" when it does not)
+	jobs          jobWatch
+	jobsMu        sync.Mutex
+	lastJobs      []ptelemetry.Job
 }
 
 // maintenanceLock is the advisory lock key of a maintenance pass. Migration 0050's
@@ -49,17 +62,35 @@ func NewMaintainer(cfg MaintenanceConfig) (*Maintainer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Maintainer{cfg: cfg, log: cfg.Logger.With("role", "projector", "component", "telemetry-maintenance")}, nil
+	switch cfg.RollupRefresh {
+	case "":
+		cfg.RollupRefresh = config.RollupRefreshAuto
+	case config.RollupRefreshPolicies, config.RollupRefreshVexil, config.RollupRefreshAuto:
+	default:
+		return nil, fmt.Errorf("telemetry: rollup refresh %q: want policies, vexil or auto", cfg.RollupRefresh)
+	}
+	return &Maintainer{cfg: cfg, log: cfg.Logger.With("role", "projector", "component", "telemetry-maintenance"),
+		refreshedAt: map[string]time.Time{}, refreshReason: map[string]string{}}, nil
 }
 
 // Run applies the policies, then runs a pass every Interval until ctx ends. Failures are logged
 // and retried at the next interval.
 func (m *Maintainer) Run(ctx context.Context) error {
-	policiesApplied := false
+	policiesApplied, checkedRollups := false, false
 	// The first re-attribution pass after a start covers what a previous process may have missed.
 	m.lastSweep = time.Now().Add(-10 * m.cfg.Interval)
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
+	rollups := time.NewTicker(m.RollupCheckEvery())
+	defer rollups.Stop()
+	checkRollups := func() {
+		start := time.Now()
+		err := m.CheckRollups(ctx)
+		m.cfg.Metrics.maintained("rollups", time.Since(start).Seconds(), err)
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("TimescaleDB jobs and rollup refresh check failed; retrying", "err", err)
+		}
+	}
 	for {
 		if !policiesApplied {
 			start := time.Now()
@@ -76,9 +107,16 @@ func (m *Maintainer) Run(ctx context.Context) error {
 				}
 			}
 		}
+		if policiesApplied && !checkedRollups {
+			checkedRollups = true
+			checkRollups()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-rollups.C:
+			checkRollups()
+			continue
 		case <-t.C:
 		}
 		if err := m.Pass(ctx); err != nil && ctx.Err() == nil {

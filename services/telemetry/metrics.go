@@ -20,6 +20,7 @@ type Metrics struct {
 	endToEnd      prometheus.Histogram
 	maintenance   *prometheus.HistogramVec // by task
 	maintFailures *prometheus.CounterVec   // by task
+	jobs          *jobMetrics              // TimescaleDB jobs and the projector's own rollup refreshes
 }
 
 // NewMetrics registers the telemetry metrics on reg (nil: unregistered).
@@ -48,10 +49,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}, []string{"task"}),
 		maintFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_telemetry_maintenance_failures_total",
 			Help: "Failed telemetry maintenance tasks (retried at the next interval)."}, []string{"task"}),
+		jobs: newJobMetrics(),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ingestBatches, m.ingestEvents, m.countsDropped, m.streamLag, m.messages, m.rows,
 			m.duplicates, m.writeSeconds, m.endToEnd, m.maintenance, m.maintFailures)
+		reg.MustRegister(m.jobs.collectors()...)
 	}
 	return m
 }

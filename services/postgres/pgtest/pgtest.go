@@ -27,9 +27,15 @@ func AdminURL() string {
 // NewDatabase creates an empty database for tb, drops it when tb ends, and returns its URL.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	return newDatabaseOn(tb, AdminURL())
+}
+
+// newDatabaseOn creates an empty database on the server of admin for tb, drops it when tb ends,
+// and returns its URL.
+func newDatabaseOn(tb testing.TB, admin string) string {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin := AdminURL()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
 		tb.Fatalf("pgtest: PostgreSQL is required for this test and is unreachable at %s: %v", admin, err)

@@ -17,18 +17,20 @@ import (
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 
-// timescaleStartTimeout bounds how long NewTimescale waits for the server's LISTENING line. The
+// timescaleStartTimeout bounds how long NewPGlite waits for the server's LISTENING line. The
 // server is ready in about 3 s on an idle machine, but took 56 s once while fuzzers loaded both cores.
 const timescaleStartTimeout = 2 * time.Minute
 
-// NewTimescale starts a fresh, in-memory PostgreSQL 17 + TimescaleDB 2.23 (PGlite compiled to
+// NewPGlite starts a fresh, in-memory PostgreSQL 17 + TimescaleDB 2.23 (PGlite compiled to
 // WASM, run by Node.js from deploy/pglite) for tb, stops it when tb ends, and returns its URL:
 //
 //	postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable&pool_max_conns=1
 //
 // The extension is available but not created: run CREATE EXTENSION IF NOT EXISTS timescaledb (the
 // migrations do). Every call starts its own server, so tests are isolated; startup takes a few
-// seconds (the WASM build and initdb), so share one per test where you can.
+// seconds (the WASM build and initdb), so share one per test where you can. Tests of the storage
+// call NewTimescale, which prefers the native server; this is its fallback, and what the tests of
+// the WASM server itself use.
 //
 // The server is ONE backend session. Use a pool of one connection: pgxpool reads pool_max_conns=1
 // from the URL. Connections are served one after another: a second connection waits until the
@@ -44,7 +46,7 @@ const timescaleStartTimeout = 2 * time.Minute
 // Node.js must be installed; the first call in a test process runs `npm ci` in deploy/pglite if
 // its node_modules is missing (under a file lock, so parallel test processes do not clash). A
 // missing Node.js or a server that fails to start fails the test: it is never skipped.
-func NewTimescale(tb testing.TB) string {
+func NewPGlite(tb testing.TB) string {
 	tb.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {

@@ -20,8 +20,8 @@ import (
 func newTimescalePool(t *testing.T, ctx context.Context) (*pgxpool.Pool, string) {
 	t.Helper()
 	start := time.Now()
-	url := pgtest.NewTimescale(t)
-	t.Logf("NewTimescale: %v", time.Since(start).Round(time.Millisecond))
+	url := pgtest.NewPGlite(t)
+	t.Logf("NewPGlite: %v", time.Since(start).Round(time.Millisecond))
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatalf("pgxpool.New(%s): %v", url, err)
@@ -322,7 +322,7 @@ func TestTimescaleBatchAndTransactions(t *testing.T) {
 func TestTimescaleClientVanishes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	url := pgtest.NewTimescale(t)
+	url := pgtest.NewPGlite(t)
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
