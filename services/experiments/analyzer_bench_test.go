@@ -34,7 +34,7 @@ func setupExperiment(tb testing.TB, users int) (a *experiments.Analyzer, pool *p
 }
 
 // setupExperimentOn is setupExperiment on a migrated database at url.
-func setupExperimentOn(tb testing.TB, url string, users int) (*experiments.Analyzer, func()) {
+func setupExperimentOn(tb testing.TB, url string, users int) (a *experiments.Analyzer, pool *pgxpool.Pool, configure func(domain.ExperimentAnalysis), done func()) {
 	tb.Helper()
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, url)
@@ -193,7 +193,7 @@ func BenchmarkAnalyze1MUsers3Variations5GoalsTimescale(b *testing.B) {
 		b.Fatal(err)
 	}
 	m.Close()
-	a, done := setupExperimentOn(b, url, 1_000_000)
+	a, _, _, done := setupExperimentOn(b, url, 1_000_000)
 	defer done()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
