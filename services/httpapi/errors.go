@@ -229,10 +229,23 @@ func SetRetryAfter(c echo.Context, status int, body ErrorBody) {
 	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
 }
 
+// StatusClientClosedRequest is what the access log records for a request its client abandoned
+// (nginx's 499): no client reads it.
+const StatusClientClosedRequest = 499
+
 // ErrorHandler is echo's HTTPErrorHandler for every Vexil server.
 func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
+			return
+		}
+		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+			// The client went away (closed its connection or gave up) while the handler waited
+			// on a dependency: no failure of the server's, and nobody reads the answer, so it is
+			// neither a 500 nor an error in the log.
+			log.Debug("request abandoned by the client", "err", err, "method", c.Request().Method,
+				"path", c.Path(), "request_id", RequestID(c))
+			c.Response().WriteHeader(StatusClientClosedRequest)
 			return
 		}
 		status, body := Body(err)

@@ -136,3 +136,31 @@ func TestErrorHandlerSetsRetryAfterOn503(t *testing.T) {
 		}
 	}
 }
+
+// A request whose client went away while the handler waited on the database is not a server
+// failure: no 500, and no error in the log (found when a client timed out during bulk writes).
+func TestErrorHandlerTreatsAnAbandonedRequestAsTheClients(t *testing.T) {
+	var logged strings.Builder
+	e := echo.New()
+	e.HTTPErrorHandler = httpapi.ErrorHandler(slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	ctx, cancel := context.WithCancel(context.Background())
+	e.GET("/slow", func(c echo.Context) error {
+		cancel() // the client hangs up while the query runs
+		return fmt.Errorf("catalog rm_segments of demo: %w", c.Request().Context().Err())
+	})
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/slow", nil).WithContext(ctx))
+	if rec.Code != httpapi.StatusClientClosedRequest {
+		t.Fatalf("status %d, want %d", rec.Code, httpapi.StatusClientClosedRequest)
+	}
+	if logged.Len() != 0 {
+		t.Fatalf("logged %q, want nothing at info level", logged.String())
+	}
+	// The same error while the client is still there is the server's: a 500, logged.
+	e.GET("/broken", func(c echo.Context) error { return fmt.Errorf("worker: %w", context.Canceled) })
+	rec = httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/broken", nil))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(logged.String(), "request failed") {
+		t.Fatalf("status %d, log %q: want a logged 500", rec.Code, logged.String())
+	}
+}
