@@ -16,17 +16,21 @@ type createTokenRequest struct {
 	Name    string `json:"name"`
 	Scope   string `json:"scope"`
 	Project string `json:"project,omitempty"`
+	// Environments narrows an edge token to these environments of Project.
+	Environments []string `json:"environments,omitempty"`
 }
 
 // tokenView is a token as listed: never its secret or hash.
 type tokenView struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Scope     string     `json:"scope"`
-	Project   string     `json:"project,omitempty"`
-	Revoked   bool       `json:"revoked"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Scope   string `json:"scope"`
+	Project string `json:"project,omitempty"`
+	// Environments of an edge token narrowed to some (see createTokenRequest).
+	Environments []string   `json:"environments,omitempty"`
+	Revoked      bool       `json:"revoked"`
+	CreatedAt    time.Time  `json:"created_at"`
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 }
 
 // createdToken is answered once, at creation: the only time the secret is shown.
@@ -40,7 +44,7 @@ type createdToken struct {
 func (s *Server) listTokens(c echo.Context) error {
 	caller := principal(c)
 	rows, err := s.app.pool.Query(c.Request().Context(),
-		`SELECT id, name, scope, project, revoked, created_at, revoked_at FROM rm_api_tokens ORDER BY created_at, id`)
+		`SELECT id, name, scope, project, environments, revoked, created_at, revoked_at FROM rm_api_tokens ORDER BY created_at, id`)
 	if err != nil {
 		return fmt.Errorf("console: list tokens: %w", err)
 	}
@@ -48,7 +52,7 @@ func (s *Server) listTokens(c echo.Context) error {
 	var out []tokenView
 	for rows.Next() {
 		var t tokenView
-		if err := rows.Scan(&t.ID, &t.Name, &t.Scope, &t.Project, &t.Revoked, &t.CreatedAt, &t.RevokedAt); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &t.Scope, &t.Project, &t.Environments, &t.Revoked, &t.CreatedAt, &t.RevokedAt); err != nil {
 			return fmt.Errorf("console: scan token: %w", err)
 		}
 		if sees(caller, t.Project, t.Scope) {
@@ -61,8 +65,9 @@ func (s *Server) listTokens(c echo.Context) error {
 	return c.JSON(http.StatusOK, newPage(out, ""))
 }
 
-// IssueToken creates an API token and returns its secret (shown once) and id.
-func (a *App) IssueToken(ctx context.Context, meta domain.Metadata, name, scope, project string) (secret, id string, t *domain.APIToken, err error) {
+// IssueToken creates an API token and returns its secret (shown once) and id. environments
+// narrow an edge token (domain.IssueEdgeToken).
+func (a *App) IssueToken(ctx context.Context, meta domain.Metadata, name, scope, project string, environments ...string) (secret, id string, t *domain.APIToken, err error) {
 	secret, hash := NewTokenSecret()
 	id = NewID(8)
 	if project != "" {
@@ -74,7 +79,7 @@ func (a *App) IssueToken(ctx context.Context, meta domain.Metadata, name, scope,
 		}
 	}
 	agg, _, err := a.Execute(ctx, domain.TokenStream(id), 0, meta, func(projections.Aggregate) ([]domain.Event, error) {
-		return domain.IssueToken(id, name, hash, scope, project)
+		return domain.IssueEdgeToken(id, name, hash, scope, project, environments)
 	})
 	if err != nil {
 		return "", "", nil, err
@@ -98,7 +103,7 @@ func (s *Server) createToken(c echo.Context) error {
 			return err
 		}
 	}
-	secret, _, t, err := s.app.IssueToken(c.Request().Context(), meta(c), req.Name, req.Scope, req.Project)
+	secret, _, t, err := s.app.IssueToken(c.Request().Context(), meta(c), req.Name, req.Scope, req.Project, req.Environments...)
 	if err != nil {
 		return err
 	}
@@ -106,7 +111,8 @@ func (s *Server) createToken(c echo.Context) error {
 }
 
 func viewToken(t *domain.APIToken) tokenView {
-	v := tokenView{ID: t.ID, Name: t.Name, Scope: t.Scope, Project: t.Project, Revoked: t.Revoked, CreatedAt: t.CreatedAt}
+	v := tokenView{ID: t.ID, Name: t.Name, Scope: t.Scope, Project: t.Project, Environments: t.Environments,
+		Revoked: t.Revoked, CreatedAt: t.CreatedAt}
 	if t.Revoked {
 		at := t.RevokedAt
 		v.RevokedAt = &at
