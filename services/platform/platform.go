@@ -181,7 +181,8 @@ func (p *Platform) Start(ctx context.Context) error {
 				FlushInterval: cfg.ServerExposuresFlushInterval, MaxPending: cfg.ServerExposuresMaxPending}
 		}
 		sdk = sdkapi.New(snaps, p.Log, reg, sdkapi.Options{MaxContextBytes: cfg.SDKMaxContextBytes,
-			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events, Exposures: exposures})
+			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events, Exposures: exposures,
+			EdgeAuth: edgeAuth(p.Pool), ExposuresOff: exposuresOff(p.Pool)})
 		// After a Redis incident, notifications may be gone: reconcile with the database at once.
 		fanout, err := redisstream.NewFanOutSubscriber(bus, redisstream.OnRecovered(func(context.Context) { sdk.Resync() }))
 		if err != nil {

@@ -128,7 +128,7 @@ func (s *Server) apply(ctx context.Context, n notification, wait time.Duration) 
 		return
 	}
 	project := parts[1]
-	if !n.applied {
+	if !n.applied && s.snaps.pool != nil {
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		err := projector.WaitFor(wctx, s.snaps.pool, n.streamID, n.version, []string{rulesets.Name, access.Name})
 		cancel()

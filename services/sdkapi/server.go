@@ -33,6 +33,11 @@ type Options struct {
 	Events EventIngestor
 	// Exposures turns on server-side exposure logging (exposures.go); nil, or no Publish, is off.
 	Exposures *ExposureOptions
+	// EdgeAuth resolves an edge token to its scope for the /edge/v1 routes (mirror.go): the
+	// core's side of edge serving. Nil: this server serves no edge (404).
+	EdgeAuth func(ctx context.Context, secret string) (EdgeScope, error)
+	// ExposuresOff lists the environments whose server_exposures setting is off, for the mirror.
+	ExposuresOff func(ctx context.Context) ([]string, error)
 }
 
 func (o *Options) defaults() {
@@ -80,6 +85,12 @@ func NewSnapshotsFor(db *pgxpool.Pool, log *slog.Logger, reg prometheus.Register
 	return NewSnapshots(db, log, newCounterFlusher(sink, reg, log))
 }
 
+// NewSnapshotsFromSource builds snapshots that read source (an edge's mirror of its core) and the
+// counter flusher that a Server reports through.
+func NewSnapshotsFromSource(source Source, log *slog.Logger, reg prometheus.Registerer, sink CountSink) *Snapshots {
+	return NewSnapshotsFrom(source, log, newCounterFlusher(sink, reg, log))
+}
+
 // LimitFlagSeries bounds the label sets of vexil_sdk_evaluations_total: the first n (project,
 // environment, flag, variation) sets get series of their own, later ones count under flag and
 // variation "other" of their environment; 0 labels no flag at all. Unbounded by default.
@@ -93,7 +104,7 @@ func (s *Snapshots) LimitFlagSeries(n int) {
 const streamPath = "/sdk/v1/stream"
 
 // IsStream reports whether the request is an SSE stream: it stays open, bounded per write.
-func IsStream(c echo.Context) bool { return c.Path() == streamPath }
+func IsStream(c echo.Context) bool { return c.Path() == streamPath || c.Path() == MirrorChangesPath }
 
 // Register adds the SDK routes.
 func (s *Server) Register(e *echo.Echo) {
@@ -104,6 +115,11 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET(streamPath, s.stream)
 	e.POST("/sdk/v1/events", s.postEvents)
 	e.POST(TrackPath, s.track)
+	if s.opts.EdgeAuth != nil {
+		e.GET(MirrorPath, s.mirror)
+		e.GET(MirrorChangesPath, s.mirrorChanges)
+		e.POST(MirrorEventsPath, s.mirrorEvents)
+	}
 }
 
 // FlushCounts drains the evaluation counters now (also done every FlushInterval by Run).
