@@ -145,6 +145,7 @@ func (p *Edge) Wait(ctx context.Context) error {
 // Close stops the HTTP server, then the follower and forwarder (spooled events stay on disk for
 // the next start).
 func (p *Edge) Close() error {
+	p.SDK.StopStreams()
 	if p.echo != nil && p.echo.Server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = p.echo.Server.Shutdown(ctx)

@@ -397,6 +397,9 @@ func (p *Platform) Wait(ctx context.Context) error {
 
 // Close stops the HTTP server and every role, then closes the connections.
 func (p *Platform) Close() error {
+	if p.SDK != nil {
+		p.SDK.StopStreams() // SSE connections never go idle: Shutdown would wait its whole deadline
+	}
 	if p.echo != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = p.echo.Server.Shutdown(ctx)

@@ -196,6 +196,8 @@ func (s *Server) waitForChange(w *echo.Response, bw *bufio.Writer, done <-chan s
 		select {
 		case <-done:
 			return false
+		case <-s.stopping:
+			return false
 		case <-changed:
 			return true
 		case <-heartbeat:

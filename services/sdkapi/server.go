@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -64,13 +65,22 @@ type Server struct {
 	resync  chan struct{}
 	// exposures records the experiment exposures of OFREP answers; nil when off.
 	exposures *exposureLog
+	// stopping is closed by StopStreams: open SSE streams end, so a graceful HTTP shutdown
+	// does not wait out its deadline on connections that never go idle.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
+
+// StopStreams ends every open SSE stream (SDK streams and edges' change streams); clients
+// reconnect, to another replica or to this one once it is back. Call it before the HTTP server's
+// Shutdown.
+func (s *Server) StopStreams() { s.stoppingOnce.Do(func() { close(s.stopping) }) }
 
 // New builds the api role's server and its snapshots (empty until Load or Run).
 func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Options) *Server {
 	opts.defaults()
 	s := &Server{snaps: snaps, log: log, opts: opts, flusher: snaps.counterLog, streams: newStreamMetrics(reg, snaps),
-		notes: make(chan notification, 1024), resync: make(chan struct{}, 1)}
+		notes: make(chan notification, 1024), resync: make(chan struct{}, 1), stopping: make(chan struct{})}
 	if opts.RateLimit > 0 {
 		s.limiter = httpapi.NewLimiter(opts.RateLimit, opts.RateLimit) // bursts of one second's worth
 	}

@@ -102,6 +102,8 @@ func (s *Server) stream(c echo.Context) error {
 		select {
 		case <-done:
 			return nil
+		case <-s.stopping:
+			return nil
 		case <-sub.gone:
 			// EventSource reconnects after a closed stream and then gets 401, which ends it.
 			bw.WriteString(": the SDK key was rotated or revoked, or its environment removed\n\n")
