@@ -37,6 +37,8 @@ type Options struct {
 	// EdgeAuth resolves an edge token to its scope for the /edge/v1 routes (mirror.go): the
 	// core's side of edge serving. Nil: this server serves no edge (404).
 	EdgeAuth func(ctx context.Context, secret string) (EdgeScope, error)
+	// PublicHold is how long a public stream request waits for a change. Default PublicStreamHold.
+	PublicHold time.Duration
 	// ExposuresOff lists the environments whose server_exposures setting is off, for the mirror.
 	ExposuresOff func(ctx context.Context) ([]string, error)
 }
@@ -51,6 +53,9 @@ func (o *Options) defaults() {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 10 * time.Second
 	}
+	if o.PublicHold <= 0 {
+		o.PublicHold = PublicStreamHold
+	}
 }
 
 // Server is the SDK-facing API.
@@ -61,6 +66,7 @@ type Server struct {
 	limiter *httpapi.Limiter
 	flusher *counterFlusher
 	streams *streamMetrics
+	public  *publicStreamMetrics
 	notes   chan notification
 	resync  chan struct{}
 	// exposures records the experiment exposures of OFREP answers; nil when off.
@@ -80,7 +86,8 @@ func (s *Server) StopStreams() { s.stoppingOnce.Do(func() { close(s.stopping) })
 func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Options) *Server {
 	opts.defaults()
 	s := &Server{snaps: snaps, log: log, opts: opts, flusher: snaps.counterLog, streams: newStreamMetrics(reg, snaps),
-		notes: make(chan notification, 1024), resync: make(chan struct{}, 1), stopping: make(chan struct{})}
+		public: newPublicStreamMetrics(reg),
+		notes:  make(chan notification, 1024), resync: make(chan struct{}, 1), stopping: make(chan struct{})}
 	if opts.RateLimit > 0 {
 		s.limiter = httpapi.NewLimiter(opts.RateLimit, opts.RateLimit) // bursts of one second's worth
 	}
@@ -114,7 +121,10 @@ func (s *Snapshots) LimitFlagSeries(n int) {
 const streamPath = "/sdk/v1/stream"
 
 // IsStream reports whether the request is an SSE stream: it stays open, bounded per write.
-func IsStream(c echo.Context) bool { return c.Path() == streamPath || c.Path() == MirrorChangesPath }
+func IsStream(c echo.Context) bool {
+	p := c.Path()
+	return p == streamPath || p == MirrorChangesPath || p == PublicStreamPath
+}
 
 // Register adds the SDK routes.
 func (s *Server) Register(e *echo.Echo) {
@@ -123,6 +133,7 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/ofrep/v1/configuration", s.configuration)
 	e.GET("/sdk/v1/ruleset", s.ruleset)
 	e.GET(streamPath, s.stream)
+	e.GET(PublicStreamPath, s.publicStream)
 	e.POST("/sdk/v1/events", s.postEvents)
 	e.POST(TrackPath, s.track)
 	if s.opts.EdgeAuth != nil {
