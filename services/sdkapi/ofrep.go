@@ -305,6 +305,7 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	}
 	etag := bulkETag(snap, k.Kind, raw)
 	c.Response().Header().Set("ETag", etag)
+	c.Response().Header()["Cache-Control"] = revalidate
 	if etagMatches(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
@@ -405,8 +406,15 @@ func (s *Server) ruleset(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("ETag", snap.etag)
+	c.Response().Header()["Cache-Control"] = revalidate
 	if etagMatches(c.Request().Header.Get("If-None-Match"), snap.etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, snap.ruleset)
 }
+
+// revalidate is the Cache-Control of keyed documents (bulk evaluation, ruleset): a browser or
+// SDK may keep one and must revalidate it with its ETag (If-None-Match, 304) before each use;
+// no shared cache may keep it (it answers one key, and the bulk answer one context). Shared once
+// so the hot path allocates nothing for it.
+var revalidate = []string{"private, no-cache"}
