@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -173,13 +172,11 @@ func (s *Server) mirrorChanges(c echo.Context) error {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 256)
-	heartbeat := time.NewTicker(s.opts.Heartbeat)
-	defer heartbeat.Stop()
 	done := c.Request().Context().Done()
 	for {
 		gen, changed := s.snaps.mirrorGeneration()
 		bw.WriteString("id: " + strconv.FormatUint(gen, 10) + "\nevent: changed\ndata: {}\n\n")
-		if !s.waitForChange(w, bw, done, changed, heartbeat.C) {
+		if !s.waitForChange(w, bw, done, changed) {
 			return nil
 		}
 	}
@@ -187,7 +184,7 @@ func (s *Server) mirrorChanges(c echo.Context) error {
 
 // waitForChange flushes bw and writes heartbeats until changed closes (true) or the client goes
 // (false).
-func (s *Server) waitForChange(w *echo.Response, bw *bufio.Writer, done <-chan struct{}, changed <-chan struct{}, heartbeat <-chan time.Time) bool {
+func (s *Server) waitForChange(w *echo.Response, bw *bufio.Writer, done <-chan struct{}, changed <-chan struct{}) bool {
 	for {
 		if err := bw.Flush(); err != nil {
 			return false
@@ -200,7 +197,7 @@ func (s *Server) waitForChange(w *echo.Response, bw *bufio.Writer, done <-chan s
 			return false
 		case <-changed:
 			return true
-		case <-heartbeat:
+		case <-s.beats.next():
 			bw.WriteString(": heartbeat\n\n")
 		}
 	}

@@ -75,6 +75,8 @@ type Server struct {
 	// does not wait out its deadline on connections that never go idle.
 	stopping     chan struct{}
 	stoppingOnce sync.Once
+	// beats is the one heartbeat timer of every SSE stream (heartbeat.go).
+	beats *heartbeat
 }
 
 // StopStreams ends every open SSE stream (SDK streams and edges' change streams); clients
@@ -87,7 +89,8 @@ func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Opt
 	opts.defaults()
 	s := &Server{snaps: snaps, log: log, opts: opts, flusher: snaps.counterLog, streams: newStreamMetrics(reg, snaps),
 		public: newPublicStreamMetrics(reg),
-		notes:  make(chan notification, 1024), resync: make(chan struct{}, 1), stopping: make(chan struct{})}
+		notes:  make(chan notification, 1024), resync: make(chan struct{}, 1), stopping: make(chan struct{}),
+		beats: newHeartbeat(opts.Heartbeat)}
 	if opts.RateLimit > 0 {
 		s.limiter = httpapi.NewLimiter(opts.RateLimit, opts.RateLimit) // bursts of one second's worth
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,8 +90,6 @@ func (s *Server) stream(c echo.Context) error {
 	bw := bufio.NewWriterSize(w, 512)
 	bw.WriteString("retry: 2000\n: connected to " + snap.id.environment + " at version " + strconv.FormatInt(snap.version, 10) + "\n\n")
 
-	heartbeat := time.NewTicker(s.opts.Heartbeat)
-	defer heartbeat.Stop()
 	done := c.Request().Context().Done()
 	for {
 		if err := bw.Flush(); err != nil {
@@ -114,7 +111,7 @@ func (s *Server) stream(c echo.Context) error {
 			if n, ok := sub.take(); ok {
 				s.writeEvent(bw, k.Kind, n)
 			}
-		case <-heartbeat.C:
+		case <-s.beats.next():
 			bw.WriteString(": heartbeat\n\n")
 		}
 	}
