@@ -317,6 +317,7 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	out := append(st.buf[:0], `{"flags":[`...)
 	logExposures := ctx.Key != "" && s.exposures.logs(snap.id)
 	var now time.Time
+	cursor := 0 // counts.recordNext's position in the evaluation order
 	for i := range st.results {
 		r := &st.results[i]
 		logged := false
@@ -327,7 +328,7 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 			logged = s.exposures.record(snap.id, ctx.Key, now, r)
 		}
 		if k.Kind == domain.ServerSideKey {
-			snap.counts.record(r, logged)
+			snap.counts.recordNext(&cursor, r, logged)
 		}
 		if i > 0 {
 			out = append(out, ',')

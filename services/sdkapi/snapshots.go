@@ -64,8 +64,12 @@ func newSnapshot(id envID, rs *domain.Ruleset, compiled *evaluation.Compiled) (*
 	if err != nil {
 		return nil, err
 	}
+	counts := newCounters(rs)
+	if compiled != nil {
+		counts.inOrder(compiled.Flags())
+	}
 	return &snapshot{id: id, version: rs.Version, compiled: compiled, ruleset: body, values: values, client: client,
-		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: newCounters(rs)}, nil
+		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: counts}, nil
 }
 
 // valueJSON is the JSON of the value r served.
