@@ -288,6 +288,13 @@ func TestCoreAndTwoEdges(t *testing.T) {
 		telemetrytest.WaitFor(t, 10*time.Second, "the edge to notice the core is down", func() bool { return e.Edge.Health().Upstream == "down" })
 	}
 	checkEdges("core down")
+	for i, b := range bases() {
+		// Degraded, not unready: an edge with a mirror stays in its load balancer.
+		s, body := call(t, "GET", b+"/readyz", "", "")
+		if s != 200 || !strings.Contains(string(body), `"status":"degraded"`) {
+			t.Fatalf("edge %d /readyz with the core down: %d %s", i, s, body)
+		}
+	}
 	sent := 0
 	for i, b := range bases() {
 		for range 3 {
