@@ -48,6 +48,8 @@ type TokenIssued struct {
 	Hash    string `json:"hash"`
 	Scope   string `json:"scope"`
 	Project string `json:"project,omitempty"`
+	// Environments narrows an edge token (scope edge) to these environments of Project.
+	Environments []string `json:"environments,omitempty"`
 }
 
 type TokenRevoked struct {

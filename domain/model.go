@@ -52,19 +52,25 @@ const (
 	ScopeRead  = "read"
 	ScopeWrite = "write"
 	ScopeAdmin = "admin"
+	// ScopeEdge is the credential of an edge process (vexil serve --roles edge): it mirrors the
+	// rulesets and SDK keys of its project (or every project) and environments, and forwards SDK
+	// events, through /edge/v1 only. It reaches no management route; only admins issue it.
+	ScopeEdge = "edge"
 )
 
 // APIToken grants access to the management API. Only the SHA-256 hash of the secret is kept.
 type APIToken struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Hash      string    `json:"hash"`              // hex SHA-256 of the secret
-	Scope     string    `json:"scope"`             // read, write or admin
-	Project   string    `json:"project,omitempty"` // empty: every project
-	Revoked   bool      `json:"revoked"`
-	CreatedAt time.Time `json:"created_at"`
-	RevokedAt time.Time `json:"revoked_at,omitzero"`
-	Version   int64     `json:"version"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Hash    string `json:"hash"`              // hex SHA-256 of the secret
+	Scope   string `json:"scope"`             // read, write or admin
+	Project string `json:"project,omitempty"` // empty: every project
+	// Environments narrows an edge token to these environments of its project; empty: all.
+	Environments []string  `json:"environments,omitempty"`
+	Revoked      bool      `json:"revoked"`
+	CreatedAt    time.Time `json:"created_at"`
+	RevokedAt    time.Time `json:"revoked_at,omitzero"`
+	Version      int64     `json:"version"`
 }
 
 // FlagType is the type every variation value of a flag has.

@@ -5,12 +5,17 @@ const tokenAggregate = "token"
 // scopeRank orders scopes: each scope implies the ones ranked below it.
 var scopeRank = map[string]int{ScopeRead: 1, ScopeWrite: 2, ScopeAdmin: 3}
 
-// ValidScope reports whether s is read, write or admin.
-func ValidScope(s string) bool { return scopeRank[s] > 0 }
+// ValidScope reports whether s is read, write, admin or edge.
+func ValidScope(s string) bool { return scopeRank[s] > 0 || s == ScopeEdge }
 
 // ScopeAllows reports whether a token with scope have may do what needs scope need:
-// admin ⊇ write ⊇ read. Unknown scopes allow nothing and are allowed by nothing.
+// admin ⊇ write ⊇ read. Edge stands apart: an edge token allows no management scope (it only
+// mirrors and forwards, through /edge/v1), and only admin allows issuing or revoking one.
+// Unknown scopes allow nothing and are allowed by nothing.
 func ScopeAllows(have, need string) bool {
+	if need == ScopeEdge {
+		return have == ScopeAdmin
+	}
 	h, n := scopeRank[have], scopeRank[need]
 	return h > 0 && n > 0 && h >= n
 }
@@ -34,6 +39,12 @@ func (t *APIToken) Permits(project, need string) bool {
 // the lowercase hex SHA-256 of the secret (the secret itself never reaches the domain), project
 // is empty for a token valid in every project.
 func IssueToken(id, name, hash, scope, project string) ([]Event, error) {
+	return IssueEdgeToken(id, name, hash, scope, project, nil)
+}
+
+// IssueEdgeToken is IssueToken with the environments an edge token is narrowed to (scope edge
+// and a project only: environment keys belong to a project). No environments: all of them.
+func IssueEdgeToken(id, name, hash, scope, project string, environments []string) ([]Event, error) {
 	if !ValidKey(id) {
 		return nil, Invalid("id", "invalid token id %q", truncate(id, 120))
 	}
@@ -44,12 +55,31 @@ func IssueToken(id, name, hash, scope, project string) ([]Event, error) {
 		return nil, Invalid("hash", "hash must be a lowercase hex SHA-256 (64 characters)")
 	}
 	if !ValidScope(scope) {
-		return nil, Invalid("scope", "scope must be %q, %q or %q, not %q", ScopeRead, ScopeWrite, ScopeAdmin, truncate(scope, 40))
+		return nil, Invalid("scope", "scope must be %q, %q, %q or %q, not %q", ScopeRead, ScopeWrite, ScopeAdmin, ScopeEdge, truncate(scope, 40))
 	}
 	if project != "" && !ValidKey(project) {
 		return nil, Invalid("project", "invalid project key %q", truncate(project, 120))
 	}
-	return []Event{&TokenIssued{ID: id, Name: name, Hash: hash, Scope: scope, Project: project}}, nil
+	if len(environments) > 0 {
+		if scope != ScopeEdge {
+			return nil, Invalid("environments", "only edge tokens are narrowed to environments")
+		}
+		if project == "" {
+			return nil, Invalid("environments", "environments narrow a token of one project: give project too")
+		}
+		seen := map[string]bool{}
+		for _, env := range environments {
+			if !ValidKey(env) {
+				return nil, Invalid("environments", "invalid environment key %q", truncate(env, 120))
+			}
+			if seen[env] {
+				return nil, Invalid("environments", "environment %q is listed twice", env)
+			}
+			seen[env] = true
+		}
+	}
+	return []Event{&TokenIssued{ID: id, Name: name, Hash: hash, Scope: scope, Project: project,
+		Environments: environments}}, nil
 }
 
 func validSHA256Hex(s string) bool {
@@ -83,7 +113,7 @@ func (t *APIToken) Apply(e Event) { t.apply(e) }
 func (t *APIToken) apply(e Event) bool {
 	switch e := e.(type) {
 	case *TokenIssued:
-		t.ID, t.Name, t.Hash, t.Scope, t.Project = e.ID, e.Name, e.Hash, e.Scope, e.Project
+		t.ID, t.Name, t.Hash, t.Scope, t.Project, t.Environments = e.ID, e.Name, e.Hash, e.Scope, e.Project, e.Environments
 	case *TokenRevoked:
 		t.Revoked = true
 	default:

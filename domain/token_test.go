@@ -1,6 +1,8 @@
 package domain_test
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -137,5 +139,56 @@ func TestTokenPermits(t *testing.T) {
 		if got := tc.tok.Permits(tc.project, tc.need); got != tc.want {
 			t.Errorf("%s: Permits(%q, %q) = %v, want %v", tc.name, tc.project, tc.need, got, tc.want)
 		}
+	}
+}
+
+// Edge tokens stand apart from read < write < admin: they allow no management scope, only
+// admins may issue them, and only they are narrowed to environments.
+func TestEdgeTokens(t *testing.T) {
+	for _, have := range []string{domain.ScopeRead, domain.ScopeWrite, domain.ScopeAdmin} {
+		if domain.ScopeAllows(domain.ScopeEdge, have) {
+			t.Errorf("an edge token allows %s", have)
+		}
+	}
+	if !domain.ScopeAllows(domain.ScopeAdmin, domain.ScopeEdge) || domain.ScopeAllows(domain.ScopeWrite, domain.ScopeEdge) ||
+		domain.ScopeAllows(domain.ScopeEdge, domain.ScopeEdge) {
+		t.Error("only admins issue edge tokens")
+	}
+	edge := &domain.APIToken{ID: "e", Scope: domain.ScopeEdge, Project: "shop"}
+	if edge.Permits("shop", domain.ScopeRead) {
+		t.Error("an edge token reads the management API")
+	}
+	tests := []struct {
+		name, scope, project string
+		envs                 []string
+		field                string
+	}{
+		{name: "narrowed", scope: domain.ScopeEdge, project: "shop", envs: []string{"production", "staging"}},
+		{name: "whole project", scope: domain.ScopeEdge, project: "shop"},
+		{name: "every project", scope: domain.ScopeEdge},
+		{name: "environments of no project", scope: domain.ScopeEdge, envs: []string{"production"}, field: "environments"},
+		{name: "environments on a read token", scope: domain.ScopeRead, project: "shop", envs: []string{"production"}, field: "environments"},
+		{name: "twice", scope: domain.ScopeEdge, project: "shop", envs: []string{"production", "production"}, field: "environments"},
+		{name: "bad key", scope: domain.ScopeEdge, project: "shop", envs: []string{"Prod uction"}, field: "environments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, err := domain.IssueEdgeToken("tok-e", "edge", hash, tt.scope, tt.project, tt.envs)
+			if tt.field != "" {
+				var de *domain.Error
+				if !errors.As(err, &de) || de.Code != domain.EInvalid || de.Field != tt.field {
+					t.Fatalf("got %v, want invalid %s", err, tt.field)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tok domain.APIToken
+			tok.Apply(events[0])
+			if tok.Scope != tt.scope || tok.Project != tt.project || !slices.Equal(tok.Environments, tt.envs) {
+				t.Fatalf("token %+v", tok)
+			}
+		})
 	}
 }

@@ -58,7 +58,7 @@ type httpOptions struct {
 	db               string
 }
 
-var allTargets = []string{"bare", "bare-mw", "single", "bulk", "bulk-server"}
+var allTargets = []string{"bare", "bare-mw", "single", "bulk", "bulk-server", "bulk-1000"}
 
 func runHTTP(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("http", flag.ExitOnError)
@@ -292,6 +292,11 @@ func buildTargets(o httpOptions, ep *endpoints) map[string]*target {
 			out[name] = newTarget(name, ep.SDK, o.contexts, func(i int) (string, http.Header, []byte) {
 				return "/ofrep/v1/evaluate/flags", auth(ep.BulkServerKey), bodies[i]
 			})
+		case "bulk-1000":
+			// Issue 19's bulk goal: every one of the 1,000 flags, server key (counters included).
+			out[name] = newTarget(name, ep.SDK, o.contexts, func(i int) (string, http.Header, []byte) {
+				return "/ofrep/v1/evaluate/flags", auth(ep.ServerKey), bodies[i]
+			})
 		}
 	}
 	return out
@@ -332,6 +337,8 @@ func checkTargets(ts map[string]*target, ep *endpoints) error {
 				want = ep.ClientFlags
 			case "bulk-server":
 				want = ep.SmallFlags
+			case "bulk-1000":
+				want = len(ep.Flags)
 			}
 			if want >= 0 {
 				if len(ans.Flags) != want {

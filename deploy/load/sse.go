@@ -523,7 +523,9 @@ func runSSE(ctx context.Context, args []string, log *slog.Logger) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		key := seed.flags[(r*7)%len(seed.flags)]
+		// The streams use the client-side key: only a change of a client-side flag is theirs to
+		// hear (a server-only flag moves nothing they can see, and they are rightly not told).
+		key := seed.clientFlags[(r*7)%len(seed.clientFlags)]
 		stream := domain.FlagStream(seed.project, key)
 		events, err := d.store.Load(ctx, stream)
 		if err != nil {

@@ -55,8 +55,12 @@ func (Projection) ApplyInline(ctx context.Context, tx pgx.Tx, events []domain.Re
 					VALUES ($1,$2,$3,$4,$5) ON CONFLICT (key) DO NOTHING`, e.Key, project, e.Environment, e.Kind, r.OccurredAt)
 			}
 		case *domain.TokenIssued:
-			_, err = tx.Exec(ctx, `INSERT INTO rm_api_tokens (id, name, hash, scope, project, created_at)
-				VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO NOTHING`, e.ID, e.Name, e.Hash, e.Scope, e.Project, r.OccurredAt)
+			envs := e.Environments
+			if envs == nil {
+				envs = []string{}
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO rm_api_tokens (id, name, hash, scope, project, environments, created_at)
+				VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (id) DO NOTHING`, e.ID, e.Name, e.Hash, e.Scope, e.Project, envs, r.OccurredAt)
 		case *domain.TokenRevoked:
 			_, err = tx.Exec(ctx, `UPDATE rm_api_tokens SET revoked = true, revoked_at = $2 WHERE id = $1`, e.ID, r.OccurredAt)
 		}
@@ -95,20 +99,22 @@ func LookupSDKKey(ctx context.Context, q Querier, key string) (SDKKey, error) {
 
 // Token is an API token as the management API authorizes it.
 type Token struct {
-	ID        string
-	Name      string
-	Scope     string
-	Project   string // empty: every project
-	Revoked   bool
-	CreatedAt time.Time
+	ID      string
+	Name    string
+	Scope   string
+	Project string // empty: every project
+	// Environments narrows an edge token to these environments of Project; empty: all.
+	Environments []string
+	Revoked      bool
+	CreatedAt    time.Time
 }
 
 // LookupToken resolves a token by the hex SHA-256 of its secret. Unknown tokens return ENotFound;
 // revoked tokens are returned with Revoked set so callers can say so.
 func LookupToken(ctx context.Context, q Querier, hash string) (Token, error) {
 	var t Token
-	err := q.QueryRow(ctx, `SELECT id, name, scope, project, revoked, created_at FROM rm_api_tokens WHERE hash = $1`, hash).
-		Scan(&t.ID, &t.Name, &t.Scope, &t.Project, &t.Revoked, &t.CreatedAt)
+	err := q.QueryRow(ctx, `SELECT id, name, scope, project, environments, revoked, created_at FROM rm_api_tokens WHERE hash = $1`, hash).
+		Scan(&t.ID, &t.Name, &t.Scope, &t.Project, &t.Environments, &t.Revoked, &t.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Token{}, domain.Errorf(domain.ENotFound, "unknown API token")
 	}

@@ -407,18 +407,20 @@ func (q *Queries) ListTriggers(ctx context.Context, lq pdelivery.ListQuery) ([]p
 
 // TokenSummary is an API token as listed: never its secret or hash.
 type TokenSummary struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Scope     string     `json:"scope"`
-	Project   string     `json:"project,omitempty"`
-	Revoked   bool       `json:"revoked"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Scope   string `json:"scope"`
+	Project string `json:"project,omitempty"`
+	// Environments of an edge token narrowed to some.
+	Environments []string   `json:"environments,omitempty"`
+	Revoked      bool       `json:"revoked"`
+	CreatedAt    time.Time  `json:"created_at"`
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 }
 
 // SummarizeToken is the listed form of a token.
 func SummarizeToken(t *domain.APIToken) TokenSummary {
-	v := TokenSummary{ID: t.ID, Name: t.Name, Scope: t.Scope, Project: t.Project, Revoked: t.Revoked, CreatedAt: t.CreatedAt}
+	v := TokenSummary{ID: t.ID, Name: t.Name, Scope: t.Scope, Project: t.Project, Environments: t.Environments, Revoked: t.Revoked, CreatedAt: t.CreatedAt}
 	if t.Revoked {
 		at := t.RevokedAt
 		v.RevokedAt = &at
@@ -429,7 +431,7 @@ func SummarizeToken(t *domain.APIToken) TokenSummary {
 // ListTokens lists every API token, oldest first (the caller filters what its principal may see).
 func (q *Queries) ListTokens(ctx context.Context) ([]TokenSummary, error) {
 	rows, err := q.c.pool.Query(ctx,
-		`SELECT id, name, scope, project, revoked, created_at, revoked_at FROM rm_api_tokens ORDER BY created_at, id`)
+		`SELECT id, name, scope, project, environments, revoked, created_at, revoked_at FROM rm_api_tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("app: list tokens: %w", err)
 	}
@@ -437,7 +439,7 @@ func (q *Queries) ListTokens(ctx context.Context) ([]TokenSummary, error) {
 	var out []TokenSummary
 	for rows.Next() {
 		var t TokenSummary
-		if err := rows.Scan(&t.ID, &t.Name, &t.Scope, &t.Project, &t.Revoked, &t.CreatedAt, &t.RevokedAt); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &t.Scope, &t.Project, &t.Environments, &t.Revoked, &t.CreatedAt, &t.RevokedAt); err != nil {
 			return nil, fmt.Errorf("app: scan token: %w", err)
 		}
 		out = append(out, t)

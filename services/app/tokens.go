@@ -10,6 +10,8 @@ import (
 type IssueToken struct {
 	Name, Scope string
 	Project     string // "" for an unrestricted token
+	// Environments narrow an edge token to some of its project's environments (none: all).
+	Environments []string
 }
 
 // IssuedToken is a new token with its secret, shown this once (only its hash is stored).
@@ -32,7 +34,7 @@ func (c *Commands) IssueToken(ctx context.Context, m Meta, cmd IssueToken) (Issu
 	}
 	m.Expected = Version(0)
 	t, _, err := execute(ctx, c.c, domain.TokenStream(id), m, func(*domain.APIToken) ([]domain.Event, error) {
-		return domain.IssueToken(id, cmd.Name, hash, cmd.Scope, cmd.Project)
+		return domain.IssueEdgeToken(id, cmd.Name, hash, cmd.Scope, cmd.Project, cmd.Environments)
 	})
 	if err != nil {
 		return IssuedToken{}, err

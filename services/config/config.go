@@ -21,6 +21,9 @@ const (
 	RoleProjector  = "projector"
 	RoleExperiment = "experiment"
 	RoleRelay      = "relay"
+	// RoleEdge serves the SDK API from a core's mirror with neither PostgreSQL nor Redis
+	// (services/edge); it runs alone, never with the roles above.
+	RoleEdge = "edge"
 )
 
 // AllRoles is what `vexil serve` runs by default.
@@ -80,6 +83,12 @@ type Config struct {
 	ServerExposures              bool          // record experiment exposures of OFREP answers
 	ServerExposuresFlushInterval time.Duration // how long an exposure waits in memory at most
 	ServerExposuresMaxPending    int           // exposures held in memory; more are dropped and counted
+
+	// Edge role (services/edge).
+	Upstream          string // the core's base URL
+	EdgeToken         string // the edge token the core issued for this edge
+	EdgeDir           string // snapshot file and event spool
+	EdgeSpoolMaxBytes int64  // bound of the event spool
 }
 
 // setting documents one option once, for the flag set, the environment and the README table.
@@ -93,7 +102,7 @@ var settings = []setting{
 	{"VEXIL_HTTP_ADDR", "http-addr", "127.0.0.1:8080", "listen address; one port serves every role's routes"},
 	{"VEXIL_STREAM_PREFIX", "stream-prefix", "vexil", "prefix of every Redis key and stream, so instances can share a Redis"},
 	{"VEXIL_ADMIN_TOKEN", "admin-token", "", "bootstrap admin token; if unset one is generated on first start, stored hashed and printed once"},
-	{"VEXIL_ROLES", "roles", strings.Join(AllRoles, ","), "comma list of roles to run: api,console,projector,experiment,relay"},
+	{"VEXIL_ROLES", "roles", strings.Join(AllRoles, ","), "comma list of roles to run: api,console,projector,experiment,relay; or edge alone (with upstream and edge-token)"},
 	{"VEXIL_MIGRATE", "migrate", "true", "run database migrations when serve starts"},
 	{"VEXIL_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"VEXIL_LOG_FORMAT", "log-format", "json", "json or text"},
@@ -132,6 +141,10 @@ var settings = []setting{
 	{"VEXIL_CORS_MAX_AGE", "cors-max-age", "24h", "how long a browser may cache a CORS preflight answer (Access-Control-Max-Age; browsers cap it, Chromium at 2h); Chromium still preflights every request carrying If-None-Match, so browsers should prefer the SSE stream to ETag polling"},
 	{"VEXIL_SERVER_EXPOSURES", "server-exposures", "true", "the api role records the experiment exposures of OFREP answers to contexts with a targetingKey (no SDK event needed), in environments whose server_exposures setting is on; false turns it off everywhere"},
 	{"VEXIL_SERVER_EXPOSURES_FLUSH_INTERVAL", "server-exposures-flush-interval", "2s", "longest time a server-side exposure waits in memory before it is published (also flushed per 1,000)"},
+	{"VEXIL_UPSTREAM", "upstream", "", "edge role: the core's base URL (http://core:8080) whose /edge/v1 mirror this edge serves from"},
+	{"VEXIL_EDGE_TOKEN", "edge-token", "", "edge role: the edge token (scope edge) the core issued for this edge"},
+	{"VEXIL_EDGE_DIR", "edge-dir", "vexil-edge", "edge role: directory of the snapshot file (served across restarts while the core is down) and of the event spool"},
+	{"VEXIL_EDGE_SPOOL_MAX_BYTES", "edge-spool-max-bytes", "268435456", "edge role: bound of the on-disk queue of SDK events waiting for the core; past it /sdk/v1/events answers 503 with Retry-After"},
 	{"VEXIL_SERVER_EXPOSURES_MAX_PENDING", "server-exposures-max-pending", "100000", "server-side exposures held in memory while the telemetry stream is slow or down; more are dropped and counted"},
 }
 
@@ -204,6 +217,9 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 		MetricsToken: *vals["metrics-token"],
 		LogLevel:     *vals["log-level"],
 		LogFormat:    *vals["log-format"],
+		Upstream:     *vals["upstream"],
+		EdgeToken:    *vals["edge-token"],
+		EdgeDir:      *vals["edge-dir"],
 	}
 	var err error
 	if c.Migrate, err = strconv.ParseBool(*vals["migrate"]); err != nil {
@@ -254,6 +270,9 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 	if c.Roles, err = ParseRoles(*vals["roles"]); err != nil {
 		return nil, err
 	}
+	if c.EdgeSpoolMaxBytes, err = strconv.ParseInt(*vals["edge-spool-max-bytes"], 10, 64); err != nil || c.EdgeSpoolMaxBytes < 1<<20 {
+		return nil, fmt.Errorf("config: edge-spool-max-bytes must be an integer of at least 1048576, got %q", *vals["edge-spool-max-bytes"])
+	}
 	if c.SDKCORSOrigins, err = ParseOrigins(*vals["sdk-cors-origins"]); err != nil {
 		return nil, fmt.Errorf("config: sdk-cors-origins: %w", err)
 	}
@@ -274,8 +293,8 @@ func ParseRoles(s string) ([]string, error) {
 		if r == "" {
 			continue
 		}
-		if !slices.Contains(AllRoles, r) {
-			return nil, fmt.Errorf("config: unknown role %q (known: %s)", r, strings.Join(AllRoles, ","))
+		if !slices.Contains(AllRoles, r) && r != RoleEdge {
+			return nil, fmt.Errorf("config: unknown role %q (known: %s,%s)", r, strings.Join(AllRoles, ","), RoleEdge)
 		}
 		if !slices.Contains(roles, r) {
 			roles = append(roles, r)
@@ -283,6 +302,9 @@ func ParseRoles(s string) ([]string, error) {
 	}
 	if len(roles) == 0 {
 		return nil, fmt.Errorf("config: no role given")
+	}
+	if slices.Contains(roles, RoleEdge) && len(roles) > 1 {
+		return nil, fmt.Errorf("config: the edge role runs alone (it uses no database): not with %s", strings.Join(slices.DeleteFunc(roles, func(r string) bool { return r == RoleEdge }), ","))
 	}
 	return roles, nil
 }
@@ -318,6 +340,17 @@ func ParseOrigins(list string) ([]string, error) {
 func (c *Config) Has(role string) bool { return slices.Contains(c.Roles, role) }
 
 func (c *Config) validate() error {
+	if c.Has(RoleEdge) {
+		if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: the edge role needs upstream, the core's http(s):// base URL, got %q", c.Upstream)
+		}
+		if c.EdgeToken == "" {
+			return fmt.Errorf("config: the edge role needs edge-token (create one on the core: POST /api/v1/tokens with scope edge)")
+		}
+		if c.EdgeDir == "" {
+			return fmt.Errorf("config: the edge role needs edge-dir")
+		}
+	}
 	if _, err := url.Parse(c.DatabaseURL); err != nil || c.DatabaseURL == "" {
 		return fmt.Errorf("config: database-url is not a URL: %q", c.DatabaseURL)
 	}

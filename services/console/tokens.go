@@ -14,6 +14,8 @@ type createTokenRequest struct {
 	Name    string `json:"name"`
 	Scope   string `json:"scope"`
 	Project string `json:"project,omitempty"`
+	// Environments narrows an edge token to these environments of Project.
+	Environments []string `json:"environments,omitempty"`
 }
 
 // tokenView is a token as listed: never its secret or hash.
@@ -59,7 +61,7 @@ func (s *Server) createToken(c echo.Context) error {
 		}
 	}
 	issued, err := s.app.Commands.IssueToken(c.Request().Context(), meta(c), app.IssueToken{Name: req.Name, Scope: req.Scope,
-		Project: req.Project})
+		Project: req.Project, Environments: req.Environments})
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,8 @@ import (
 const usage = `vexil: event-sourced feature flags and experiments
 
 Usage:
-  vexil serve [--demo] [flags]        run the platform (every role by default; --roles to choose)
+  vexil serve [--demo] [flags]        run the platform (every role by default; --roles to choose;
+                                      --roles edge --upstream URL --edge-token T: an edge, no database)
   vexil migrate up|down N|version|force V [flags]
   vexil migrate timescale [flags]     convert a database migrated on plain PostgreSQL to TimescaleDB
                                       (hypertables, continuous aggregates) once the server preloads it
@@ -130,6 +131,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	log := m.logger(cfg)
+	if cfg.Has(config.RoleEdge) {
+		return m.serveEdge(ctx, cfg, log)
+	}
 	p, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -158,6 +162,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Fprintf(m.Stderr, "Vexil listens on http://%s (roles %v). Ctrl-C stops it.\n", p.Addr, cfg.Roles)
+	return p.Wait(ctx)
+}
+
+// serveEdge runs an edge: no database, no Redis (docs/edge.md).
+func (m *Main) serveEdge(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	p, err := StartEdge(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Fprintf(m.Stderr, "Vexil edge listens on http://%s, following %s. Ctrl-C stops it.\n", p.Addr, cfg.Upstream)
 	return p.Wait(ctx)
 }
 

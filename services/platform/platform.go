@@ -182,7 +182,8 @@ func (p *Platform) Start(ctx context.Context) error {
 				FlushInterval: cfg.ServerExposuresFlushInterval, MaxPending: cfg.ServerExposuresMaxPending}
 		}
 		sdk = sdkapi.New(snaps, p.Log, reg, sdkapi.Options{MaxContextBytes: cfg.SDKMaxContextBytes,
-			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events, Exposures: exposures})
+			RateLimit: cfg.SDKRateLimit, Heartbeat: cfg.SSEHeartbeat, Events: events, Exposures: exposures,
+			EdgeAuth: edgeAuth(p.Pool), ExposuresOff: exposuresOff(p.Pool)})
 		// After a Redis incident, notifications may be gone: reconcile with the database at once.
 		fanout, err := redisstream.NewFanOutSubscriber(bus, redisstream.OnRecovered(func(context.Context) { sdk.Resync() }))
 		if err != nil {
@@ -398,6 +399,9 @@ func (p *Platform) Wait(ctx context.Context) error {
 
 // Close stops the HTTP server and every role, then closes the connections.
 func (p *Platform) Close() error {
+	if p.SDK != nil {
+		p.SDK.StopStreams() // SSE connections never go idle: Shutdown would wait its whole deadline
+	}
 	if p.echo != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = p.echo.Server.Shutdown(ctx)

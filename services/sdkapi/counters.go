@@ -18,6 +18,12 @@ import (
 // one map lookup and one atomic add; nothing allocates.
 type counters struct {
 	flags map[string]*flagCounts
+	// keys and ordered are the flags in the compiled ruleset's evaluation order (by key), so a bulk
+	// evaluation, whose results come in that order, finds each flag's counts by walking a cursor
+	// with one string comparison (the same backing bytes: a pointer check) instead of hashing
+	// every key: the map lookups were a fifth of bulk CPU.
+	keys    []string
+	ordered []*flagCounts
 }
 
 type flagCounts struct {
@@ -57,7 +63,35 @@ func (c *counters) carryOver(prev *counters) (left *counters) {
 		}
 		left.flags[key] = old
 	}
+	if c.keys != nil {
+		c.inOrder(c.keys) // the bulk cursor must count into the carried-over numbers too
+	}
 	return left
+}
+
+// inOrder sets the evaluation order of the flags (evaluation.Compiled.Flags).
+func (c *counters) inOrder(keys []string) {
+	c.keys = keys
+	c.ordered = make([]*flagCounts, len(keys))
+	for i, k := range keys {
+		c.ordered[i] = c.flags[k]
+	}
+}
+
+// recordNext is record for the results of one bulk evaluation, in evaluation order: *cursor
+// starts at 0 and moves forward over the flags the filter skipped. A result out of that order
+// (none is) would still be counted, through the map.
+func (c *counters) recordNext(cursor *int, r *evaluation.Result, logged bool) {
+	for j := *cursor; j < len(c.keys); j++ {
+		if c.keys[j] == r.FlagKey {
+			*cursor = j + 1
+			if fc := c.ordered[j]; fc != nil {
+				fc.record(r, logged)
+			}
+			return
+		}
+	}
+	c.record(r, logged)
 }
 
 // record counts one evaluation result; logged says it is also stored as an exposure event.
@@ -66,6 +100,10 @@ func (c *counters) record(r *evaluation.Result, logged bool) {
 	if fc == nil {
 		return // unknown flag: nothing to attribute
 	}
+	fc.record(r, logged)
+}
+
+func (fc *flagCounts) record(r *evaluation.Result, logged bool) {
 	i := r.VariationIndex
 	if i < 0 || i >= len(fc.variations) {
 		i = len(fc.variations)

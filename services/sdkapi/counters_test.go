@@ -131,3 +131,36 @@ func TestEvaluationCountsSurviveReloads(t *testing.T) {
 		t.Fatalf("a second flush found %v again", got)
 	}
 }
+
+// A bulk evaluation counts through a cursor over the evaluation order: flags a filter skipped,
+// and a result out of that order, are counted exactly as record counts them.
+func TestBulkCountsFollowTheEvaluationOrder(t *testing.T) {
+	rs := &domain.Ruleset{Project: "p", Environment: "e", Version: 1, Flags: map[string]*domain.FlagConfig{}}
+	for i := range 6 {
+		key := fmt.Sprintf("flag-%d", i)
+		rs.Flags[key] = &domain.FlagConfig{Key: key, Type: domain.FlagBoolean, Version: 1,
+			Variations: []domain.Variation{{Key: "on", Value: true}, {Key: "off", Value: false}}}
+	}
+	compiled, err := evaluation.Compile(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := newSnapshot(envID{"p", "e"}, rs, compiled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := 0
+	for _, r := range []evaluation.Result{{FlagKey: "flag-0", VariationIndex: 0}, {FlagKey: "flag-2", VariationIndex: 1},
+		{FlagKey: "flag-5", VariationIndex: -1}, {FlagKey: "flag-1", VariationIndex: 0}, {FlagKey: "gone", VariationIndex: 0}} {
+		snap.counts.recordNext(&cursor, &r, false)
+	}
+	got := map[string]int64{}
+	f := newCounterFlusher(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, c := range f.flush(context.Background(), []*snapshot{snap}) {
+		got[c.Flag+"/"+c.Variation] += c.Count
+	}
+	want := map[string]int64{"flag-0/on": 1, "flag-2/off": 1, "flag-5/": 1, "flag-1/on": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("counts %v, want %v", got, want)
+	}
+}

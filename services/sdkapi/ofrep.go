@@ -305,6 +305,7 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	}
 	etag := bulkETag(snap, k.Kind, raw)
 	c.Response().Header().Set("ETag", etag)
+	c.Response().Header()["Cache-Control"] = revalidate
 	if etagMatches(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
@@ -316,6 +317,7 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	out := append(st.buf[:0], `{"flags":[`...)
 	logExposures := ctx.Key != "" && s.exposures.logs(snap.id)
 	var now time.Time
+	cursor := 0 // counts.recordNext's position in the evaluation order
 	for i := range st.results {
 		r := &st.results[i]
 		logged := false
@@ -326,7 +328,7 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 			logged = s.exposures.record(snap.id, ctx.Key, now, r)
 		}
 		if k.Kind == domain.ServerSideKey {
-			snap.counts.record(r, logged)
+			snap.counts.recordNext(&cursor, r, logged)
 		}
 		if i > 0 {
 			out = append(out, ',')
@@ -405,8 +407,15 @@ func (s *Server) ruleset(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("ETag", snap.etag)
+	c.Response().Header()["Cache-Control"] = revalidate
 	if etagMatches(c.Request().Header.Get("If-None-Match"), snap.etag) {
 		return c.NoContent(http.StatusNotModified)
 	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, snap.ruleset)
 }
+
+// revalidate is the Cache-Control of keyed documents (bulk evaluation, ruleset): a browser or
+// SDK may keep one and must revalidate it with its ETag (If-None-Match, 304) before each use;
+// no shared cache may keep it (it answers one key, and the bulk answer one context). Shared once
+// so the hot path allocates nothing for it.
+var revalidate = []string{"private, no-cache"}

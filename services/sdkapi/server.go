@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,6 +34,13 @@ type Options struct {
 	Events EventIngestor
 	// Exposures turns on server-side exposure logging (exposures.go); nil, or no Publish, is off.
 	Exposures *ExposureOptions
+	// EdgeAuth resolves an edge token to its scope for the /edge/v1 routes (mirror.go): the
+	// core's side of edge serving. Nil: this server serves no edge (404).
+	EdgeAuth func(ctx context.Context, secret string) (EdgeScope, error)
+	// PublicHold is how long a public stream request waits for a change. Default PublicStreamHold.
+	PublicHold time.Duration
+	// ExposuresOff lists the environments whose server_exposures setting is off, for the mirror.
+	ExposuresOff func(ctx context.Context) ([]string, error)
 }
 
 func (o *Options) defaults() {
@@ -45,6 +53,9 @@ func (o *Options) defaults() {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 10 * time.Second
 	}
+	if o.PublicHold <= 0 {
+		o.PublicHold = PublicStreamHold
+	}
 }
 
 // Server is the SDK-facing API.
@@ -55,17 +66,31 @@ type Server struct {
 	limiter *httpapi.Limiter
 	flusher *counterFlusher
 	streams *streamMetrics
+	public  *publicStreamMetrics
 	notes   chan notification
 	resync  chan struct{}
 	// exposures records the experiment exposures of OFREP answers; nil when off.
 	exposures *exposureLog
+	// stopping is closed by StopStreams: open SSE streams end, so a graceful HTTP shutdown
+	// does not wait out its deadline on connections that never go idle.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
+	// beats is the one heartbeat timer of every SSE stream (heartbeat.go).
+	beats *heartbeat
 }
+
+// StopStreams ends every open SSE stream (SDK streams and edges' change streams); clients
+// reconnect, to another replica or to this one once it is back. Call it before the HTTP server's
+// Shutdown.
+func (s *Server) StopStreams() { s.stoppingOnce.Do(func() { close(s.stopping) }) }
 
 // New builds the api role's server and its snapshots (empty until Load or Run).
 func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Options) *Server {
 	opts.defaults()
 	s := &Server{snaps: snaps, log: log, opts: opts, flusher: snaps.counterLog, streams: newStreamMetrics(reg, snaps),
-		notes: make(chan notification, 1024), resync: make(chan struct{}, 1)}
+		public: newPublicStreamMetrics(reg),
+		notes:  make(chan notification, 1024), resync: make(chan struct{}, 1), stopping: make(chan struct{}),
+		beats: newHeartbeat(opts.Heartbeat)}
 	if opts.RateLimit > 0 {
 		s.limiter = httpapi.NewLimiter(opts.RateLimit, opts.RateLimit) // bursts of one second's worth
 	}
@@ -84,6 +109,12 @@ func NewSnapshotsFor(db *pgxpool.Pool, log *slog.Logger, reg prometheus.Register
 	return s
 }
 
+// NewSnapshotsFromSource builds snapshots that read source (an edge's mirror of its core) and the
+// counter flusher that a Server reports through.
+func NewSnapshotsFromSource(source Source, log *slog.Logger, reg prometheus.Registerer, sink CountSink) *Snapshots {
+	return NewSnapshotsFrom(source, log, newCounterFlusher(sink, reg, log))
+}
+
 // LimitFlagSeries bounds the label sets of vexil_sdk_evaluations_total: the first n (project,
 // environment, flag, variation) sets get series of their own, later ones count under flag and
 // variation "other" of their environment; 0 labels no flag at all. Unbounded by default.
@@ -97,7 +128,10 @@ func (s *Snapshots) LimitFlagSeries(n int) {
 const streamPath = "/sdk/v1/stream"
 
 // IsStream reports whether the request is an SSE stream: it stays open, bounded per write.
-func IsStream(c echo.Context) bool { return c.Path() == streamPath }
+func IsStream(c echo.Context) bool {
+	p := c.Path()
+	return p == streamPath || p == MirrorChangesPath || p == PublicStreamPath
+}
 
 // Register adds the SDK routes.
 func (s *Server) Register(e *echo.Echo) {
@@ -106,8 +140,14 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/ofrep/v1/configuration", s.configuration)
 	e.GET("/sdk/v1/ruleset", s.ruleset)
 	e.GET(streamPath, s.stream)
+	e.GET(PublicStreamPath, s.publicStream)
 	e.POST("/sdk/v1/events", s.postEvents)
 	e.POST(TrackPath, s.track)
+	if s.opts.EdgeAuth != nil {
+		e.GET(MirrorPath, s.mirror)
+		e.GET(MirrorChangesPath, s.mirrorChanges)
+		e.POST(MirrorEventsPath, s.mirrorEvents)
+	}
 }
 
 // FlushCounts drains the evaluation counters now (also done every FlushInterval by Run).

@@ -19,14 +19,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/domain/evaluation"
 	"github.com/vexil-flags/vexil/projections/access"
-	"github.com/vexil-flags/vexil/projections/rulesets"
 )
 
 // envID names an environment of a project.
@@ -67,8 +65,12 @@ func newSnapshot(id envID, rs *domain.Ruleset, compiled *evaluation.Compiled) (*
 	if err != nil {
 		return nil, err
 	}
+	counts := newCounters(rs)
+	if compiled != nil {
+		counts.inOrder(compiled.Flags())
+	}
 	return &snapshot{id: id, version: rs.Version, compiled: compiled, ruleset: body, values: values, client: client,
-		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: newCounters(rs)}, nil
+		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: counts}, nil
 }
 
 // valueJSON is the JSON of the value r served.
@@ -91,8 +93,9 @@ type environment struct {
 
 // Snapshots is the in-memory state of the api role.
 type Snapshots struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	source Source
+	pool   *pgxpool.Pool // nil unless the source is the read models (waits for projections)
+	log    *slog.Logger
 
 	mu   sync.RWMutex // guards envs (the map, not the snapshots, which are atomic)
 	envs map[envID]*environment
@@ -106,11 +109,22 @@ type Snapshots struct {
 	// loads counts rulesets compiled and installed (start-up, changes, reconciliation): a
 	// deployment's reload rate, and how a test knows the api role has settled.
 	loads prometheus.Counter
+
+	mirrorMu   sync.Mutex // guards the change signal of edges' mirror streams (mirror.go)
+	mirrorGen  uint64
+	mirrorNext chan struct{}
 }
 
-// NewSnapshots returns empty snapshots; call Load before serving.
+// NewSnapshots returns empty snapshots reading the read models; call Load before serving.
 func NewSnapshots(pool *pgxpool.Pool, log *slog.Logger, flusher *counterFlusher) *Snapshots {
-	s := &Snapshots{pool: pool, log: log, envs: map[envID]*environment{}, counterLog: flusher,
+	s := NewSnapshotsFrom(PostgresSource{Pool: pool}, log, flusher)
+	s.pool = pool
+	return s
+}
+
+// NewSnapshotsFrom returns empty snapshots reading source; call Load before serving.
+func NewSnapshotsFrom(source Source, log *slog.Logger, flusher *counterFlusher) *Snapshots {
+	s := &Snapshots{source: source, log: log, envs: map[envID]*environment{}, counterLog: flusher,
 		loads: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_sdk_ruleset_loads_total",
 			Help: "Environment rulesets compiled and installed in memory (start-up, changes, reconciliation)."})}
 	empty := map[string]access.SDKKey{}
@@ -120,7 +134,7 @@ func NewSnapshots(pool *pgxpool.Pool, log *slog.Logger, flusher *counterFlusher)
 
 // Load reads every environment and SDK key; it is the start-up load and the reconciliation.
 func (s *Snapshots) Load(ctx context.Context) error {
-	versions, err := rulesets.Versions(ctx, s.pool)
+	versions, err := s.source.Versions(ctx, "")
 	if err != nil {
 		s.fail(err)
 		return err
@@ -141,22 +155,10 @@ func (s *Snapshots) Load(ctx context.Context) error {
 
 // RefreshProject reloads the environments of one project whose version moved, and its keys.
 func (s *Snapshots) RefreshProject(ctx context.Context, project string, keysToo bool) error {
-	rows, err := s.pool.Query(ctx, `SELECT environment, version FROM rm_rulesets WHERE project = $1`, project)
+	list, err := s.source.Versions(ctx, project)
 	if err != nil {
 		s.fail(err)
-		return fmt.Errorf("sdkapi: versions of %s: %w", project, err)
-	}
-	type ev struct {
-		env     string
-		version int64
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ev, error) {
-		var e ev
-		return e, r.Scan(&e.env, &e.version)
-	})
-	if err != nil {
-		s.fail(err)
-		return fmt.Errorf("sdkapi: versions of %s: %w", project, err)
+		return err
 	}
 	if keysToo {
 		if err := s.reloadKeys(ctx); err != nil {
@@ -165,7 +167,7 @@ func (s *Snapshots) RefreshProject(ctx context.Context, project string, keysToo 
 		}
 	}
 	for _, e := range list {
-		if err := s.refresh(ctx, envID{project, e.env}, e.version); err != nil {
+		if err := s.refresh(ctx, envID{e.Project, e.Environment}, e.Version); err != nil {
 			s.fail(err)
 			return err
 		}
@@ -185,7 +187,7 @@ func (s *Snapshots) refresh(ctx context.Context, id envID, version int64) error 
 	if cur := env.current.Load(); cur != nil && cur.version == version {
 		return nil
 	}
-	rs, err := rulesets.Load(ctx, s.pool, id.project, id.environment)
+	rs, err := s.source.Ruleset(ctx, id.project, id.environment)
 	if err != nil {
 		return fmt.Errorf("sdkapi: load %s/%s: %w", id.project, id.environment, err)
 	}
@@ -214,6 +216,7 @@ func (s *Snapshots) install(env *environment, id envID, rs *domain.Ruleset) erro
 	s.loads.Inc()
 	s.counterLog.retire(id, left) // flushed once more, not lost
 	env.hub.publish(changeOf(prev, next))
+	s.mirrorChanged()
 	return nil
 }
 
@@ -257,23 +260,9 @@ func (s *Snapshots) all() []*snapshot {
 }
 
 func (s *Snapshots) reloadKeys(ctx context.Context) error {
-	rows, err := s.pool.Query(ctx, `SELECT key, project, environment, kind FROM rm_sdk_keys`)
+	keys, err := s.source.Keys(ctx)
 	if err != nil {
-		return fmt.Errorf("sdkapi: load SDK keys: %w", err)
-	}
-	keys := map[string]access.SDKKey{}
-	for rows.Next() {
-		var key string
-		var k access.SDKKey
-		if err := rows.Scan(&key, &k.Project, &k.Environment, &k.Kind); err != nil {
-			rows.Close()
-			return fmt.Errorf("sdkapi: scan SDK key: %w", err)
-		}
-		keys[key] = k
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sdkapi: load SDK keys: %w", err)
+		return err
 	}
 	s.setKeys(keys)
 	return nil
@@ -284,7 +273,9 @@ func (s *Snapshots) reloadKeys(ctx context.Context) error {
 // (A stream that authorized with the previous keys and subscribes after the sweep checks again
 // once subscribed; see stream.)
 func (s *Snapshots) setKeys(keys map[string]access.SDKKey) {
-	s.keys.Store(&keys)
+	if prev := s.keys.Swap(&keys); !sameKeys(*prev, keys) {
+		s.mirrorChanged()
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for id, env := range s.envs {

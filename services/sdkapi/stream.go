@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,8 +98,6 @@ func (s *Server) stream(c echo.Context) error {
 	}
 	bw.WriteString("\n")
 
-	heartbeat := time.NewTicker(s.opts.Heartbeat)
-	defer heartbeat.Stop()
 	done := c.Request().Context().Done()
 	for {
 		if err := bw.Flush(); err != nil {
@@ -109,6 +106,8 @@ func (s *Server) stream(c echo.Context) error {
 		w.Flush()
 		select {
 		case <-done:
+			return nil
+		case <-s.stopping:
 			return nil
 		case <-sub.gone:
 			// EventSource reconnects after a closed stream and then gets 401, which ends it.
@@ -120,7 +119,7 @@ func (s *Server) stream(c echo.Context) error {
 			if n, ok := sub.take(); ok {
 				s.writeEvent(bw, k.Kind, n)
 			}
-		case <-heartbeat.C:
+		case <-s.beats.next():
 			bw.WriteString(": heartbeat\n\n")
 		}
 	}

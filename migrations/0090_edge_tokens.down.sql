@@ -1,0 +1,1 @@
+ALTER TABLE rm_api_tokens DROP COLUMN environments;
