@@ -51,7 +51,7 @@ var funcs = template.FuncMap{
 		}
 		return b
 	},
-	"fid":  fieldID,
+	"fid": fieldID,
 	"dict": func(kv ...any) map[string]any {
 		m := map[string]any{}
 		for i := 0; i+1 < len(kv); i += 2 {
