@@ -52,6 +52,9 @@ var funcs = template.FuncMap{
 		return b
 	},
 	"fid": fieldID,
+	"flagTypes": func() []string {
+		return []string{string(domain.FlagBoolean), string(domain.FlagString), string(domain.FlagNumber), string(domain.FlagJSON)}
+	},
 	"dict": func(kv ...any) map[string]any {
 		m := map[string]any{}
 		for i := 0; i+1 < len(kv); i += 2 {
