@@ -397,14 +397,14 @@ func (tb *tab) axe(script, page string) {
 	}
 }
 
-// screenshot writes a full-page PNG to $VEXIL_SCREENSHOTS, when set.
+// screenshot writes a full-page PNG (quality 100 is PNG; less would be JPEG) to $VEXIL_SCREENSHOTS, when set.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
 	dir := os.Getenv("VEXIL_SCREENSHOTS")
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		tb.t.Fatalf("screenshot %s: %v", name, err)
 	}

@@ -31,6 +31,8 @@ type Commands interface {
 	Flags(ctx context.Context, q catalog.ListQuery) ([]*domain.Flag, string, error)
 	Flag(ctx context.Context, project, flag string) (*domain.Flag, error)
 	FlagAt(ctx context.Context, project, flag string, at time.Time) (*domain.Flag, error)
+	// FlagKeys lists the keys of a project's live flags (prerequisite candidates).
+	FlagKeys(ctx context.Context, project string) ([]string, error)
 	Segments(ctx context.Context, project string) ([]*domain.Segment, error)
 	Audit(ctx context.Context, q audit.Query) ([]audit.Entry, string, error)
 	// LastChanges is the newest audit entry of each of the given flags.
@@ -108,6 +110,24 @@ func (a *AppCommands) FlagAt(ctx context.Context, project, flag string, at time.
 		return nil, err
 	}
 	return agg.(*domain.Flag), nil
+}
+
+// FlagKeys reads the live flags' keys from the catalog read model, without their states.
+func (a *AppCommands) FlagKeys(ctx context.Context, project string) ([]string, error) {
+	rows, err := a.pool.Query(ctx, `SELECT key FROM rm_flags WHERE project = $1 AND NOT archived ORDER BY key`, project)
+	if err != nil {
+		return nil, fmt.Errorf("web: flag keys of %s: %w", project, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("web: flag keys of %s: %w", project, err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }
 
 // Segments lists the live segments of a project.

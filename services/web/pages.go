@@ -589,7 +589,7 @@ type targetingData struct {
 	Reason     string
 	Err        *fieldErrors
 	Segments   []*domain.Segment
-	Flags      []*domain.Flag // prerequisite candidates
+	Flags      []string // prerequisite candidates: the other live flags' keys
 	// Confirm shows the diff of a save to a production environment before it is made.
 	Confirm  []diffLine
 	Conflict *conflictData
@@ -657,11 +657,11 @@ func (s *Server) showTargeting(c echo.Context, status int, f *domain.Flag, p *do
 	if err != nil {
 		return s.fail(c, err)
 	}
-	flags, _, err := s.cmds.Flags(ctx, catalog.ListQuery{Project: p.Key, Limit: catalog.MaxPageSize})
+	flags, err := s.cmds.FlagKeys(ctx, p.Key)
 	if err != nil {
 		return s.fail(c, err)
 	}
-	flags = slices.DeleteFunc(flags, func(x *domain.Flag) bool { return x.Key == f.Key })
+	flags = slices.DeleteFunc(flags, func(k string) bool { return k == f.Key })
 	data := targetingData{frame: fr, Flag: f, Env: env, Production: isProduction(env), Draft: d, Version: version, Segments: segs, Flags: flags,
 		Reason: strings.TrimSpace(c.FormValue(reasonField)), Live: liveData{Project: p.Key, Flag: f.Key, Version: f.Version}}
 	more(&data)

@@ -21,6 +21,7 @@ func TestPagesRender(t *testing.T) {
 	fr := frame{Title: "T", User: &u, CSRF: "tok", Project: proj, Environment: "production", Role: "editor", CanEdit: true}
 	flag := &domain.Flag{Key: "banner", Name: "Banner", Type: domain.FlagString, Variations: []domain.Variation{{Key: "a", Value: "A"}, {Key: "b", Value: "B"}},
 		Environments: map[string]*domain.Targeting{"production": {On: true, OffVariation: "a", Default: domain.Serve{Variation: "a"},
+			Prerequisites: []domain.Prerequisite{{Flag: "other", Variation: "on"}}, Targets: []domain.Target{{Variation: "b", Values: []string{"u1", "u2"}}},
 			Rules: []domain.Rule{{ID: "rule-1", Clauses: []domain.Clause{{Attribute: "country", Operator: domain.OpIn, Values: []any{"FR", 3.0}}, {Operator: domain.OpInSegment, Values: []any{"beta"}}},
 				Serve: domain.Serve{Split: &domain.Split{Variations: []domain.WeightedVariation{{Variation: "a", Weight: 10000}, {Variation: "b", Weight: 90000}}}}}}}}}
 	fe := &fieldErrors{Field: "rules[0].serve.split.variations", Message: "weights must add up"}
@@ -32,7 +33,8 @@ func TestPagesRender(t *testing.T) {
 		"flags":     flagsData{frame: fr, Flags: []flagRow{{Flag: flag, Switches: sw}}, PageEnvironments: sortedEnvironments(proj), Next: "x"},
 		"newflag":   newFlagData{frame: fr, Err: &fieldErrors{Field: "key", Message: "bad"}},
 		"flag":      flagData{frame: fr, Flag: flag, Switches: sw, Err: fe},
-		"targeting": targetingData{frame: fr, Flag: flag, Env: proj.Environments["production"], Production: true, Draft: draftOf(*flag.Environments["production"]), Err: fe, Confirm: valueDiff(nil, flag), Conflict: &conflictData{Who: "Bo"}},
+		"targeting": targetingData{frame: fr, Flag: flag, Env: proj.Environments["production"], Production: true, Draft: draftOf(*flag.Environments["production"]), Err: fe, Confirm: valueDiff(nil, flag), Conflict: &conflictData{Who: "Bo"}, Flags: []string{"other"},
+			Segments: []*domain.Segment{{Key: "beta", Name: "Beta"}}},
 		"audit":     auditData{frame: fr, Entries: []auditRow{{Who: "Ada", Diff: jsonDiff([]byte(`{"on":false}`), []byte(`{"on":true}`))}}},
 		"history":   historyData{frame: fr, Flag: flag, Then: flag, At: "2026-01-01T00:00:00Z", RestoreEnvs: sortedEnvironments(proj)},
 	}
