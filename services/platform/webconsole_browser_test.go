@@ -189,7 +189,7 @@ type tab struct {
 	t       *testing.T
 	ctx     context.Context
 	base    string
-	b       *browser                        // the console log of the first context
+	b       *browser                         // the console log of the first context
 	collect func() []chromedp.ConsoleMessage // the console log of another context
 	refused []string                         // URLs the test expects the server to refuse
 }

@@ -27,16 +27,16 @@ func TestPagesRender(t *testing.T) {
 	fe := &fieldErrors{Field: "rules[0].serve.split.variations", Message: "weights must add up"}
 	sw := []switchData{{Project: "shop", Flag: "banner", Environment: "production", EnvironmentName: "Production", On: true, CanEdit: true, Production: true, CSRF: "tok"}}
 	cases := map[string]any{
-		"login":     loginData{frame: frame{Title: "Sign in"}, Error: "no"},
-		"error":     errorData{frame: fr, Status: 403, Message: "no"},
-		"projects":  projectsData{frame: fr},
-		"flags":     flagsData{frame: fr, Flags: []flagRow{{Flag: flag, Switches: sw}}, PageEnvironments: sortedEnvironments(proj), Next: "x"},
-		"newflag":   newFlagData{frame: fr, Err: &fieldErrors{Field: "key", Message: "bad"}},
-		"flag":      flagData{frame: fr, Flag: flag, Switches: sw, Err: fe},
+		"login":    loginData{frame: frame{Title: "Sign in"}, Error: "no"},
+		"error":    errorData{frame: fr, Status: 403, Message: "no"},
+		"projects": projectsData{frame: fr},
+		"flags":    flagsData{frame: fr, Flags: []flagRow{{Flag: flag, Switches: sw}}, PageEnvironments: sortedEnvironments(proj), Next: "x"},
+		"newflag":  newFlagData{frame: fr, Err: &fieldErrors{Field: "key", Message: "bad"}},
+		"flag":     flagData{frame: fr, Flag: flag, Switches: sw, Err: fe},
 		"targeting": targetingData{frame: fr, Flag: flag, Env: proj.Environments["production"], Production: true, Draft: draftOf(*flag.Environments["production"]), Err: fe, Confirm: valueDiff(nil, flag), Conflict: &conflictData{Who: "Bo"}, Flags: []string{"other"},
 			Segments: []*domain.Segment{{Key: "beta", Name: "Beta"}}},
-		"audit":     auditData{frame: fr, Entries: []auditRow{{Who: "Ada", Diff: jsonDiff([]byte(`{"on":false}`), []byte(`{"on":true}`))}}},
-		"history":   historyData{frame: fr, Flag: flag, Then: flag, At: "2026-01-01T00:00:00Z", RestoreEnvs: sortedEnvironments(proj)},
+		"audit":   auditData{frame: fr, Entries: []auditRow{{Who: "Ada", Diff: jsonDiff([]byte(`{"on":false}`), []byte(`{"on":true}`))}}},
+		"history": historyData{frame: fr, Flag: flag, Then: flag, At: "2026-01-01T00:00:00Z", RestoreEnvs: sortedEnvironments(proj)},
 	}
 	for name, data := range cases {
 		if err := p.sets[name].ExecuteTemplate(io.Discard, "layout.html", data); err != nil {
