@@ -185,6 +185,10 @@ func TestWebConsoleForms(t *testing.T) {
 		t.Fatalf("the audit page does not name the person and the reason: %s", page)
 	}
 
+	if st, csv := vic.get("/projects/shop/audit/export?format=csv&flag=banner"); st != http.StatusOK || !strings.Contains(csv, "try FR and DE") || !strings.HasPrefix(csv, "position,") {
+		t.Fatalf("audit export as CSV: %d %s", st, csv)
+	}
+
 	// Sign out ends the session on the server.
 	if st, _, _ := ada.post("/logout", url.Values{}, true); st != http.StatusSeeOther {
 		t.Fatalf("sign out: %d", st)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -776,7 +777,7 @@ func (s *Server) auditPage(c echo.Context) error {
 	}
 	d := auditData{frame: s.baseFrame(c, "Audit log", "audit", p), Flag: c.QueryParam("flag"), Actor: q.Actor, EnvFilter: q.Environment, Next: next, Kind: kind}
 	exp := url.Values{}
-	for k, v := range map[string]string{"environment": q.Environment, "actor": q.Actor} {
+	for k, v := range map[string]string{"environment": q.Environment, "actor": q.Actor, "flag": c.QueryParam("flag"), "segment": c.QueryParam("segment")} {
 		if v != "" {
 			exp.Set(k, v)
 		}
@@ -788,13 +789,57 @@ func (s *Server) auditPage(c echo.Context) error {
 	return s.render(c, http.StatusOK, "audit", d)
 }
 
-// ExportBase is the API path the audit page's export links use.
-func (d auditData) ExportBase() string {
-	base := "/api/v1/projects/" + url.PathEscape(d.Project.Key)
-	if d.Kind != "" && d.Flag != "" {
-		return base + "/flags/" + url.PathEscape(d.Flag) + "/audit"
+// auditExport writes the filtered audit log as JSON lines or CSV, newest first, page by page
+// from the read model, so any length streams in bounded memory.
+func (s *Server) auditExport(c echo.Context) error {
+	ctx := c.Request().Context()
+	format := c.QueryParam("format")
+	if format != "jsonl" && format != "csv" {
+		return s.errorPage(c, http.StatusBadRequest, "format must be jsonl or csv")
 	}
-	return base + "/audit"
+	q := audit.Query{Project: c.Param("project"), Environment: c.QueryParam("environment"), Actor: c.QueryParam("actor"), Limit: audit.MaxPageSize}
+	if fl := c.QueryParam("flag"); fl != "" {
+		q.EntityKind, q.EntityKey = "flag", fl
+	} else if sg := c.QueryParam("segment"); sg != "" {
+		q.EntityKind, q.EntityKey = "segment", sg
+	}
+	first, next, err := s.cmds.Audit(ctx, q)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	h := c.Response().Header()
+	name := "audit-" + q.Project
+	if format == "csv" {
+		h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+	} else {
+		h.Set(echo.HeaderContentType, "application/jsonl; charset=utf-8")
+	}
+	h.Set("Content-Disposition", `attachment; filename="`+name+"."+format+`"`)
+	c.Response().WriteHeader(http.StatusOK)
+	w := csv.NewWriter(c.Response())
+	enc := json.NewEncoder(c.Response())
+	if format == "csv" {
+		_ = w.Write([]string{"position", "occurred_at", "actor", "reason", "event_type", "entity_kind", "entity_key", "environment", "before", "after"})
+	}
+	for entries := first; ; {
+		for _, e := range entries {
+			if format == "csv" {
+				_ = w.Write([]string{strconv.FormatInt(e.Position, 10), e.OccurredAt.UTC().Format(time.RFC3339Nano), e.Actor, e.Reason, e.EventType,
+					e.EntityKind, e.EntityKey, e.Environment, string(e.Before), string(e.After)})
+			} else if err := enc.Encode(e); err != nil {
+				return nil // the client went away; the status is sent
+			}
+		}
+		w.Flush()
+		if next == "" {
+			return nil
+		}
+		q.Cursor = next
+		if entries, next, err = s.cmds.Audit(ctx, q); err != nil {
+			s.log.Error("audit export broke off", "project", q.Project, "err", err)
+			return nil
+		}
+	}
 }
 
 // ---- time travel ----

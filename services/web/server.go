@@ -113,6 +113,7 @@ func (s *Server) Register(e *echo.Echo) {
 	g.GET("/:project/flags/:flag/history", s.historyPage, s.member(identity.RoleViewer))
 	g.POST("/:project/flags/:flag/history/restore", s.restore, s.member(identity.RoleEditor))
 	g.GET("/:project/audit", s.auditPage, s.member(identity.RoleViewer))
+	g.GET("/:project/audit/export", s.auditExport, s.member(identity.RoleViewer))
 }
 
 // staticHandler serves embedded assets with a short cache: they change with the binary.
