@@ -121,6 +121,24 @@ func TestWebConsoleForms(t *testing.T) {
 	if st, _, _ := anon.post("/login", url.Values{"email": {"ada@example.com"}, "password": {"wrong password!"}}, false); st != http.StatusUnauthorized {
 		t.Fatalf("wrong password: %d, want 401", st)
 	}
+	// First run: the admin token creates the first admin, once; a wrong token cannot.
+	if st, _, _ := anon.post("/setup", url.Values{"token": {"vxl_wrong"}, "email": {"root@example.com"}, "name": {"Root"}, "password": {testPassword}}, false); st != http.StatusForbidden {
+		t.Fatalf("setup with a wrong token: %d, want 403", st)
+	}
+	if st, _, hdr := anon.post("/setup", url.Values{"token": {adminToken}, "email": {"root@example.com"}, "name": {"Root"}, "password": {testPassword}}, false); st != http.StatusSeeOther {
+		t.Fatalf("setup with the admin token: %d %v", st, hdr)
+	}
+	if st, _ := anon.get("/setup"); st != http.StatusNotFound {
+		t.Fatalf("setup once an admin exists: %d, want 404", st)
+	}
+	root, err := identity.NewStore(v.p.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := root.UserByEmail(context.Background(), "root@example.com"); err != nil || !u.InstanceAdmin {
+		t.Fatalf("the first admin: %+v %v", u, err)
+	}
+
 	// A project the person is no member of does not exist for them.
 	if st, _ := ada.get("/projects/other/flags"); st != http.StatusNotFound {
 		t.Fatalf("another project's flags: %d, want 404", st)

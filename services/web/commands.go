@@ -14,6 +14,7 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections"
+	"github.com/vexil-flags/vexil/projections/access"
 	"github.com/vexil-flags/vexil/projections/audit"
 	"github.com/vexil-flags/vexil/projections/catalog"
 	"github.com/vexil-flags/vexil/services/console"
@@ -37,6 +38,10 @@ type Commands interface {
 	Audit(ctx context.Context, q audit.Query) ([]audit.Entry, string, error)
 	// LastChanges is the newest audit entry of each of the given flags.
 	LastChanges(ctx context.Context, project string, flags []string) (map[string]audit.Entry, error)
+
+	// InstanceAdminToken reports whether secret is a live, unrestricted API token of admin scope
+	// (the bootstrap admin token, or one made by `vexil tokens create --scope admin`).
+	InstanceAdminToken(ctx context.Context, secret string) (bool, error)
 
 	// Commands on flags.
 	CreateFlag(ctx context.Context, meta domain.Metadata, in domain.NewFlag) (*domain.Flag, error)
@@ -170,6 +175,18 @@ func (a *AppCommands) LastChanges(ctx context.Context, project string, flags []s
 		out[e.EntityKey] = e
 	}
 	return out, rows.Err()
+}
+
+// InstanceAdminToken looks the token up in the access read model, as the API does.
+func (a *AppCommands) InstanceAdminToken(ctx context.Context, secret string) (bool, error) {
+	t, err := access.LookupToken(ctx, a.pool, console.HashToken(secret))
+	if domain.ErrorCode(err) == domain.ENotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !t.Revoked && t.Project == "" && t.Scope == domain.ScopeAdmin, nil
 }
 
 // CreateFlag creates a flag with a fresh salt.

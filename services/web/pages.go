@@ -39,7 +39,7 @@ func (s *Server) loginPage(c echo.Context) error {
 	if sessionOf(c) != nil {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
 	}
-	return s.render(c, http.StatusOK, "login", loginData{frame: frame{Title: "Sign in"}, Next: c.QueryParam("next")})
+	return s.render(c, http.StatusOK, "login", loginData{frame: frame{Title: "Sign in", Flash: c.QueryParam("done")}, Next: c.QueryParam("next")})
 }
 
 // safeNext keeps a post-sign-in redirect on this site: a path, never another host.
@@ -87,6 +87,63 @@ func (s *Server) logout(c echo.Context) error {
 	}
 	c.SetCookie(&http.Cookie{Name: s.cookieName(c), Value: "", Path: "/", HttpOnly: true, Secure: c.IsTLS(), SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	return c.Redirect(http.StatusSeeOther, "/login")
+}
+
+// ---- first run ----
+
+type setupData struct {
+	frame
+	Email, Name string
+	Err         *fieldErrors
+}
+
+// setupPage lets the holder of an instance admin API token (the bootstrap token printed on the
+// first start) create the first admin person, while there is none. Afterwards it is gone: admins
+// are made by admins or by `vexil users create --admin` at the database.
+func (s *Server) setupPage(c echo.Context) error {
+	if done, err := s.people.AnyInstanceAdmin(c.Request().Context()); err != nil || done {
+		if err != nil {
+			return s.fail(c, err)
+		}
+		return s.errorPage(c, http.StatusNotFound, "This installation has an admin already: sign in, or ask an admin.")
+	}
+	return s.render(c, http.StatusOK, "setup", setupData{frame: frame{Title: "First admin"}})
+}
+
+func (s *Server) setup(c echo.Context) error {
+	ctx := c.Request().Context()
+	if done, err := s.people.AnyInstanceAdmin(ctx); err != nil || done {
+		if err != nil {
+			return s.fail(c, err)
+		}
+		return s.errorPage(c, http.StatusNotFound, "This installation has an admin already: sign in, or ask an admin.")
+	}
+	d := setupData{frame: frame{Title: "First admin"}, Email: strings.TrimSpace(c.FormValue("email")), Name: strings.TrimSpace(c.FormValue("name"))}
+	// The token is a secret worth guessing: the sign-in limiter applies to it as well.
+	if wait, ok := s.logins.Allow("setup:"+c.RealIP(), s.opts.Now()); !ok {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		d.Err = &fieldErrors{Field: "token", Message: "Too many attempts. Try again later."}
+		return s.render(c, http.StatusTooManyRequests, "setup", d)
+	}
+	ok, err := s.cmds.InstanceAdminToken(ctx, strings.TrimSpace(c.FormValue("token")))
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if !ok {
+		d.Err = &fieldErrors{Field: "token", Message: "This is not an unrestricted admin API token."}
+		return s.render(c, http.StatusForbidden, "setup", d)
+	}
+	u, err := s.people.CreateUser(ctx, identity.NewUser{Email: d.Email, DisplayName: d.Name, Password: c.FormValue("password"),
+		InstanceAdmin: true, CreatedBy: "setup:admin-token"})
+	if fe := asFieldError(err); fe != nil {
+		d.Err = fe
+		return s.render(c, http.StatusBadRequest, "setup", d)
+	}
+	if err != nil {
+		return s.fail(c, err)
+	}
+	s.log.Info("first admin created with the admin token", "user", u.ID)
+	return c.Redirect(http.StatusSeeOther, "/login?done="+url.QueryEscape("Admin created: sign in."))
 }
 
 // ---- projects ----

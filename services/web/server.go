@@ -96,6 +96,8 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/login", s.loginPage, s.headers, s.optionalSession)
 	e.POST("/login", s.login, s.headers)
 	e.POST("/logout", s.logout, s.headers, s.session, s.csrf)
+	e.GET("/setup", s.setupPage, s.headers)
+	e.POST("/setup", s.setup, s.headers)
 
 	g := e.Group("/projects", s.headers, s.session, s.csrf)
 	g.GET("", s.projectsPage)
