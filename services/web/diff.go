@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // diffLine is one changed value between two JSON documents, by path: what a person reads in the
@@ -37,8 +38,30 @@ func jsonDiff(before, after []byte) []diffLine {
 			out = append(out, diffLine{Path: p, Before: bv, Kind: "removed"})
 		}
 	}
+	// An empty list or object that gained (or lost) entries shows as those entries, not as the
+	// empty marker disappearing (or appearing) too.
+	out = slices.DeleteFunc(out, func(l diffLine) bool {
+		switch {
+		case l.Kind == "removed" && isEmptyMarker(l.Before):
+			return hasBeneath(a, l.Path)
+		case l.Kind == "added" && isEmptyMarker(l.After):
+			return hasBeneath(b, l.Path)
+		}
+		return false
+	})
 	slices.SortFunc(out, func(x, y diffLine) int { return comparePaths(x.Path, y.Path) })
 	return out
+}
+
+func isEmptyMarker(v string) bool { return v == "(none)" || v == "{}" }
+
+func hasBeneath(leaves map[string]string, path string) bool {
+	for p := range leaves {
+		if strings.HasPrefix(p, path+"[") || strings.HasPrefix(p, path+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // valueDiff is jsonDiff of two values.
