@@ -9,8 +9,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vexil-flags/vexil/services/identity"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // person is someone signed in to the web console with their own cookie jar.
@@ -192,6 +194,15 @@ func TestWebConsoleForms(t *testing.T) {
 	st, body, _ = ada.post("/projects/shop/flags/banner/environments/development", target, true)
 	if st != http.StatusConflict || !strings.Contains(body, "Changed by Ada Lovelace meanwhile") {
 		t.Fatalf("stale save: %d, want 409 naming the change's author: %s", st, body)
+	}
+
+	// Evaluate-as: the serving evaluator's answer and the trace, for a context typed in the page.
+	testkit.WaitFor(t, 10*time.Second, "the evaluate-as page to show the saved rule's split", func() bool {
+		_, page := vic.get("/projects/shop/flags/banner/evaluate?env=development&context=" + url.QueryEscape(`{"targetingKey":"u1","country":"DE"}`))
+		return strings.Contains(page, "SPLIT") && strings.Contains(page, "Rule 1 <code>rule-1</code>: matched")
+	})
+	if _, page := vic.get("/projects/shop/flags/banner/evaluate?env=development&context=" + url.QueryEscape(`{"targetingKey":"u1","country":"US"}`)); !strings.Contains(page, "DEFAULT") || !strings.Contains(page, "did not match") {
+		t.Fatalf("evaluate-as for a context no rule matches: %s", page)
 	}
 
 	// Attributed to the person, with the reason, in the audit log (the API's and the page's).

@@ -17,6 +17,7 @@ import (
 	"github.com/vexil-flags/vexil/projections/access"
 	"github.com/vexil-flags/vexil/projections/audit"
 	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/projections/rulesets"
 	"github.com/vexil-flags/vexil/services/console"
 	"github.com/vexil-flags/vexil/services/postgres"
 )
@@ -39,6 +40,9 @@ type Commands interface {
 	// LastChanges is the newest audit entry of each of the given flags.
 	LastChanges(ctx context.Context, project string, flags []string) (map[string]audit.Entry, error)
 
+	// Ruleset is an environment's ruleset: the one the api role serves (at zero), or as it was at
+	// a past moment, rebuilt from the event store.
+	Ruleset(ctx context.Context, project, env string, at time.Time) (*domain.Ruleset, error)
 	// InstanceAdminToken reports whether secret is a live, unrestricted API token of admin scope
 	// (the bootstrap admin token, or one made by `vexil tokens create --scope admin`).
 	InstanceAdminToken(ctx context.Context, secret string) (bool, error)
@@ -175,6 +179,14 @@ func (a *AppCommands) LastChanges(ctx context.Context, project string, flags []s
 		out[e.EntityKey] = e
 	}
 	return out, rows.Err()
+}
+
+// Ruleset reads the served ruleset, or rebuilds a past one.
+func (a *AppCommands) Ruleset(ctx context.Context, project, env string, at time.Time) (*domain.Ruleset, error) {
+	if at.IsZero() {
+		return rulesets.Load(ctx, a.pool, project, env)
+	}
+	return a.app.RulesetAt(ctx, project, env, at)
 }
 
 // InstanceAdminToken looks the token up in the access read model, as the API does.

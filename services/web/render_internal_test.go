@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/domain/evaluation"
 	"github.com/vexil-flags/vexil/services/identity"
 )
 
@@ -35,7 +36,9 @@ func TestPagesRender(t *testing.T) {
 		"flag":     flagData{frame: fr, Flag: flag, Switches: sw, Err: fe},
 		"targeting": targetingData{frame: fr, Flag: flag, Env: proj.Environments["production"], Production: true, Draft: draftOf(*flag.Environments["production"]), Err: fe, Confirm: valueDiff(nil, flag), Conflict: &conflictData{Who: "Bo"}, Flags: []string{"other"},
 			Segments: []*domain.Segment{{Key: "beta", Name: "Beta"}}},
-		"audit":   auditData{frame: fr, Entries: []auditRow{{Who: "Ada", Diff: jsonDiff([]byte(`{"on":false}`), []byte(`{"on":true}`))}}},
+		"audit": auditData{frame: fr, Entries: []auditRow{{Who: "Ada", Diff: jsonDiff([]byte(`{"on":false}`), []byte(`{"on":true}`))}}},
+		"evaluate": evaluateData{frame: fr, Flag: flag, Env: "production", HasEvaluation: true, Result: &evaluation.Result{Variation: "b", Value: "B", Reason: "SPLIT", Bucket: 12},
+			Rules: []traceRule{{ID: "rule-1", Clauses: []traceClause{{Clause: domain.Clause{Attribute: "country", Operator: domain.OpIn, Values: []any{"FR"}}, ContextValue: `"FR"`, Matched: true}}}}},
 		"history": historyData{frame: fr, Flag: flag, Then: flag, At: "2026-01-01T00:00:00Z", RestoreEnvs: sortedEnvironments(proj)},
 	}
 	for name, data := range cases {
