@@ -162,7 +162,13 @@ func TestWebConsoleForms(t *testing.T) {
 		t.Fatalf("toggle without CSRF token: %d, want 403", st)
 	}
 	// A viewer sees no edit controls and is refused a direct POST.
-	if _, page := vic.get("/projects/shop/flags"); strings.Contains(page, "New flag") || !strings.Contains(page, "disabled") {
+	// (The list reads the catalog read model: on a loaded machine it may trail the write.)
+	var page string
+	testkit.WaitFor(t, 30*time.Second, "the flags list to show the new flag", func() bool {
+		_, page = vic.get("/projects/shop/flags")
+		return strings.Contains(page, "banner")
+	})
+	if strings.Contains(page, "New flag") || !strings.Contains(page, "disabled") {
 		t.Fatalf("the viewer's flags list shows edit controls: %s", page)
 	}
 	if st, _, _ := vic.post("/projects/shop/flags/banner/environments/development/toggle", url.Values{"on": {"true"}}, true); st != http.StatusForbidden {
