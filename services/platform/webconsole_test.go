@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/services/identity"
+	"github.com/vexil-flags/vexil/services/platform"
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 
@@ -230,5 +232,51 @@ func TestWebConsoleForms(t *testing.T) {
 	}
 	if st, _ := ada.get("/projects/shop/flags"); st != http.StatusSeeOther {
 		t.Fatalf("after sign-out: %d, want a redirect to sign in", st)
+	}
+}
+
+// The first admin from the command line (`vexil users create --admin`), the password from the
+// environment or standard input, never a flag; then that person signs in to the console.
+func TestUsersCreateFromTheCommandLine(t *testing.T) {
+	v := startVexil(t)
+	run := func(stdin string, env map[string]string, args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		m := &platform.Main{Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader(stdin),
+			Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+		err := m.Run(context.Background(), append(args, "--database-url", v.tv.Database, "--redis-url", v.tv.Redis, "--stream-prefix", v.tv.Prefix))
+		return out.String(), err
+	}
+	if _, err := run("short\n", nil, "users", "create", "--admin", "--email", "root@example.com", "--name", "Root"); err == nil || !strings.Contains(err.Error(), "at least 10") {
+		t.Fatalf("a short password: %v", err)
+	}
+	out, err := run(testPassword+"\n", nil, "users", "create", "--admin", "--email", "root@example.com", "--name", "Root")
+	if err != nil || !strings.Contains(out, `"instance_admin": true`) {
+		t.Fatalf("users create --admin: %v %s", err, out)
+	}
+	v.must(201, "POST", "/api/v1/projects", map[string]any{"key": "shop", "name": "Shop"})
+	if _, err := run("", map[string]string{"VEXIL_USER_PASSWORD": testPassword}, "users", "create", "--email", "ed@example.com", "--name", "Ed",
+		"--project", "shop", "--role", "editor"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("", nil, "users", "list"); err != nil || !strings.Contains(out, "ed@example.com") || !strings.Contains(out, "root@example.com") {
+		t.Fatalf("users list: %v %s", err, out)
+	}
+	people, err := identity.NewStore(v.p.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, err := people.UserByEmail(context.Background(), "ed@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := signIn(t, v, ed)
+	if st, _ := p.get("/projects/shop/flags"); st != http.StatusOK {
+		t.Fatalf("Ed's flags page: %d", st)
+	}
+	if out, err := run("", nil, "users", "revoke-sessions", "ed@example.com"); err != nil || !strings.Contains(out, `"revoked_sessions": 1`) {
+		t.Fatalf("revoke-sessions: %v %s", err, out)
+	}
+	if st, _ := p.get("/projects/shop/flags"); st != http.StatusSeeOther {
+		t.Fatalf("after revoke-sessions: %d, want a redirect to sign in", st)
 	}
 }
