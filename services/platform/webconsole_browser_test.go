@@ -111,6 +111,10 @@ func TestWebConsoleInBrowser(t *testing.T) {
 	ada.axe(axe, "flags list")
 	ada.screenshot("flags-list")
 
+	// The segments list says which flags use the segment.
+	ada.open("/projects/shop/segments")
+	ada.waitText("table.segments", "checkout-banner")
+
 	// The audit page shows the change as a diff, with the person's name and the reason.
 	ada.open("/projects/shop/audit?flag=checkout-banner")
 	ada.waitText("ol.audit li.entry", "Ada Lovelace")

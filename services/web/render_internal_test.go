@@ -39,6 +39,8 @@ func TestPagesRender(t *testing.T) {
 		"audit": auditData{frame: fr, Entries: []auditRow{{Who: "Ada", Diff: jsonDiff([]byte(`{"on":false}`), []byte(`{"on":true}`))}}},
 		"evaluate": evaluateData{frame: fr, Flag: flag, Env: "production", HasEvaluation: true, Result: &evaluation.Result{Variation: "b", Value: "B", Reason: "SPLIT", Bucket: 12},
 			Rules: []traceRule{{ID: "rule-1", Clauses: []traceClause{{Clause: domain.Clause{Attribute: "country", Operator: domain.OpIn, Values: []any{"FR"}}, ContextValue: `"FR"`, Matched: true}}}}},
+		"segments": segmentsData{frame: fr, Segments: []segmentRow{{Segment: &domain.Segment{Key: "beta", Name: "Beta", Match: "any",
+			Clauses: []domain.Clause{{Attribute: "plan", Operator: domain.OpIn, Values: []any{"pro"}}}, Included: []string{"u1"}}, UsedBy: []string{"banner"}}}},
 		"history": historyData{frame: fr, Flag: flag, Then: flag, At: "2026-01-01T00:00:00Z", RestoreEnvs: sortedEnvironments(proj)},
 	}
 	for name, data := range cases {

@@ -115,6 +115,7 @@ func (s *Server) Register(e *echo.Echo) {
 	g.GET("/:project/flags/:flag/history", s.historyPage, s.member(identity.RoleViewer))
 	g.GET("/:project/flags/:flag/evaluate", s.evaluatePage, s.member(identity.RoleViewer))
 	g.POST("/:project/flags/:flag/history/restore", s.restore, s.member(identity.RoleEditor))
+	g.GET("/:project/segments", s.segmentsPage, s.member(identity.RoleViewer))
 	g.GET("/:project/audit", s.auditPage, s.member(identity.RoleViewer))
 	g.GET("/:project/audit/export", s.auditExport, s.member(identity.RoleViewer))
 }
