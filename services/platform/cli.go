@@ -35,6 +35,10 @@ Usage:
   vexil tokens create --scope admin [--name N] [--project P] [flags]
                                       create an API token from the command line (prints it once);
                                       also: vexil tokens list, vexil tokens revoke ID
+  vexil users create --email E --name N [--admin] [--project P --role R] [flags]
+                                      create a person of the web console (password from
+                                      VEXIL_USER_PASSWORD or stdin); --admin: instance admin;
+                                      also: vexil users list, vexil users revoke-sessions EMAIL
   vexil audit verify [--heads] [flags] verify the event store's hash chains; exit 1 on any problem
   vexil replay [--verify] [flags]     rebuild every read model from the event store and swap it in;
                                       --verify compares instead and exits 1 on any difference
@@ -48,6 +52,7 @@ Flags (each also read from its environment variable):
 // Main is the vexil command line.
 type Main struct {
 	Stdout, Stderr io.Writer
+	Stdin          io.Reader                   // os.Stdin by default (the password of `vexil users create`)
 	Lookup         func(string) (string, bool) // environment; os.LookupEnv by default
 }
 
@@ -83,6 +88,8 @@ func (m *Main) dispatch(ctx context.Context, args []string) error {
 		return m.seed(ctx, args[1:])
 	case "tokens":
 		return m.tokens(ctx, args[1:])
+	case "users":
+		return m.users(ctx, args[1:])
 	case "grafana-role":
 		return m.grafanaRole(ctx, args[1:])
 	case "audit":
@@ -159,6 +166,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 		if err := json.NewEncoder(m.Stdout).Encode(res); err != nil {
 			return err
+		}
+		if cfg.Has(config.RoleConsole) {
+			if err := EnsureDemoLogin(ctx, p); err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stderr, "Web console: http://%s/ — sign in as %s with password %s (an editor of the demo project).\n", p.Addr, DemoEmail, DemoPassword)
 		}
 	}
 	fmt.Fprintf(m.Stderr, "Vexil listens on http://%s (roles %v). Ctrl-C stops it.\n", p.Addr, cfg.Roles)

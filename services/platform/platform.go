@@ -290,6 +290,10 @@ func (p *Platform) Start(ctx context.Context) error {
 		srv := console.NewServer(p.App, p.Log, cfg.MaxBodyBytes).WithAnalyzer(p.Analyzer).WithTriggerRateLimit(cfg.TriggerRateLimit)
 		srv.Register(e)
 		srv.RegisterHooks(e) // public webhook triggers: their secret, no bearer token
+		if err := registerWebConsole(e, p); err != nil {
+			cancel()
+			return err
+		}
 	}
 	// After routing, before any handler: parameters of the management API and webhooks must be
 	// text the database can store (the SDK API answers in OFREP's format and stores none).
