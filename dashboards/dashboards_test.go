@@ -14,8 +14,8 @@ import (
 
 	"github.com/vexil-flags/vexil/dashboards"
 	"github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
 )
 
 type sqlTarget struct {

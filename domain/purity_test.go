@@ -75,7 +75,7 @@ func TestPurityRules(t *testing.T) {
 	for path, want := range map[string]bool{
 		"fmt": true, "encoding/json": true, "vendor/golang.org/x/crypto/chacha20": true,
 		"gonum.org/v1/gonum/stat": true, "github.com/vexil-flags/vexil/domain/evaluation": true,
-		"github.com/vexil-flags/vexil/services/postgres": false, "github.com/jackc/pgx/v5": false,
+		"github.com/vexil-flags/vexil/services/adapters/postgres": false, "github.com/jackc/pgx/v5": false,
 		"gonum.org/v1/gonumx": false, "golang.org/x/exp/slices": false,
 	} {
 		if got := allowed(path); got != want {

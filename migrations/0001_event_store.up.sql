@@ -7,7 +7,7 @@
 -- there, when the server preloads it, or on a single-process WASM build (PGlite, tests), which has
 -- no postmaster and loads libraries on demand. Otherwise the database is migrated in plain mode;
 -- Vexil warns at start-up and `vexil migrate timescale` converts it once the server preloads the
--- library (services/postgres/storage.go asks the same question).
+-- library (services/adapters/postgres/storage.go asks the same question).
 DO $$
 BEGIN
   IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')

@@ -41,7 +41,7 @@ BEGIN
     RAISE EXCEPTION 'vexil_timescale_upgrade: the timescaledb extension is not created in this database'
       USING HINT = 'Run vexil migrate timescale: it checks that the server preloads TimescaleDB and creates the extension.';
   END IF;
-  -- The projector's telemetry maintenance lock (services/telemetry): no maintenance pass refreshes
+  -- The projector's telemetry maintenance lock (services/roles/ingest): no maintenance pass refreshes
   -- a plain view while it is being replaced, and two upgrades at once wait for each other (the
   -- second finds nothing left to do).
   PERFORM pg_advisory_xact_lock(hashtext('vexil-telemetry-maintenance'));

@@ -1,4 +1,4 @@
--- People of the web console (services/identity). These are operational records, not domain
+-- People of the web console (services/app/identity). These are operational records, not domain
 -- history: what a person changes in flags, segments and environments is an ordinary event whose
 -- metadata names the person (actor "user:<id>"), so the audit log and time travel see it. The
 -- password hash is bcrypt (golang.org/x/crypto/bcrypt); the table never holds a password.

@@ -1,5 +1,5 @@
 // Package migrations embeds Vexil's SQL migrations, run by golang-migrate (see
-// services/postgres.Migrate).
+// services/adapters/postgres.Migrate).
 //
 // The same files work on TimescaleDB and on plain PostgreSQL >= 14: 0001 creates the timescaledb
 // extension when the server can load it (preloaded, or already created), and later files branch on

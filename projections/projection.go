@@ -10,7 +10,7 @@ import (
 
 // Projection builds one read model from the event store.
 //
-// The projector runner (services/projector) guarantees: Apply is called with one stream's events
+// The projector runner (services/roles/projector) guarantees: Apply is called with one stream's events
 // in version order, exactly the ones after the projection's checkpoint for that stream, inside
 // tx, and the checkpoint is advanced in the same tx; so, as long as Apply writes only through tx,
 // every event is applied exactly once even when notifications are redelivered or several

@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 type healthcheck struct {
@@ -71,7 +71,7 @@ func TestComposeFile(t *testing.T) {
 	for name, s := range f.Services {
 		for k := range s.Environment {
 			if strings.HasPrefix(k, "VEXIL_") && !known[k] && !strings.HasPrefix(k, "VEXIL_GRAFANA_") {
-				t.Errorf("%s: %s is not in the configuration table (services/config)", name, k)
+				t.Errorf("%s: %s is not in the configuration table (services/platform/config)", name, k)
 			}
 		}
 		if r := s.Environment["VEXIL_ROLES"]; r != "" {

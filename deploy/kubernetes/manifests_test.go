@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
-	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 // serviceMonitor is the part of the Prometheus Operator's CRD the base uses (strictly decoded).

@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-flags/vexil/deploy/load/fixture"
-	"github.com/vexil-flags/vexil/services/httpapi"
+	"github.com/vexil-flags/vexil/services/adapters/httpapi"
 )
 
 // endpoints is what the servers expose (printed by -serve-only, read by -server-proc and wrk.sh).

@@ -18,9 +18,9 @@ import (
 	"github.com/vexil-flags/vexil/deploy/load/fixture"
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections/access"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/projector"
+	"github.com/vexil-flags/vexil/services/roles/projector"
 )
 
 // database is a fresh database of the load test, dropped by drop.

@@ -11,10 +11,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vexil-flags/vexil/services/config"
-	"github.com/vexil-flags/vexil/services/httpapi"
+	"github.com/vexil-flags/vexil/services/adapters/httpapi"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/sdkapi"
+	"github.com/vexil-flags/vexil/services/platform/config"
+	"github.com/vexil-flags/vexil/services/roles/sdkapi"
 )
 
 // server is an HTTP server on a loopback port.

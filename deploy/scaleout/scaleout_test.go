@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
-	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
+	"github.com/vexil-flags/vexil/services/adapters/redisstream/redistest"
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 

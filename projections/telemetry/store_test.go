@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
 )
 
 // database is a migrated database of one kind, with a pool.

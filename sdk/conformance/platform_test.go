@@ -14,9 +14,9 @@ import (
 
 	"github.com/vexil-flags/vexil/sdk/conformance"
 	vexil "github.com/vexil-flags/vexil/sdk/go"
-	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
+	"github.com/vexil-flags/vexil/services/platform/config"
+	"github.com/vexil-flags/vexil/services/roles/ingest/ingesttest"
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 
@@ -24,7 +24,7 @@ import (
 // stream prefix and address (so SDKs that know its URL find it again).
 type server struct {
 	t    *testing.T
-	tv   *telemetrytest.Vexil
+	tv   *ingesttest.Vexil
 	p    *platform.Platform
 	addr string
 	args []string
@@ -33,7 +33,7 @@ type server struct {
 // startServer runs every role of the real program on a fresh database and stream prefix.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	tv := telemetrytest.Start(t, args...)
+	tv := ingesttest.Start(t, args...)
 	return &server{t: t, tv: tv, p: tv.P, addr: tv.P.Addr, args: args}
 }
 
@@ -51,7 +51,7 @@ func (s *server) stop() {
 func (s *server) restart() {
 	s.t.Helper()
 	all := append([]string{"--database-url", s.tv.Database, "--redis-url", s.tv.Redis, "--stream-prefix", s.tv.Prefix,
-		"--http-addr", s.addr, "--admin-token", telemetrytest.AdminToken, "--consistency-wait", "5s"}, s.args...)
+		"--http-addr", s.addr, "--admin-token", ingesttest.AdminToken, "--consistency-wait", "5s"}, s.args...)
 	cfg, err := config.Parse("test", all, func(string) (string, bool) { return "", false })
 	if err != nil {
 		s.t.Fatal(err)
@@ -78,7 +78,7 @@ func (s *server) restart() {
 
 // admin is the management API client of the platform.
 func (s *server) admin() *conformance.Admin {
-	return &conformance.Admin{Base: s.base(), Token: telemetrytest.AdminToken}
+	return &conformance.Admin{Base: s.base(), Token: ingesttest.AdminToken}
 }
 
 func (s *server) must(want int, method, path string, body any) map[string]any {

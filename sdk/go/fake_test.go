@@ -20,7 +20,7 @@ import (
 
 const serverKey = "server-test-key"
 
-// fakeServer answers the SDK routes of Vexil's api role the way services/sdkapi does (the
+// fakeServer answers the SDK routes of Vexil's api role the way services/roles/sdkapi does (the
 // end-to-end tests in sdk/conformance run the real one): the ruleset with ETag/304, the SSE
 // stream, and event ingestion. Tests change its ruleset and break it on purpose.
 type fakeServer struct {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
 )
 
 // Application is the seam the entry points use: commands change aggregates, queries read them.

@@ -16,8 +16,8 @@ import (
 	"github.com/vexil-flags/vexil/projections/catalog"
 	"github.com/vexil-flags/vexil/projections/delivery"
 	"github.com/vexil-flags/vexil/projections/rulesets"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/projector"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/roles/projector"
 )
 
 // Meta says who runs a command, why and through what, and how it may be repeated. It becomes the

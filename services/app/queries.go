@@ -8,8 +8,8 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections/catalog"
-	pdelivery "github.com/vexil-flags/vexil/projections/delivery"
-	exprm "github.com/vexil-flags/vexil/projections/experiments"
+	"github.com/vexil-flags/vexil/projections/delivery"
+	"github.com/vexil-flags/vexil/projections/experiments"
 )
 
 // --- aggregates, folded from the event store (current; ENotFound when the stream is empty) ---
@@ -372,37 +372,37 @@ func (q *Queries) ListProjects(ctx context.Context, cursor string, limit int, on
 
 // ListGoals lists a project's goals (archived ones instead, with archived).
 func (q *Queries) ListGoals(ctx context.Context, project string, archived bool) ([]*domain.Goal, error) {
-	return exprm.List[domain.Goal](ctx, q.c.pool, project, archived)
+	return experiments.List[domain.Goal](ctx, q.c.pool, project, archived)
 }
 
 // ListExperiments lists a project's experiments (archived ones instead, with archived).
 func (q *Queries) ListExperiments(ctx context.Context, project string, archived bool) ([]*domain.Experiment, error) {
-	return exprm.List[domain.Experiment](ctx, q.c.pool, project, archived)
+	return experiments.List[domain.Experiment](ctx, q.c.pool, project, archived)
 }
 
 // ListSchedules is one page of scheduled changes.
-func (q *Queries) ListSchedules(ctx context.Context, lq pdelivery.ListQuery) ([]*domain.ScheduledChange, string, error) {
-	return pdelivery.ListSchedules(ctx, q.c.pool, lq)
+func (q *Queries) ListSchedules(ctx context.Context, lq delivery.ListQuery) ([]*domain.ScheduledChange, string, error) {
+	return delivery.ListSchedules(ctx, q.c.pool, lq)
 }
 
 // ListRollouts is one page of rollouts.
-func (q *Queries) ListRollouts(ctx context.Context, lq pdelivery.ListQuery) ([]*domain.Rollout, string, error) {
-	return pdelivery.ListRollouts(ctx, q.c.pool, lq)
+func (q *Queries) ListRollouts(ctx context.Context, lq delivery.ListQuery) ([]*domain.Rollout, string, error) {
+	return delivery.ListRollouts(ctx, q.c.pool, lq)
 }
 
 // ListAutoOpsRules is one page of auto-ops rules.
-func (q *Queries) ListAutoOpsRules(ctx context.Context, lq pdelivery.ListQuery) ([]*domain.AutoOpsRule, string, error) {
-	return pdelivery.ListRules(ctx, q.c.pool, lq)
+func (q *Queries) ListAutoOpsRules(ctx context.Context, lq delivery.ListQuery) ([]*domain.AutoOpsRule, string, error) {
+	return delivery.ListRules(ctx, q.c.pool, lq)
 }
 
 // ListAutoOpsFirings is one page of a rule's firings.
-func (q *Queries) ListAutoOpsFirings(ctx context.Context, project, rule, cursor string, limit int) ([]pdelivery.Firing, string, error) {
-	return pdelivery.ListFirings(ctx, q.c.pool, project, rule, cursor, limit)
+func (q *Queries) ListAutoOpsFirings(ctx context.Context, project, rule, cursor string, limit int) ([]delivery.Firing, string, error) {
+	return delivery.ListFirings(ctx, q.c.pool, project, rule, cursor, limit)
 }
 
 // ListTriggers is one page of webhook triggers (never their secrets).
-func (q *Queries) ListTriggers(ctx context.Context, lq pdelivery.ListQuery) ([]pdelivery.TriggerSummary, string, error) {
-	return pdelivery.ListTriggers(ctx, q.c.pool, lq)
+func (q *Queries) ListTriggers(ctx context.Context, lq delivery.ListQuery) ([]delivery.TriggerSummary, string, error) {
+	return delivery.ListTriggers(ctx, q.c.pool, lq)
 }
 
 // TokenSummary is an API token as listed: never its secret or hash.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/vexil-flags/vexil/domain"
-	pdelivery "github.com/vexil-flags/vexil/projections/delivery"
+	"github.com/vexil-flags/vexil/projections/delivery"
 )
 
 // CreateTrigger creates a webhook trigger that turns a flag on or off in one environment.
@@ -114,7 +114,7 @@ func (c *Commands) FireTrigger(ctx context.Context, m Meta, cmd FireTrigger) (Tr
 	if cmd.Secret == "" || !domain.ValidKey(cmd.ID) {
 		return TriggerFired{}, ErrTriggerRefused
 	}
-	project, err := pdelivery.TriggerProject(ctx, c.c.pool, cmd.ID)
+	project, err := delivery.TriggerProject(ctx, c.c.pool, cmd.ID)
 	if domain.ErrorCode(err) == domain.ENotFound {
 		return TriggerFired{}, ErrTriggerRefused
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // The authorization model, stated once here and independently of the code that enforces it
-// (services/console/policy.go):
+// (services/roles/console/policy.go):
 //   - without a valid token (none, unknown, revoked) every operation but the OpenAPI document
 //     answers 401;
 //   - a token's scope must reach the operation's scope (read < write < admin), else 403;

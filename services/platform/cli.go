@@ -12,11 +12,11 @@ import (
 	"strconv"
 	"strings"
 
-	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/config"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/projector"
-	"github.com/vexil-flags/vexil/services/replay"
+	"github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/platform/config"
+	"github.com/vexil-flags/vexil/services/roles/projector"
+	"github.com/vexil-flags/vexil/services/roles/replay"
 )
 
 const usage = `vexil: event-sourced feature flags and experiments
@@ -314,10 +314,10 @@ func (m *Main) migrateTimescale(ctx context.Context, cfg *config.Config) error {
 	// Continuous aggregates start empty: materialize everything the raw events still hold, up to
 	// where the refresh policies take over (on a converted database this only redoes what changed
 	// since the last refresh).
-	if err := ptelemetry.CatchUpRollups(ctx, pool); err != nil {
+	if err := telemetry.CatchUpRollups(ctx, pool); err != nil {
 		return fmt.Errorf("migrate timescale: converted, but refreshing the continuous aggregates failed (run this again): %w", err)
 	}
-	changed, err := ptelemetry.ApplyPolicies(ctx, pool, telemetryPolicies(cfg))
+	changed, err := telemetry.ApplyPolicies(ctx, pool, telemetryPolicies(cfg))
 	if err != nil {
 		return fmt.Errorf("migrate timescale: converted, but applying the telemetry policies failed (the projector role retries at start): %w", err)
 	}

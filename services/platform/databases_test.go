@@ -9,11 +9,11 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections/access"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
 	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
-	"github.com/vexil-flags/vexil/services/projector"
+	"github.com/vexil-flags/vexil/services/roles/projector"
 )
 
 // The migrations and the projections work on TimescaleDB (native, else WASM: the log says) and on plain

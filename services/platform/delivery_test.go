@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/services/app"
-	"github.com/vexil-flags/vexil/services/console"
-	"github.com/vexil-flags/vexil/services/delivery"
+	"github.com/vexil-flags/vexil/services/roles/console"
+	"github.com/vexil-flags/vexil/services/roles/scheduler"
 )
 
 // Progressive delivery through the management API, with the scheduler driven by the test's clock:
@@ -32,20 +32,20 @@ func (v *vexil) flagOn(t *testing.T, project, flag, env string) bool {
 	return v.must(200, "GET", "/api/v1/projects/"+project+"/flags/"+flag+"/environments/"+env, nil)["targeting"].(map[string]any)["on"].(bool)
 }
 
-type fixedMetrics map[string]delivery.ArmCounts
+type fixedMetrics map[string]scheduler.ArmCounts
 
-func (m fixedMetrics) Arms(context.Context, delivery.MetricsQuery) (map[string]delivery.ArmCounts, error) {
+func (m fixedMetrics) Arms(context.Context, scheduler.MetricsQuery) (map[string]scheduler.ArmCounts, error) {
 	return m, nil
 }
 
 // testScheduler is a scheduler on the platform's database with the test's clock.
-func testScheduler(t *testing.T, v *vexil, clock *testClock, metrics delivery.MetricsSource) *delivery.Scheduler {
+func testScheduler(t *testing.T, v *vexil, clock *testClock, metrics scheduler.MetricsSource) *scheduler.Scheduler {
 	t.Helper()
 	a, err := app.New(app.Config{Store: v.p.Store, Pool: v.p.Pool, Log: v.p.Log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := delivery.New(delivery.Config{App: a, Store: v.p.Store, Pool: v.p.Pool, Clock: clock.Now,
+	s, err := scheduler.New(scheduler.Config{App: a, Store: v.p.Store, Pool: v.p.Pool, Clock: clock.Now,
 		AutoOpsInterval: -1, Metrics: metrics, Logger: v.p.Log})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func testScheduler(t *testing.T, v *vexil, clock *testClock, metrics delivery.Me
 	return s
 }
 
-func tick(t *testing.T, s *delivery.Scheduler) delivery.Report {
+func tick(t *testing.T, s *scheduler.Scheduler) scheduler.Report {
 	t.Helper()
 	rep, err := s.Tick(context.Background())
 	if err != nil {
@@ -417,7 +417,7 @@ func TestAutoOpsThroughTheAPI(t *testing.T) {
 	if rep := tick(t, s); rep.RulesEvaluated != 1 || rep.RulesFired != 0 {
 		t.Fatalf("too small a sample fired: %+v", rep)
 	}
-	metrics["true"], metrics["false"] = delivery.ArmCounts{Exposed: 5000, Converted: 250}, delivery.ArmCounts{Exposed: 5000, Converted: 60}
+	metrics["true"], metrics["false"] = scheduler.ArmCounts{Exposed: 5000, Converted: 250}, scheduler.ArmCounts{Exposed: 5000, Converted: 60}
 	if rep := tick(t, s); rep.RulesFired != 1 {
 		t.Fatalf("bad metrics: %+v", rep)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
+	"github.com/vexil-flags/vexil/services/roles/ingest/ingesttest"
 )
 
 // serve --demo on a fresh database: /readyz says "starting" until the demo is seeded, then the
@@ -17,7 +17,7 @@ import (
 // raised so the test is quick, and the deadline is generous for a busy machine.)
 func TestDemoLooksAlive(t *testing.T) {
 	t.Parallel()
-	tv := telemetrytest.StartWith(t, func(p *platform.Platform) { p.NotReadyUntil("seeding the demo project") },
+	tv := ingesttest.StartWith(t, func(p *platform.Platform) { p.NotReadyUntil("seeding the demo project") },
 		"--demo-traffic", "40", "--analysis-interval", "2s", "--telemetry-refresh-interval", "2s", "--scheduler-interval", "500ms")
 	v := &vexil{t: t, tv: tv, p: tv.P, base: tv.Base, token: adminToken}
 	ready := v.as("").do("GET", "/readyz", nil)

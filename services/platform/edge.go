@@ -15,15 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/vexil-flags/vexil/services/config"
-	"github.com/vexil-flags/vexil/services/edge"
-	"github.com/vexil-flags/vexil/services/httpapi"
-	"github.com/vexil-flags/vexil/services/sdkapi"
-	"github.com/vexil-flags/vexil/services/telemetry"
+	"github.com/vexil-flags/vexil/services/adapters/httpapi"
+	"github.com/vexil-flags/vexil/services/platform/config"
+	"github.com/vexil-flags/vexil/services/roles/edge"
+	"github.com/vexil-flags/vexil/services/roles/ingest"
+	"github.com/vexil-flags/vexil/services/roles/sdkapi"
 )
 
 // Edge is a running edge process (vexil serve --roles edge): the SDK API served from a core's
-// mirror, with neither PostgreSQL nor Redis (services/edge, docs/edge.md).
+// mirror, with neither PostgreSQL nor Redis (services/roles/edge, docs/edge.md).
 type Edge struct {
 	Config *config.Config
 	Log    *slog.Logger
@@ -45,7 +45,7 @@ func StartEdge(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Edge
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ed, err := edge.New(edge.Config{Upstream: cfg.Upstream, Token: cfg.EdgeToken, Dir: cfg.EdgeDir,
-		SpoolMaxBytes: cfg.EdgeSpoolMaxBytes, Limits: telemetry.Limits{MaxBatch: cfg.EventsMaxBatch,
+		SpoolMaxBytes: cfg.EdgeSpoolMaxBytes, Limits: ingest.Limits{MaxBatch: cfg.EventsMaxBatch,
 			MaxBodyBytes: cfg.EventsMaxBodyBytes, MaxAge: cfg.EventsMaxAge}, StaleAfter: 3 * cfg.SSEHeartbeat,
 		Logger: log, Registerer: reg})
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/vexil-flags/vexil/projections/access"
 	"github.com/vexil-flags/vexil/projections/catalog"
 	"github.com/vexil-flags/vexil/services/app"
-	"github.com/vexil-flags/vexil/services/sdkapi"
+	"github.com/vexil-flags/vexil/services/roles/sdkapi"
 )
 
 // edgeAuth resolves an edge token (scope edge) for the core's /edge/v1 routes. Other tokens,

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
+	"github.com/vexil-flags/vexil/services/adapters/redisstream/redistest"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
-	"github.com/vexil-flags/vexil/services/redisstream/redistest"
-	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
+	"github.com/vexil-flags/vexil/services/platform/config"
+	"github.com/vexil-flags/vexil/services/roles/ingest/ingesttest"
 )
 
 // edgeCore is a core (every role) that the test stops and starts again on the same database,
@@ -29,7 +29,7 @@ type edgeCore struct {
 	db, redis, prefix string
 	addr              string
 	p                 *platform.Platform
-	tv                *telemetrytest.Vexil
+	tv                *ingesttest.Vexil
 	stopped           bool
 	cleanupRegistered bool
 }
@@ -66,7 +66,7 @@ func (c *edgeCore) start() {
 		c.t.Fatal(err)
 	}
 	c.p, c.addr, c.stopped = p, p.Addr, false
-	c.tv = &telemetrytest.Vexil{T: c.t, P: p, Base: "http://" + p.Addr, Database: c.db, Redis: c.redis, Prefix: c.prefix}
+	c.tv = &ingesttest.Vexil{T: c.t, P: p, Base: "http://" + p.Addr, Database: c.db, Redis: c.redis, Prefix: c.prefix}
 	if !c.cleanupRegistered {
 		c.cleanupRegistered = true
 		c.t.Cleanup(func() { c.stop() })
@@ -180,7 +180,7 @@ func TestCoreAndTwoEdges(t *testing.T) {
 	edges := []*platform.Edge{startEdge(t, upstream, edgeToken, dirA), startEdge(t, upstream, edgeToken, dirB)}
 	bases := func() []string { return []string{"http://" + edges[0].Addr, "http://" + edges[1].Addr} }
 	for _, b := range bases() {
-		telemetrytest.WaitFor(t, 10*time.Second, "the edge to serve", func() bool {
+		ingesttest.WaitFor(t, 10*time.Second, "the edge to serve", func() bool {
 			s, _ := call(t, "GET", b+"/ofrep/v1/configuration", keys.Server, "")
 			return s == 200
 		})
@@ -252,7 +252,7 @@ func TestCoreAndTwoEdges(t *testing.T) {
 		changed := time.Now()
 		writes = append(writes, changed.Sub(sentAt))
 		for i, b := range bases() {
-			telemetrytest.WaitFor(t, 10*time.Second, fmt.Sprintf("round %d: edge %d to serve dark-mode %v", round, i, on), func() bool {
+			ingesttest.WaitFor(t, 10*time.Second, fmt.Sprintf("round %d: edge %d to serve dark-mode %v", round, i, on), func() bool {
 				s, body := call(t, "POST", b+"/ofrep/v1/evaluate/flags/dark-mode", keys.Server, `{"context":{"targetingKey":"u"}}`)
 				return s == 200 && strings.Contains(string(body), fmt.Sprintf(`"value":%v`, on))
 			})
@@ -285,7 +285,7 @@ func TestCoreAndTwoEdges(t *testing.T) {
 	// The core stops: both edges keep serving, and take events.
 	core.stop()
 	for _, e := range edges {
-		telemetrytest.WaitFor(t, 10*time.Second, "the edge to notice the core is down", func() bool { return e.Edge.Health().Upstream == "down" })
+		ingesttest.WaitFor(t, 10*time.Second, "the edge to notice the core is down", func() bool { return e.Edge.Health().Upstream == "down" })
 	}
 	checkEdges("core down")
 	for i, b := range bases() {
@@ -298,7 +298,7 @@ func TestCoreAndTwoEdges(t *testing.T) {
 	sent := 0
 	for i, b := range bases() {
 		for range 3 {
-			body, _ := json.Marshal(telemetrytest.Events("checkout", 20, 7, sent))
+			body, _ := json.Marshal(ingesttest.Events("checkout", 20, 7, sent))
 			if s, answer := call(t, "POST", b+"/sdk/v1/events", keys.Server, string(body)); s != 202 {
 				t.Fatalf("edge %d took no events with the core down: %d %s", i, s, answer)
 			}
@@ -329,7 +329,7 @@ func TestCoreAndTwoEdges(t *testing.T) {
 		t.Fatalf("edge restarted with the core down: %+v", h)
 	}
 	checkEdges("edge restarted with the core down")
-	body, _ := json.Marshal(telemetrytest.Events("checkout", 20, 7, sent))
+	body, _ := json.Marshal(ingesttest.Events("checkout", 20, 7, sent))
 	if s, answer := call(t, "POST", bases()[0]+"/sdk/v1/events", keys.Server, string(body)); s != 202 {
 		t.Fatalf("restarted edge took no events: %d %s", s, answer)
 	}
@@ -338,12 +338,12 @@ func TestCoreAndTwoEdges(t *testing.T) {
 	// The core comes back: every event arrives, once.
 	core.start()
 	for i, e := range edges {
-		telemetrytest.WaitFor(t, 30*time.Second, fmt.Sprintf("edge %d to forward its spool", i), func() bool {
+		ingesttest.WaitFor(t, 30*time.Second, fmt.Sprintf("edge %d to forward its spool", i), func() bool {
 			h := e.Edge.Health()
 			return h.Upstream == "up" && h.SpoolBatches == 0
 		})
 	}
-	telemetrytest.WaitFor(t, 30*time.Second, "the edges' events to be stored at the core", func() bool {
+	ingesttest.WaitFor(t, 30*time.Second, "the edges' events to be stored at the core", func() bool {
 		return core.tv.Count(`SELECT count(*) FROM evaluation_events WHERE user_key IS NOT NULL`) >= int64(sent)
 	})
 	if n := core.tv.Count(`SELECT count(*) FROM evaluation_events WHERE user_key IS NOT NULL`); n != int64(sent) {
@@ -352,7 +352,7 @@ func TestCoreAndTwoEdges(t *testing.T) {
 	// A change after the core's return reaches the edges again.
 	core.tv.Must(200, "POST", "/api/v1/projects/shop/flags/banner/environments/production/toggle", map[string]any{"on": false})
 	for i, b := range bases() {
-		telemetrytest.WaitFor(t, 15*time.Second, fmt.Sprintf("edge %d to follow the core again", i), func() bool {
+		ingesttest.WaitFor(t, 15*time.Second, fmt.Sprintf("edge %d to follow the core again", i), func() bool {
 			s, body := call(t, "POST", b+"/ofrep/v1/evaluate/flags/banner", keys.Server, `{"context":{"targetingKey":"u"}}`)
 			return s == 200 && strings.Contains(string(body), `"value":false`)
 		})

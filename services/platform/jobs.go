@@ -7,8 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/telemetry"
+	"github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/roles/ingest"
 )
 
 // jobsCheck is the timescaledb_jobs entry of /readyz: how Vexil's TimescaleDB jobs fare and who
@@ -34,7 +34,7 @@ func (j *jobsCheck) state(ctx context.Context) *check {
 	if !j.checkedAt.IsZero() && time.Since(j.checkedAt) < 30*time.Second {
 		return j.last
 	}
-	jobs, err := ptelemetry.ReadJobs(ctx, j.pool)
+	jobs, err := telemetry.ReadJobs(ctx, j.pool)
 	switch {
 	case err != nil:
 		// The driver's text can name the database: /readyz says what it means.
@@ -42,7 +42,7 @@ func (j *jobsCheck) state(ctx context.Context) *check {
 	case jobs == nil:
 		j.last = nil // plain PostgreSQL, or no policies
 	default:
-		ok, detail := telemetry.JobsSummary(jobs, j.refresh)
+		ok, detail := ingest.JobsSummary(jobs, j.refresh)
 		j.last = &check{OK: ok, State: stateUp, Detail: detail}
 		if !ok {
 			j.last.State = stateDegraded

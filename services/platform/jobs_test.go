@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
+	"github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 
@@ -38,7 +38,7 @@ func TestReadyzReportsTimescaleJobsOnNativeServer(t *testing.T) {
 	}
 	defer pool.Close()
 	testkit.WaitFor(t, 2*time.Minute, "the first run of every Vexil job", func() bool {
-		jobs, err := ptelemetry.ReadJobs(ctx, pool)
+		jobs, err := telemetry.ReadJobs(ctx, pool)
 		if err != nil {
 			t.Fatal(err)
 		}

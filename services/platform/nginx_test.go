@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
+	"github.com/vexil-flags/vexil/services/roles/ingest/ingesttest"
 )
 
 // nginxPath finds Debian's nginx. A missing nginx fails the test: CI installs it (.ci/run), and a
@@ -99,7 +99,7 @@ http {
 		}
 	})
 	base := "http://" + addr
-	telemetrytest.WaitFor(t, 10*time.Second, "nginx to listen", func() bool {
+	ingesttest.WaitFor(t, 10*time.Second, "nginx to listen", func() bool {
 		select {
 		case <-exited:
 			errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
@@ -200,7 +200,7 @@ func TestNginxCollapsesThePublicStream(t *testing.T) {
 			<-sent
 		}
 		// Vexil holds the one collapsed request until a change; nginx holds the others.
-		telemetrytest.WaitFor(t, 10*time.Second, "the collapsed request to wait at the origin", func() bool {
+		ingesttest.WaitFor(t, 10*time.Second, "the collapsed request to wait at the origin", func() bool {
 			return metricNumber(t, v, "vexil_sdk_public_stream_open") == 1
 		})
 		v.must(200, "POST", "/api/v1/projects/web/flags/banner/environments/production/toggle", map[string]any{"on": round%2 == 0})

@@ -18,9 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/redisstream"
-	"github.com/vexil-flags/vexil/services/sdkapi"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/redisstream"
+	"github.com/vexil-flags/vexil/services/roles/sdkapi"
 )
 
 // check is the state of one dependency in /readyz. It names the dependency's state in words an

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/console"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
+	"github.com/vexil-flags/vexil/services/roles/console"
 )
 
 // With PostgreSQL down (a cluster of this test's own, stopped at once as a crash would), every

@@ -25,29 +25,29 @@ import (
 	"github.com/vexil-flags/vexil/projections/access"
 	"github.com/vexil-flags/vexil/projections/audit"
 	"github.com/vexil-flags/vexil/projections/catalog"
-	pdelivery "github.com/vexil-flags/vexil/projections/delivery"
-	experimentsrm "github.com/vexil-flags/vexil/projections/experiments"
+	"github.com/vexil-flags/vexil/projections/delivery"
+	"github.com/vexil-flags/vexil/projections/experiments"
 	"github.com/vexil-flags/vexil/projections/rulesets"
-	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/adapters/httpapi"
+	"github.com/vexil-flags/vexil/services/adapters/leader"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/redisstream"
 	"github.com/vexil-flags/vexil/services/app"
-	"github.com/vexil-flags/vexil/services/config"
-	"github.com/vexil-flags/vexil/services/console"
-	"github.com/vexil-flags/vexil/services/delivery"
-	"github.com/vexil-flags/vexil/services/experiments"
-	"github.com/vexil-flags/vexil/services/httpapi"
-	"github.com/vexil-flags/vexil/services/leader"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/projector"
-	"github.com/vexil-flags/vexil/services/redisstream"
-	"github.com/vexil-flags/vexil/services/relay"
-	"github.com/vexil-flags/vexil/services/sdkapi"
-	"github.com/vexil-flags/vexil/services/telemetry"
+	"github.com/vexil-flags/vexil/services/platform/config"
+	"github.com/vexil-flags/vexil/services/roles/analysis"
+	"github.com/vexil-flags/vexil/services/roles/console"
+	"github.com/vexil-flags/vexil/services/roles/ingest"
+	"github.com/vexil-flags/vexil/services/roles/projector"
+	"github.com/vexil-flags/vexil/services/roles/relay"
+	"github.com/vexil-flags/vexil/services/roles/scheduler"
+	"github.com/vexil-flags/vexil/services/roles/sdkapi"
 )
 
 // ReadModels are the asynchronous projections, in the order the projector applies them.
 func ReadModels() []projections.Projection {
 	return []projections.Projection{access.Projection{}, catalog.Projection{}, rulesets.Projection{}, audit.Projection{},
-		experimentsrm.Projection{}, pdelivery.Projection{}}
+		experiments.Projection{}, delivery.Projection{}}
 }
 
 // Platform is a running Vexil process.
@@ -62,10 +62,10 @@ type Platform struct {
 	Addr string
 	// Analyzer runs experiment analyses (on a schedule in the experiment role, on demand in the
 	// console role).
-	Analyzer *experiments.Analyzer
+	Analyzer *analysis.Analyzer
 	// Scheduler applies due progressive-delivery work (experiment role); nil when the role does not
 	// run here.
-	Scheduler *delivery.Scheduler
+	Scheduler *scheduler.Scheduler
 	// SDK is the api role's server, nil when the role does not run here.
 	SDK *sdkapi.Server
 	// AdminToken is set when this start generated the bootstrap admin token.
@@ -117,7 +117,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Platform,
 		return nil, err
 	}
 	return &Platform{Config: cfg, Log: log, Pool: pool, Redis: rdb, Store: store, App: a,
-		Analyzer: experiments.NewAnalyzer(pool, a.Queries, log), errs: make(chan error, 8)}, nil
+		Analyzer: analysis.NewAnalyzer(pool, a.Queries, log), errs: make(chan error, 8)}, nil
 }
 
 func migrateUp(databaseURL string) error {
@@ -140,7 +140,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.runCtx, p.cancel = runCtx, cancel
 	bus := redisstream.Config{URL: cfg.RedisURL, Prefix: cfg.StreamPrefix, Logger: p.Log}
-	telemetryMetrics := telemetry.NewMetrics(reg)
+	telemetryMetrics := ingest.NewMetrics(reg)
 
 	if cfg.Has(config.RoleRelay) {
 		pub, err := redisstream.NewPublisher(bus)
@@ -160,8 +160,8 @@ func (p *Platform) Start(ctx context.Context) error {
 	var snaps *sdkapi.Snapshots
 	if cfg.Has(config.RoleAPI) {
 		// Telemetry ingest: POST /sdk/v1/events and the evaluation counters, to the telemetry stream.
-		events, err := telemetry.NewIngestor(telemetry.IngestConfig{Bus: bus, MaxLag: cfg.TelemetryMaxLag,
-			StreamMaxLen: cfg.TelemetryStreamMaxLen, Limits: telemetry.Limits{MaxBatch: cfg.EventsMaxBatch,
+		events, err := ingest.NewIngestor(ingest.IngestConfig{Bus: bus, MaxLag: cfg.TelemetryMaxLag,
+			StreamMaxLen: cfg.TelemetryStreamMaxLen, Limits: ingest.Limits{MaxBatch: cfg.EventsMaxBatch,
 				MaxBodyBytes: cfg.EventsMaxBodyBytes, MaxAge: cfg.EventsMaxAge}, Metrics: telemetryMetrics, Logger: p.Log})
 		if err != nil {
 			cancel()
@@ -203,7 +203,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	}
 	if cfg.Has(config.RoleExperiment) {
 		// Analysis runs once per installation: the experiment instances elect one through an
-		// advisory lock, so two copies do not each write every analysis (services/leader).
+		// advisory lock, so two copies do not each write every analysis (services/adapters/leader).
 		analysis, err := leader.New(leader.Config{ConnConfig: p.Pool.Config().ConnConfig, Name: "experiment-analysis",
 			Retry: min(cfg.AnalysisInterval, 10*time.Second), Logger: p.Log})
 		if err != nil {
@@ -221,7 +221,7 @@ func (p *Platform) Start(ctx context.Context) error {
 			cancel()
 			return err
 		}
-		sched, err := delivery.New(delivery.Config{App: schedApp, Store: p.Store, Pool: p.Pool,
+		sched, err := scheduler.New(scheduler.Config{App: schedApp, Store: p.Store, Pool: p.Pool,
 			Interval: cfg.SchedulerInterval, AutoOpsInterval: cfg.AutoOpsInterval, Logger: p.Log, Registerer: reg})
 		if err != nil {
 			cancel()
@@ -257,14 +257,14 @@ func (p *Platform) Start(ctx context.Context) error {
 		// Telemetry projector: the telemetry stream into the event tables; rollup and policy upkeep.
 		telemetryBus := bus
 		telemetryBus.MaxIdleTime = cfg.TelemetryRedeliverAfter
-		consumer, err := telemetry.NewConsumer(telemetry.ConsumerConfig{Pool: p.Pool, Bus: telemetryBus,
+		consumer, err := ingest.NewConsumer(ingest.ConsumerConfig{Pool: p.Pool, Bus: telemetryBus,
 			Workers: cfg.TelemetryWorkers, Metrics: telemetryMetrics, Logger: p.Log})
 		if err != nil {
 			cancel()
 			return err
 		}
-		maintainer, err := telemetry.NewMaintainer(telemetry.MaintenanceConfig{Pool: p.Pool, Interval: cfg.TelemetryRefreshInterval,
-			Policies: ptelemetry.Policies{ChunkInterval: cfg.TelemetryChunkInterval, CompressAfter: cfg.TelemetryCompressAfter,
+		maintainer, err := ingest.NewMaintainer(ingest.MaintenanceConfig{Pool: p.Pool, Interval: cfg.TelemetryRefreshInterval,
+			Policies: telemetry.Policies{ChunkInterval: cfg.TelemetryChunkInterval, CompressAfter: cfg.TelemetryCompressAfter,
 				Retention: cfg.TelemetryRetention}, Metrics: telemetryMetrics, Logger: p.Log, RollupRefresh: cfg.RollupRefresh})
 		if err != nil {
 			cancel()

@@ -8,17 +8,17 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
+	"github.com/vexil-flags/vexil/services/roles/ingest/ingesttest"
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // adminToken is the bootstrap admin token of the platforms started here.
-const adminToken = telemetrytest.AdminToken
+const adminToken = ingesttest.AdminToken
 
 // vexil is a running platform under test with a client for its API.
 type vexil struct {
 	t     testing.TB
-	tv    *telemetrytest.Vexil
+	tv    *ingesttest.Vexil
 	p     *platform.Platform
 	base  string
 	token string
@@ -27,12 +27,12 @@ type vexil struct {
 // startVexil runs every role of the real program on a fresh database and stream prefix.
 func startVexil(t testing.TB, extra ...string) *vexil {
 	t.Helper()
-	tv := telemetrytest.Start(t, extra...)
+	tv := ingesttest.Start(t, extra...)
 	return &vexil{t: t, tv: tv, p: tv.P, base: tv.Base, token: adminToken}
 }
 
 // response is an answer of the API.
-type response = telemetrytest.Response
+type response = ingesttest.Response
 
 // do sends a request with v's token; body may be a string (sent as is) or any value (sent as JSON).
 func (v *vexil) do(method, path string, body any, headers ...string) response {

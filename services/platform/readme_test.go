@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
+	"github.com/vexil-flags/vexil/services/roles/ingest/ingesttest"
 )
 
 // readmeStep is one command of a README block marked `sh test`, with the answer it documents.
@@ -145,7 +145,7 @@ func TestREADMEExamples(t *testing.T) {
 	if len(steps) < 6 {
 		t.Fatalf("only %d README steps found", len(steps))
 	}
-	tv := telemetrytest.StartWith(t, func(p *platform.Platform) { p.NotReadyUntil("seeding the demo project") },
+	tv := ingesttest.StartWith(t, func(p *platform.Platform) { p.NotReadyUntil("seeding the demo project") },
 		"--demo-traffic", "0")
 	if _, err := tv.P.StartDemo(context.Background()); err != nil {
 		t.Fatal(err)

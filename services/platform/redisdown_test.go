@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/adapters/redisstream/redistest"
 )
 
 // With Redis unreachable, management writes still commit (the outbox shares their transaction);

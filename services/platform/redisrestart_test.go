@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/redisstream/redistest"
-	"github.com/vexil-flags/vexil/services/telemetry/telemetrytest"
+	"github.com/vexil-flags/vexil/services/adapters/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/roles/ingest/ingesttest"
 )
 
 // Redis restarted without its data (a failover to an empty replica, a restart without
@@ -106,7 +106,7 @@ func TestRecoversFromRedisLosingItsDataUnderLoad(t *testing.T) {
 		}
 
 		// OFREP serves the new version.
-		telemetrytest.WaitFor(t, 15*time.Second, incident+": OFREP to serve the new version", func() bool {
+		ingesttest.WaitFor(t, 15*time.Second, incident+": OFREP to serve the new version", func() bool {
 			r := v.tv.Do("POST", "/ofrep/v1/evaluate/flags/probe", keys.Server, `{"context":{"targetingKey":"u"}}`)
 			return r.Status == 200 && (r.JSON(t)["reason"] == "DISABLED") != probeOn
 		})
@@ -122,12 +122,12 @@ func TestRecoversFromRedisLosingItsDataUnderLoad(t *testing.T) {
 		}
 
 		// Telemetry: a batch is answered 202 and stored.
-		r := v.tv.Do("POST", "/sdk/v1/events", keys.Server, telemetrytest.Events("probe", 10, 5, telemetryEvents))
+		r := v.tv.Do("POST", "/sdk/v1/events", keys.Server, ingesttest.Events("probe", 10, 5, telemetryEvents))
 		if r.Status != 202 {
 			t.Fatalf("%s: events: %d %s", incident, r.Status, r.Body)
 		}
 		telemetryEvents += 10
-		telemetrytest.WaitFor(t, 15*time.Second, incident+": telemetry to be stored", func() bool {
+		ingesttest.WaitFor(t, 15*time.Second, incident+": telemetry to be stored", func() bool {
 			return v.tv.Count(`SELECT count(*) FROM evaluation_events WHERE user_key IS NOT NULL`) == int64(telemetryEvents)
 		})
 		stored := time.Since(back)
@@ -138,7 +138,7 @@ func TestRecoversFromRedisLosingItsDataUnderLoad(t *testing.T) {
 
 	checkRecovery("baseline (no incident: timed from the check's start)")
 	writesBefore := writes.Load()
-	telemetrytest.WaitFor(t, 15*time.Second, "load writes to go on", func() bool { return writes.Load() > writesBefore+3 })
+	ingesttest.WaitFor(t, 15*time.Second, "load writes to go on", func() bool { return writes.Load() > writesBefore+3 })
 
 	srv.Kill()
 	// Writes still commit while Redis is down (the outbox shares their transaction; they wait
@@ -148,7 +148,7 @@ func TestRecoversFromRedisLosingItsDataUnderLoad(t *testing.T) {
 	go func() {
 		duringOutage <- post(v.base+"/api/v1/projects/app/flags/probe/environments/development/toggle", adminToken, `{"on":true}`)
 	}()
-	telemetrytest.WaitFor(t, 15*time.Second, "a write to commit while Redis is down", func() bool {
+	ingesttest.WaitFor(t, 15*time.Second, "a write to commit while Redis is down", func() bool {
 		return v.tv.Count(`SELECT count(*) FROM events WHERE stream_id = 'flag/app/probe'`) > probeVersion
 	})
 	srv.Start() // empty: no persistence
@@ -165,14 +165,14 @@ func TestRecoversFromRedisLosingItsDataUnderLoad(t *testing.T) {
 	checkRecovery("Redis restarted empty")
 
 	writesBefore = writes.Load()
-	telemetrytest.WaitFor(t, 15*time.Second, "load writes to go on", func() bool { return writes.Load() > writesBefore+3 })
+	ingesttest.WaitFor(t, 15*time.Second, "load writes to go on", func() bool { return writes.Load() > writesBefore+3 })
 	if err := srv.Client().FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	checkRecovery("FLUSHALL")
 
 	writesBefore = writes.Load()
-	telemetrytest.WaitFor(t, 15*time.Second, "load writes to go on after the incidents", func() bool { return writes.Load() > writesBefore+3 })
+	ingesttest.WaitFor(t, 15*time.Second, "load writes to go on after the incidents", func() bool { return writes.Load() > writesBefore+3 })
 	cancel()
 	wg.Wait()
 	if n := readFailures.Load(); n != 0 {
@@ -219,7 +219,7 @@ func TestSplitAPIRoleRecoversFromRedisLosingItsData(t *testing.T) {
 	srv := redistest.StartServer(t)
 	writer := startVexil(t, "--redis-url", srv.URL(), "--roles", "console,projector,relay", "--consistency-wait", "20s")
 	keys := writer.tv.CreateProject("app", "probe")
-	api := telemetrytest.Start(t, "--database-url", writer.tv.Database, "--stream-prefix", writer.tv.Prefix,
+	api := ingesttest.Start(t, "--database-url", writer.tv.Database, "--stream-prefix", writer.tv.Prefix,
 		"--redis-url", srv.URL(), "--roles", "api", "--reconcile-interval", "1h")
 	if api.P.SDK == nil {
 		t.Fatal("the api process runs no api role")
@@ -243,7 +243,7 @@ func TestSplitAPIRoleRecoversFromRedisLosingItsData(t *testing.T) {
 		on = !on
 		drain(probeEvents)
 		writer.must(200, "POST", "/api/v1/projects/app/flags/probe/environments/production/toggle", map[string]any{"on": on})
-		telemetrytest.WaitFor(t, 15*time.Second, incident+": the api process to serve the new version", func() bool {
+		ingesttest.WaitFor(t, 15*time.Second, incident+": the api process to serve the new version", func() bool {
 			r := api.Do("POST", "/ofrep/v1/evaluate/flags/probe", keys.Server, `{"context":{"targetingKey":"u"}}`)
 			return r.Status == 200 && (r.JSON(t)["reason"] == "DISABLED") != on
 		})

@@ -14,9 +14,9 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/projections"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
 	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/postgres"
 )
 
 func runCLI(t *testing.T, args ...string) (string, error) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/adapters/redisstream/redistest"
 )
 
 // sdkEnv is a project with secrets in its rules, for SDK tests.

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
+	"github.com/vexil-flags/vexil/services/adapters/redisstream/redistest"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
-	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/platform/config"
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 

@@ -8,14 +8,14 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/config"
-	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 // telemetryPolicies are the configured storage intervals of the raw telemetry tables.
-func telemetryPolicies(cfg *config.Config) ptelemetry.Policies {
-	return ptelemetry.Policies{ChunkInterval: cfg.TelemetryChunkInterval, CompressAfter: cfg.TelemetryCompressAfter,
+func telemetryPolicies(cfg *config.Config) telemetry.Policies {
+	return telemetry.Policies{ChunkInterval: cfg.TelemetryChunkInterval, CompressAfter: cfg.TelemetryCompressAfter,
 		Retention: cfg.TelemetryRetention}
 }
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/platform"
+	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 // The cases of the hardening report that answered 500: a NUL in any stored string (nested JSON

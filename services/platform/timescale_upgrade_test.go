@@ -15,12 +15,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
+	"github.com/vexil-flags/vexil/services/adapters/redisstream/redistest"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/postgres"
-	"github.com/vexil-flags/vexil/services/postgres/pgtest"
-	"github.com/vexil-flags/vexil/services/redisstream/redistest"
+	"github.com/vexil-flags/vexil/services/platform/config"
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 
@@ -70,7 +70,7 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 		t.Fatal(err)
 	}
 	seedTelemetry(t, ctx, pool)
-	if err := ptelemetry.RefreshRollups(ctx, pool, time.Time{}, time.Time{}); err != nil {
+	if err := telemetry.RefreshRollups(ctx, pool, time.Time{}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	before := rollupAnswers(t, ctx, pool)
@@ -102,7 +102,7 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 		!strings.Contains(s.Advice(), "vexil migrate timescale") {
 		t.Fatalf("storage with the extension created by hand: %+v %v, want plain mode advising the upgrade", s, err)
 	}
-	if err := ptelemetry.RefreshRollups(ctx, pool, time.Time{}, time.Time{}); err != nil {
+	if err := telemetry.RefreshRollups(ctx, pool, time.Time{}, time.Time{}); err != nil {
 		t.Fatalf("plain rollups with the extension created by hand: %v", err)
 	}
 	pool.Close()
@@ -135,7 +135,7 @@ func TestInstalledButNotPreloadedTimescaleRunsPlainThenUpgrades(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantHyper := []string{"evaluation_events", "experiment_analyses", "experiment_results", "goal_attributions", "goal_events", "telemetry_batches"}
-	wantCaggs := slices.Sorted(slices.Values(ptelemetry.Rollups))
+	wantCaggs := slices.Sorted(slices.Values(telemetry.Rollups))
 	if !slices.Equal(hypertables, wantHyper) || !slices.Equal(caggs, wantCaggs) {
 		t.Fatalf("after the upgrade: hypertables %v, continuous aggregates %v; want %v and %v", hypertables, caggs, wantHyper, wantCaggs)
 	}

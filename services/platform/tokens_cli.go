@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/vexil-flags/vexil/services/app"
-	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 // tokens is `vexil tokens create|list|revoke`: admin access a person can recover without a token,

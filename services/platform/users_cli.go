@@ -10,8 +10,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/vexil-flags/vexil/services/config"
-	"github.com/vexil-flags/vexil/services/identity"
+	"github.com/vexil-flags/vexil/services/app/identity"
+	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 // users is `vexil users create|list|revoke-sessions`: the first-run path to the web console (the

@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 // BuildInfo is what `vexil version` reports: read from the binary itself (debug.ReadBuildInfo),

@@ -6,11 +6,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/vexil-flags/vexil/services/identity"
-	"github.com/vexil-flags/vexil/services/web"
+	"github.com/vexil-flags/vexil/services/app/identity"
+	"github.com/vexil-flags/vexil/services/roles/web"
 )
 
-// registerWebConsole serves the web console (services/web) at / beside the management API: the
+// registerWebConsole serves the web console (services/roles/web) at / beside the management API: the
 // console role's pages, over the same application.
 func registerWebConsole(e *echo.Echo, p *Platform) error {
 	people, err := identity.NewStore(p.Pool)

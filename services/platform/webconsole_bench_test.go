@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
-	"github.com/vexil-flags/vexil/services/identity"
+	"github.com/vexil-flags/vexil/services/app/identity"
+	"github.com/vexil-flags/vexil/services/roles/web"
 	"github.com/vexil-flags/vexil/services/testkit"
-	"github.com/vexil-flags/vexil/services/web"
 )
 
 // BenchmarkWebConsolePages measures the console's pages, server side over loopback, in a project

@@ -14,7 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/vexil-flags/vexil/services/identity"
+	"github.com/vexil-flags/vexil/services/app/identity"
 	"github.com/vexil-flags/vexil/services/testkit"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/identity"
+	"github.com/vexil-flags/vexil/services/app/identity"
 	"github.com/vexil-flags/vexil/services/platform"
 	"github.com/vexil-flags/vexil/services/testkit"
 )

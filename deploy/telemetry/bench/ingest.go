@@ -20,9 +20,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/config"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
 	"github.com/vexil-flags/vexil/services/platform"
-	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 const adminToken = "vxl_bench-admin-token-0123456789abcdef"

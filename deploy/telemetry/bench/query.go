@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	ptelemetry "github.com/vexil-flags/vexil/projections/telemetry"
-	"github.com/vexil-flags/vexil/services/postgres"
+	"github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
 )
 
 // runQuery loads -rows evaluation events spread over -days days (in time order, as they arrive)
@@ -67,7 +67,7 @@ func runQuery(args []string) error {
 		return err
 	}
 	defer pool.Close()
-	ts, err := ptelemetry.HasTimescale(ctx, pool)
+	ts, err := telemetry.HasTimescale(ctx, pool)
 	if err != nil {
 		return err
 	}
@@ -127,19 +127,19 @@ func runQuery(args []string) error {
 		if _, err := pool.Exec(ctx, `ANALYZE evaluation_events`); err != nil {
 			return err
 		}
-		for _, view := range ptelemetry.Rollups {
+		for _, view := range telemetry.Rollups {
 			t1 := time.Now()
 			if ts {
 				// A policy's run may hold the aggregate on a server whose jobs run (55P03): wait it out.
 				for {
 					_, err = pool.Exec(ctx, `CALL refresh_continuous_aggregate($1::regclass, NULL, NULL)`, view)
-					if !ptelemetry.IsRefreshBusy(err) {
+					if !telemetry.IsRefreshBusy(err) {
 						break
 					}
 					time.Sleep(time.Second)
 				}
 			} else {
-				err = ptelemetry.RecomputeRollup(ctx, pool, view)
+				err = telemetry.RecomputeRollup(ctx, pool, view)
 			}
 			if err != nil {
 				return fmt.Errorf("refresh %s: %w", view, err)
@@ -160,13 +160,13 @@ func runQuery(args []string) error {
 	fmt.Printf("stored: %d raw events; evaluations_per_hour holds %d rows\n", n, hourRows)
 
 	// The console's question: GET .../flags/flag-7/stats?interval=hour over the last 30 days.
-	q := ptelemetry.StatsQuery{Project: "bench", Environment: "production", Interval: ptelemetry.Hour}
-	q.From, q.To = ptelemetry.Hour.Align(end.Add(-30*24*time.Hour), end)
+	q := telemetry.StatsQuery{Project: "bench", Environment: "production", Interval: telemetry.Hour}
+	q.From, q.To = telemetry.Hour.Align(end.Add(-30*24*time.Hour), end)
 	var times []time.Duration
-	var answer *ptelemetry.FlagStats
+	var answer *telemetry.FlagStats
 	for i := 0; i < *runs; i++ {
 		t := time.Now()
-		if answer, err = ptelemetry.FlagEvaluations(ctx, pool, q, "flag-7"); err != nil {
+		if answer, err = telemetry.FlagEvaluations(ctx, pool, q, "flag-7"); err != nil {
 			return err
 		}
 		times = append(times, time.Since(t))

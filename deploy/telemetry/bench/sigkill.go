@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vexil-flags/vexil/services/config"
 	"github.com/vexil-flags/vexil/services/platform"
+	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 // runSigkill posts -events events over HTTP to the api role (in this process) while the telemetry
