@@ -37,15 +37,7 @@ func (m *Main) tokens(ctx context.Context, args []string) error {
 		}
 		id, args = args[0], args[1:]
 	}
-	ownArgs, rest := splitOwnFlags(args, []string{"scope", "name", "project", "reason"}, []string{"secret-only"})
-	if err := own.Parse(ownArgs); err != nil {
-		return err
-	}
-	cfg, err := config.Parse("vexil tokens "+verb, rest, m.Lookup)
-	if err != nil {
-		return err
-	}
-	p, err := Open(ctx, cfg, m.logger(cfg))
+	p, err := m.openFor(ctx, "vexil tokens "+verb, own, args, []string{"scope", "name", "project", "reason"}, []string{"secret-only"})
 	if err != nil {
 		return err
 	}
@@ -93,6 +85,21 @@ func (m *Main) tokens(ctx context.Context, args []string) error {
 		return enc.Encode(map[string]any{"id": t.ID, "name": t.Name, "revoked": t.Revoked})
 	}
 	return fmt.Errorf("unknown tokens command %q; %s", verb, usage)
+}
+
+// openFor parses a subcommand's own flags (the valued and boolean names given) out of args into
+// own, the configuration from the rest, and opens the platform the command works on; the caller
+// closes it.
+func (m *Main) openFor(ctx context.Context, command string, own *flag.FlagSet, args, valued, boolean []string) (*Platform, error) {
+	ownArgs, rest := splitOwnFlags(args, valued, boolean)
+	if err := own.Parse(ownArgs); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Parse(command, rest, m.Lookup)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, cfg, m.logger(cfg))
 }
 
 // splitOwnFlags separates a command's own flags from the configuration flags: valued ones take

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/vexil-flags/vexil/services/app/identity"
-	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
 // users is `vexil users create|list|revoke-sessions`: the first-run path to the web console (the
@@ -36,15 +35,7 @@ func (m *Main) users(ctx context.Context, args []string) error {
 		}
 		target, args = args[0], args[1:]
 	}
-	ownArgs, rest := splitOwnFlags(args, []string{"email", "name", "project", "role"}, []string{"admin"})
-	if err := own.Parse(ownArgs); err != nil {
-		return err
-	}
-	cfg, err := config.Parse("vexil users "+verb, rest, m.Lookup)
-	if err != nil {
-		return err
-	}
-	p, err := Open(ctx, cfg, m.logger(cfg))
+	p, err := m.openFor(ctx, "vexil users "+verb, own, args, []string{"email", "name", "project", "role"}, []string{"admin"})
 	if err != nil {
 		return err
 	}

@@ -153,7 +153,7 @@ func (s *Server) explain(c echo.Context) error {
 	for _, rule := range t.Rules {
 		er := explainRule{ID: rule.ID, Description: rule.Description, Matched: true}
 		for _, cl := range rule.Clauses {
-			ec := explainClause{Clause: cl, Matched: clauseMatches(rs, cl, ectx)}
+			ec := explainClause{Clause: cl, Matched: evaluation.ClauseMatches(rs, cl, ectx)}
 			if cl.Attribute == "key" {
 				ec.ContextValue, ec.Present = ectx.Key, ectx.Key != ""
 			} else if cl.Attribute != "" {
@@ -165,21 +165,6 @@ func (s *Server) explain(c echo.Context) error {
 		out.Rules = append(out.Rules, er)
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-// clauseMatches evaluates one clause with the serving evaluator: a probe flag whose only rule is
-// that clause, over the same segments.
-func clauseMatches(rs *domain.Ruleset, cl domain.Clause, ctx *evaluation.Context) bool {
-	probe := &domain.Ruleset{Project: rs.Project, Environment: rs.Environment, Segments: rs.Segments, Flags: map[string]*domain.FlagConfig{
-		"clause": {Key: "clause", Type: domain.FlagBoolean, Salt: "explain",
-			Variations: []domain.Variation{{Key: "yes", Value: true}, {Key: "no", Value: false}},
-			Targeting: domain.Targeting{On: true, OffVariation: "no", Default: domain.Serve{Variation: "no"},
-				Rules: []domain.Rule{{ID: "c", Clauses: []domain.Clause{cl}, Serve: domain.Serve{Variation: "yes"}}}}}}}
-	c, err := evaluation.Compile(probe)
-	if err != nil {
-		return false
-	}
-	return c.Evaluate("clause", ctx).Variation == "yes"
 }
 
 // exportAudit streams a filtered audit log as JSON lines or CSV (up to MaxExport rows).

@@ -103,7 +103,7 @@ func (s *Server) evaluatePage(c echo.Context) error {
 	for _, rule := range t.Rules {
 		tr := traceRule{ID: rule.ID, Description: rule.Description, Matched: true}
 		for _, cl := range rule.Clauses {
-			tc := traceClause{Clause: cl, Matched: clauseMatches(rs, cl, ectx)}
+			tc := traceClause{Clause: cl, Matched: evaluation.ClauseMatches(rs, cl, ectx)}
 			switch {
 			case cl.Attribute == "key":
 				tc.ContextValue = ectx.Key
@@ -121,19 +121,4 @@ func (s *Server) evaluatePage(c echo.Context) error {
 		d.Rules = append(d.Rules, tr)
 	}
 	return s.render(c, http.StatusOK, "evaluate", d)
-}
-
-// clauseMatches evaluates one clause with the serving evaluator: a probe flag whose only rule is
-// that clause, over the same segments (as the management API's explain does).
-func clauseMatches(rs *domain.Ruleset, cl domain.Clause, ctx *evaluation.Context) bool {
-	probe := &domain.Ruleset{Project: rs.Project, Environment: rs.Environment, Segments: rs.Segments, Flags: map[string]*domain.FlagConfig{
-		"clause": {Key: "clause", Type: domain.FlagBoolean, Salt: "explain",
-			Variations: []domain.Variation{{Key: "yes", Value: true}, {Key: "no", Value: false}},
-			Targeting: domain.Targeting{On: true, OffVariation: "no", Default: domain.Serve{Variation: "no"},
-				Rules: []domain.Rule{{ID: "c", Clauses: []domain.Clause{cl}, Serve: domain.Serve{Variation: "yes"}}}}}}}
-	c, err := evaluation.Compile(probe)
-	if err != nil {
-		return false
-	}
-	return c.Evaluate("clause", ctx).Variation == "yes"
 }
