@@ -10,7 +10,7 @@ import (
 // Every error code the API can answer is listed in the README with its status, so a client
 // author can handle each one.
 func TestREADMEListsEveryErrorCode(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

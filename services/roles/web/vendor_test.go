@@ -15,7 +15,7 @@ import (
 // deploy/console's lock file, with its licence beside it: nobody edits a vendored file by hand,
 // and an upgrade is `npm install htmx.org@X` there plus a copy (see docs/web-console.md).
 func TestVendoredHTMXEqualsTheNPMPackage(t *testing.T) {
-	dir := filepath.Join("..", "..", "deploy", "console")
+	dir := filepath.Join("..", "..", "..", "deploy", "console")
 	npmCI(t, dir)
 	for vendored, pkg := range map[string]string{
 		"static/vendor/htmx.min.js":  "node_modules/htmx.org/dist/htmx.min.js",
