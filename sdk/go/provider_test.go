@@ -14,19 +14,14 @@ import (
 
 	"github.com/vexil-flags/vexil/domain"
 	vexil "github.com/vexil-flags/vexil/sdk/go"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
+// waitFor is the platform's shared poll-with-deadline (testkit.WaitFor) with this package's
+// 10-second bound.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	interval := 5 * time.Millisecond
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 10s waiting for %s", what)
-		}
-		time.Sleep(interval) // a poll interval, not a wait for the thing itself
-		interval = min(2*interval, 100*time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, what, cond)
 }
 
 var bg = context.Background()
