@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
 	"github.com/vexil-flags/vexil/services/platform/config"
 )
 
@@ -123,6 +125,7 @@ func TestComposeFile(t *testing.T) {
 	if img := f.Services["timescaledb"].Image; !strings.HasPrefix(img, "timescale/timescaledb:") || strings.HasSuffix(img, ":latest") {
 		t.Errorf("timescaledb image %q is not the official image pinned to a version", img)
 	}
+	checkTimescaleWorkers(t, f.Services["timescaledb"])
 	if !slices.Contains(f.Services["redis"].Command, "--appendonly") {
 		t.Error("redis runs without AOF")
 	}
@@ -135,5 +138,36 @@ func TestComposeFile(t *testing.T) {
 		if s.Environment["VEXIL_ROLES"] != "" && !strings.Contains(string(prom), name+":8080") {
 			t.Errorf("prometheus.yml does not scrape %s", name)
 		}
+	}
+}
+
+// checkTimescaleWorkers reads the server settings the timescaledb service passes with -c and runs
+// them through the start-up checks Vexil itself runs against the server (postgres.ServerSettings):
+// the compose file must not start a server that Vexil's first start warns about.
+func checkTimescaleWorkers(t *testing.T, s service) {
+	t.Helper()
+	settings := map[string]string{}
+	for i, arg := range s.Command {
+		if arg == "-c" && i+1 < len(s.Command) {
+			k, v, _ := strings.Cut(s.Command[i+1], "=")
+			settings[k] = v
+		}
+	}
+	atoi := func(name string) int {
+		n, err := strconv.Atoi(settings[name])
+		if err != nil {
+			t.Fatalf("timescaledb: %s is not set with -c in its command (%q): PostgreSQL's default cannot run Vexil's jobs", name, s.Command)
+		}
+		return n
+	}
+	server := postgres.ServerSettings{PostgresVersionNum: 160000, PostgresVersion: "16", TimescaleVersion: "2.17.2", TimescaleCreated: true,
+		MaxWorkerProcesses: atoi("max_worker_processes"), MaxBackgroundWorkers: atoi("timescaledb.max_background_workers"), TimescaleDatabases: 1}
+	if w := server.Warnings(); len(w) > 0 {
+		t.Errorf("Vexil would warn about the compose file's TimescaleDB settings: %q", w)
+	}
+	const parallelWorkers = 8 // PostgreSQL's default max_parallel_workers, which shares the pool
+	if server.MaxWorkerProcesses < server.MaxBackgroundWorkers+1+parallelWorkers {
+		t.Errorf("max_worker_processes = %d leaves no room for parallel query workers beside %d TimescaleDB workers and the launcher",
+			server.MaxWorkerProcesses, server.MaxBackgroundWorkers)
 	}
 }

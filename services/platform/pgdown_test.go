@@ -9,6 +9,7 @@ import (
 
 	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
 	"github.com/vexil-flags/vexil/services/roles/console"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // With PostgreSQL down (a cluster of this test's own, stopped at once as a crash would), every
@@ -99,7 +100,7 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 	waitUntil(t, 60*time.Second, "management writes to succeed again", func() bool {
 		return v.do("POST", "/api/v1/projects/p/flags", map[string]any{"key": "after", "name": "After", "type": "boolean"}).Status == 201
 	})
-	t.Logf("recovery: management writes succeed %v after PostgreSQL accepts connections again", time.Since(back).Round(time.Millisecond))
+	testkit.Figure(t, "recovery: management writes succeed %v after PostgreSQL accepts connections again", time.Since(back).Round(time.Millisecond))
 	v.must(200, "GET", "/api/v1/projects/p/flags/after", nil)
 	if r := v.tv.Do("GET", "/api/v1/projects", "vxl_not-a-token-at-all", nil); r.Status != 401 {
 		t.Fatalf("an unknown token after recovery: %d %s", r.Status, r.Body)

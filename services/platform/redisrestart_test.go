@@ -13,6 +13,7 @@ import (
 
 	"github.com/vexil-flags/vexil/services/adapters/redisstream/redistest"
 	"github.com/vexil-flags/vexil/services/roles/ingest/ingesttest"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // Redis restarted without its data (a failover to an empty replica, a restart without
@@ -132,7 +133,7 @@ func TestRecoversFromRedisLosingItsDataUnderLoad(t *testing.T) {
 		})
 		stored := time.Since(back)
 
-		t.Logf("%s: recovered after Redis came back: write %v, OFREP %v, SSE %v, telemetry stored %v",
+		testkit.Figure(t, "%s: recovered after Redis came back: write %v, OFREP %v, SSE %v, telemetry stored %v",
 			incident, write.Round(time.Millisecond), ofrep.Round(time.Millisecond), sseAt.Round(time.Millisecond), stored.Round(time.Millisecond))
 	}
 
@@ -158,7 +159,7 @@ func TestRecoversFromRedisLosingItsDataUnderLoad(t *testing.T) {
 		if status != 200 {
 			t.Fatalf("the write made while Redis was down answered %d", status)
 		}
-		t.Logf("the write made while Redis was down returned %v after Redis came back", time.Since(back).Round(time.Millisecond))
+		testkit.Figure(t, "the write made while Redis was down returned %v after Redis came back", time.Since(back).Round(time.Millisecond))
 	case <-time.After(15 * time.Second):
 		t.Fatal("the write made while Redis was down did not return within 15 s of Redis coming back")
 	}
@@ -250,7 +251,7 @@ func TestSplitAPIRoleRecoversFromRedisLosingItsData(t *testing.T) {
 		ofrep := time.Since(back)
 		select {
 		case at := <-probeEvents:
-			t.Logf("%s: the api process served the new version %v and pushed it over SSE %v after Redis came back",
+			testkit.Figure(t, "%s: the api process served the new version %v and pushed it over SSE %v after Redis came back",
 				incident, ofrep.Round(time.Millisecond), at.Sub(back).Round(time.Millisecond))
 		case <-time.After(15 * time.Second):
 			t.Fatalf("%s: no SSE event about the probe flag within 15 s", incident)

@@ -3,6 +3,7 @@ package platform_test
 import (
 	"bufio"
 	"errors"
+	"github.com/vexil-flags/vexil/services/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -63,7 +64,7 @@ func TestSlowClientsAreCutOffAndStreamsStayOpen(t *testing.T) {
 
 	t.Run("headers", func(t *testing.T) {
 		d := closedAfter(t, "GET /api/v1/projects HTTP/1.1\r\nHost: vexil\r\n", "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n")
-		t.Logf("trickled headers: connection closed after %v (timeout %v)", d.Round(time.Millisecond), timeout)
+		testkit.Figure(t, "trickled headers: connection closed after %v (timeout %v)", d.Round(time.Millisecond), timeout)
 		if d < timeout-100*time.Millisecond {
 			t.Fatalf("closed after %v, before the timeout of %v: something else cut it", d, timeout)
 		}
@@ -73,7 +74,7 @@ func TestSlowClientsAreCutOffAndStreamsStayOpen(t *testing.T) {
 		head := "POST /api/v1/projects HTTP/1.1\r\nHost: vexil\r\nAuthorization: Bearer " + adminToken +
 			"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
 		d := closedAfter(t, head, body)
-		t.Logf("trickled body: connection closed after %v (timeout %v)", d.Round(time.Millisecond), timeout)
+		testkit.Figure(t, "trickled body: connection closed after %v (timeout %v)", d.Round(time.Millisecond), timeout)
 		if d < timeout-100*time.Millisecond {
 			t.Fatalf("closed after %v, before the timeout of %v: something else cut it", d, timeout)
 		}
@@ -130,6 +131,6 @@ func TestSlowClientsAreCutOffAndStreamsStayOpen(t *testing.T) {
 				break
 			}
 		}
-		t.Logf("SSE stream open for %v past timeouts of %v (body, headers) and 2s (write)", time.Since(start).Round(time.Millisecond), timeout)
+		testkit.Figure(t, "SSE stream open for %v past timeouts of %v (body, headers) and 2s (write)", time.Since(start).Round(time.Millisecond), timeout)
 	})
 }

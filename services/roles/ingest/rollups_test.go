@@ -139,7 +139,7 @@ func TestRollupsStayCurrentWhileRefreshPoliciesFail(t *testing.T) {
 	}()
 	start := time.Now()
 	testkit.WaitFor(t, every+time.Minute, "the first events materialized by the projector", func() bool { return materialized() == want })
-	t.Logf("first events materialized %v after the maintainer started", time.Since(start).Round(time.Millisecond))
+	testkit.Figure(t, "first events materialized %v after the maintainer started", time.Since(start).Round(time.Millisecond))
 
 	// New events are materialized within one interval (plus a check period and the refresh), not
 	// at the policy's next run an hour away. The slack is for this shared machine's load.
@@ -147,7 +147,7 @@ func TestRollupsStayCurrentWhileRefreshPoliciesFail(t *testing.T) {
 	start = time.Now()
 	testkit.WaitFor(t, every+maintainer.RollupCheckEvery()+20*time.Second, "new events materialized within one policy interval",
 		func() bool { return materialized() == want })
-	t.Logf("new events materialized %v after they were stored (policy interval %v, refresh policy failing)", time.Since(start).Round(time.Millisecond), every)
+	testkit.Figure(t, "new events materialized %v after they were stored (policy interval %v, refresh policy failing)", time.Since(start).Round(time.Millisecond), every)
 
 	now := policy()
 	if now.TotalRuns != first.TotalRuns || now.NextStart.Before(time.Now().Add(30*time.Minute)) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/vexil-flags/vexil/services/testkit"
 )
 
 // Engines NewTimescale can give a test.
@@ -75,7 +76,7 @@ func detectEngine() {
 func NewTimescale(tb testing.TB) string {
 	tb.Helper()
 	engine, why := TimescaleEngine(tb)
-	tb.Logf("pgtest: TimescaleDB engine: %s (%s)", engine, why)
+	testkit.Figure(tb, "pgtest: TimescaleDB engine: %s (%s)", engine, why)
 	if engine == EnginePGlite {
 		return NewPGlite(tb)
 	}
@@ -91,6 +92,6 @@ func NewNativeTimescale(tb testing.TB) string {
 	if engine != EngineNative {
 		tb.Skipf("this test needs TimescaleDB's background jobs, which only the native server runs: %s", why)
 	}
-	tb.Logf("pgtest: TimescaleDB engine: %s (%s)", engine, why)
+	testkit.Figure(tb, "pgtest: TimescaleDB engine: %s (%s)", engine, why)
 	return newDatabaseOn(tb, NativeTimescaleURL())
 }
