@@ -4,6 +4,7 @@
 //
 //	go run ./deploy/load http [flags]   OFREP single and bulk evaluation vs a bare echo handler
 //	go run ./deploy/load sse [flags]    10,000 SSE connections: memory per connection, delivery time
+//	go run ./deploy/load write [flags]  management writes with read-your-writes: toggles, 1,000 flags by 8 clients
 //
 // Run with -h after the scenario for its flags. See deploy/load/README.md.
 package main
@@ -26,6 +27,8 @@ scenarios:
          -serve-only starts the servers for wrk (deploy/load/wrk.sh) and waits.
   sse    N SSE connections (default 10,000) to /sdk/v1/stream; memory per connection; a flag
          change (event store -> projector -> api) timed until every connection received it.
+  write  every role in this process: sequential toggles (p50, p99) and 1,000 flags with
+         targeting created by 8 clients, each answer after its read models applied it.
 
 each scenario takes -h for its flags`)
 }
@@ -44,6 +47,8 @@ func main() {
 		err = runHTTP(ctx, os.Args[2:], log)
 	case "sse":
 		err = runSSE(ctx, os.Args[2:], log)
+	case "write":
+		err = runWrite(ctx, os.Args[2:], log)
 	case "sse-client": // the client side of `sse -client-proc`, started by it
 		err = runSSEClient(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":

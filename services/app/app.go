@@ -37,6 +37,10 @@ type Config struct {
 	ConsistencyWait time.Duration
 	// Clock is now for commands that stamp or compare times (time.Now when nil).
 	Clock func() time.Time
+	// Checkpoints, when set, is fired by the process's listener of the projector's checkpoint
+	// notifications (postgres.NotifyCheckpoint): a write's wait ends when the projector commits
+	// instead of at its next poll of the checkpoints.
+	Checkpoints *postgres.Signal
 }
 
 // New builds the application layer; it fails fast on a missing dependency.
@@ -47,7 +51,7 @@ func New(cfg Config) (*Application, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	c := &core{store: cfg.Store, pool: cfg.Pool, log: cfg.Log, wait: cfg.ConsistencyWait, now: cfg.Clock}
+	c := &core{store: cfg.Store, pool: cfg.Pool, log: cfg.Log, wait: cfg.ConsistencyWait, now: cfg.Clock, checkpoints: cfg.Checkpoints}
 	q := &Queries{c: c}
 	return &Application{Commands: &Commands{c: c, q: q}, Queries: q}, nil
 }

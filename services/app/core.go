@@ -87,6 +87,8 @@ type core struct {
 	log   *slog.Logger
 	wait  time.Duration
 	now   func() time.Time
+	// checkpoints wakes awaitReadModels when the projector commits (nil: it polls only).
+	checkpoints *postgres.Signal
 }
 
 // fold folds events into a fresh T.
@@ -233,7 +235,7 @@ func (c *core) awaitReadModels(ctx context.Context, streamID string, version int
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.wait)
 	defer cancel()
-	if err := projector.WaitFor(wctx, c.pool, streamID, version, names); err != nil {
+	if err := projector.WaitForSignal(wctx, c.pool, c.checkpoints, streamID, version, names); err != nil {
 		c.log.Warn("read models lag behind a committed write", "stream", streamID, "version", version, "err", err)
 	}
 }
