@@ -79,8 +79,8 @@ type Config struct {
 	// ServerCheckInterval is how often the projector asks whether the database server restarted
 	// (then it catches up: its commits do not wait for the WAL flush). Default 5s.
 	ServerCheckInterval time.Duration
-	Metrics     Metrics
-	Logger      *slog.Logger
+	Metrics             Metrics
+	Logger              *slog.Logger
 }
 
 // Runner applies projections. Create it with New.
