@@ -354,12 +354,12 @@ type goalView struct {
 // two decimals; means with four decimals; probabilities in percent with one decimal; expected
 // loss with six decimals on the metric's own scale (docs/console-analytics.md).
 type variationRow struct {
-	Variation                    string
-	Control                      bool
-	Users                        int64
-	Estimate, CILow, CIHigh      string
+	Variation                     string
+	Control                       bool
+	Users                         int64
+	Estimate, CILow, CIHigh       string
 	Uplift, UpliftLow, UpliftHigh string
-	Chance, Best, Loss           string
+	Chance, Best, Loss            string
 }
 
 // metricFormat is how a goal kind's estimates are written: rates in percent, means as decimals.
