@@ -13,6 +13,7 @@ import (
 	"github.com/vexil-flags/vexil/projections/telemetry"
 	"github.com/vexil-flags/vexil/services/app/identity"
 	"github.com/vexil-flags/vexil/services/roles/analysis"
+	"github.com/vexil-flags/vexil/services/roles/web/chart"
 )
 
 func analyticsFrame() frame {
@@ -47,7 +48,10 @@ func fixtureReport(variations, goals, points int) (*domain.Experiment, *analysis
 			gr.Variations = append(gr.Variations, analysis.VariationResult{Variation: v.Variation, Control: v.Control, Users: 500, Estimate: x,
 				CI95: [2]float64{x - 0.02, x + 0.02}, ChanceToBeatControl: 0.5 + 0.1*float64(i), ProbabilityToBeBest: 0.25, ExpectedLoss: 0.0012346,
 				Uplift: 0.1 * float64(i), UpliftCI95: [2]float64{-0.05, 0.2}})
-			for p := range points {
+		}
+		for p := range points { // as the analyzer's History: by time, then variation
+			for i, v := range e.Variations {
+				x := 0.1 + 0.01*float64(i)
 				history[gr.Goal] = append(history[gr.Goal], analysis.Point{ComputedAt: t0.Add(time.Duration(p) * time.Hour), Variation: v.Variation,
 					Users: int64(10 * p), Estimate: x * (1 + 0.001*float64(p)), CILow: x - 0.02, CIHigh: x + 0.02, ChanceToBeatControl: 0.5})
 			}
@@ -124,6 +128,9 @@ func TestReportShowsTheFiguresAtTheStatedPrecision(t *testing.T) {
 		t.Errorf("SRM: %+v", d.SRM)
 	}
 	// b's estimate at every analysis is 0.11 against a's 0.10 (times the same drift): 10.0% uplift.
+	if d.Goals[0].HistoryPoints != 3 {
+		t.Errorf("history points: %d, want the 3 analyses", d.Goals[0].HistoryPoints)
+	}
 	if h := string(d.Goals[0].UpliftHistoryChart); strings.Count(h, "<td>10.0%</td>") != 3 {
 		t.Errorf("uplift history lacks b's 10.0%% at each of the 3 analyses:\n%s", h)
 	}
@@ -180,6 +187,20 @@ func BenchmarkReportRender(b *testing.B) {
 		d := reportData(fr, e, r, history)
 		if err := p.sets["experiment"].ExecuteTemplate(io.Discard, "layout.html", d); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestCountSeriesGetZerosInEmptyBuckets(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := withZeros(chart.Series{Name: "a", Points: []chart.Point{{T: t0.Add(time.Hour), V: 5}}}, t0, t0.Add(3*time.Hour), time.Hour)
+	want := []chart.Point{{T: t0, V: 0}, {T: t0.Add(time.Hour), V: 5}, {T: t0.Add(2 * time.Hour), V: 0}}
+	if len(s.Points) != len(want) {
+		t.Fatalf("points: %v", s.Points)
+	}
+	for i := range want {
+		if !s.Points[i].T.Equal(want[i].T) || s.Points[i].V != want[i].V {
+			t.Errorf("point %d: %v, want %v", i, s.Points[i], want[i])
 		}
 	}
 }

@@ -470,7 +470,12 @@ func srmOf(e *domain.Experiment, srm stats.SRMResult) *srmView {
 
 func goalViewOf(index int, g analysis.GoalResult, name string, history []analysis.Point, accent string) goalView {
 	mf := metricFormat(g.Kind)
-	gv := goalView{Goal: g.Goal, Name: name, Kind: string(g.Kind), Direction: string(g.Direction), Role: g.Role, HistoryPoints: len(history)}
+	gv := goalView{Goal: g.Goal, Name: name, Kind: string(g.Kind), Direction: string(g.Direction), Role: g.Role}
+	for i, p := range history { // one point per variation per analysis, in time order
+		if i == 0 || !p.ComputedAt.Equal(history[i-1].ComputedAt) {
+			gv.HistoryPoints++
+		}
+	}
 	var estimates, uplifts []chart.Row
 	var controlEstimate *float64
 	for _, v := range g.Variations {

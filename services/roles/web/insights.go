@@ -196,7 +196,7 @@ func (s *Server) insightsPage(c echo.Context) error {
 				}
 			}
 		}
-		series = append(series, line)
+		series = append(series, withZeros(line, q.From, q.To, q.Interval.Duration()))
 		if len(u.Points) > 0 {
 			users = append(users, u)
 		}
@@ -216,6 +216,27 @@ func (s *Server) insightsPage(c echo.Context) error {
 			From: q.From, To: q.To, Series: users, Accent: envColor(p, fr.Environment), TimeLayout: timeLayout(q.Interval)}.HTML()
 	}
 	return s.render(c, http.StatusOK, "insights", d)
+}
+
+// withZeros gives a count series a point in every bucket of [from, to): the rollups have no row
+// for a bucket without events, and a line drawn across the gap would show counts that were not.
+func withZeros(s chart.Series, from, to time.Time, step time.Duration) chart.Series {
+	if step <= 0 || to.Sub(from)/step > 5000 {
+		return s
+	}
+	out := chart.Series{Name: s.Name, Points: make([]chart.Point, 0, int(to.Sub(from)/step))}
+	i := 0
+	for t := from; t.Before(to); t = t.Add(step) {
+		v := 0.0
+		for i < len(s.Points) && s.Points[i].T.Before(t) {
+			i++
+		}
+		if i < len(s.Points) && s.Points[i].T.Equal(t) {
+			v = s.Points[i].V
+		}
+		out.Points = append(out.Points, chart.Point{T: t, V: v})
+	}
+	return out
 }
 
 // ---- stale flags ----
@@ -421,10 +442,11 @@ func (s *Server) showGoal(c echo.Context, status int, edit *domain.GoalSettings,
 		conv.Points = append(conv.Points, chart.Point{T: pt.Time, V: float64(pt.Conversions)})
 		val.Points = append(val.Points, chart.Point{T: pt.Time, V: pt.ValueSum})
 	}
-	series := []chart.Series{conv}
+	step := q.Interval.Duration()
+	series := []chart.Series{withZeros(conv, q.From, q.To, step)}
 	title := "Conversions per " + string(q.Interval)
 	if g.Kind == domain.GoalValue {
-		series = append(series, val)
+		series = append(series, withZeros(val, q.From, q.To, step))
 		title = "Conversions and value per " + string(q.Interval)
 	}
 	d.Chart = chart.Line{ID: "goal-chart", Title: title,
