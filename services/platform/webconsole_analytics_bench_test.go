@@ -83,7 +83,7 @@ func BenchmarkExperimentReportPage(b *testing.B) {
 	u := addPerson(b, v, "bench@example.com", "Bench", "bench", identity.RoleViewer, false)
 	p := signIn(b, v, u)
 	status, page := p.get("/projects/bench/experiments/exp")
-	if status != http.StatusOK || strings.Count(page, `class="goal-result"`) != 5 || !strings.Contains(page, "Evolution over 100 analysis points") {
+	if status != http.StatusOK || strings.Count(page, `class="goal-result"`) != 5 || !strings.Contains(page, "Evolution over 100 analyses") {
 		b.Fatalf("report page: %d, %d goals:\n%.2000s", status, strings.Count(page, `class="goal-result"`), page)
 	}
 	b.ResetTimer()

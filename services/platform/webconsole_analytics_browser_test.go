@@ -174,6 +174,19 @@ func TestWebConsoleAnalyticsInBrowser(t *testing.T) {
 	ada.waitText("#srm", "50.0%")
 	ada.waitText("#srm", "75.0%")
 	ada.axe(axe, "experiment report with a sample-ratio mismatch")
+
+	// Conclude the first experiment with B and make B the flag's default in production.
+	ada.open("/projects/shop/experiments/checkout-exp")
+	ada.set("#conclude-variation", "b")
+	ada.click("#apply")
+	ada.set("#conclude-reason", "B sells more")
+	ada.click("#conclude")
+	ada.waitText("main .flash", "Concluded with b.")
+	ada.waitText("#status", "concluded")
+	tg := v.must(200, "GET", "/api/v1/projects/shop/flags/checkout/environments/production", nil)["targeting"].(map[string]any)
+	if d := tg["default"].(map[string]any); d["variation"] != "b" {
+		t.Errorf("after concluding with apply: the default serve is %v, want b", d)
+	}
 	ada.checkConsole()
 }
 

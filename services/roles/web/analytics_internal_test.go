@@ -204,3 +204,30 @@ func TestCountSeriesGetZerosInEmptyBuckets(t *testing.T) {
 		}
 	}
 }
+
+func TestStaleFlags(t *testing.T) {
+	now := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
+	since := now.Add(-30 * 24 * time.Hour)
+	old, recent, young := now.Add(-90*24*time.Hour), now.Add(-time.Hour), now.Add(-2*24*time.Hour)
+	longAgo := now.Add(-40 * 24 * time.Hour)
+	all := []telemetry.FlagActivity{
+		{Flag: "never", CreatedAt: old},
+		{Flag: "unused", CreatedAt: old, LastEvaluatedAt: &longAgo},
+		{Flag: "one-variation", CreatedAt: old, LastEvaluatedAt: &recent},
+		{Flag: "split", CreatedAt: old, LastEvaluatedAt: &recent},
+		{Flag: "new", CreatedAt: young},
+	}
+	served := map[string]telemetry.Served{
+		"one-variation": {Flag: "one-variation", Variations: map[string]int64{"on": 1200}},
+		"split":         {Flag: "split", Variations: map[string]int64{"on": 600, "off": 600}},
+	}
+	got := map[string]string{}
+	for _, r := range staleRows(all, served, since, 30) {
+		got[r.Flag] = r.Why
+	}
+	want := map[string]string{"never": "Never evaluated", "unused": "Not evaluated for 30 days",
+		"one-variation": `Served only "on" to everybody for 30 days`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stale flags:\n got %v\nwant %v", got, want)
+	}
+}

@@ -283,16 +283,24 @@ func (s *Server) staleFlagsPage(c echo.Context) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
+	d.Rows = staleRows(all, served, d.Since, d.Days)
+	return s.render(c, http.StatusOK, "stale", d)
+}
+
+// staleRows picks the stale flags: created before since and not evaluated since (or never), or
+// evaluated but serving a single variation to everybody since then.
+func staleRows(all []telemetry.FlagActivity, served map[string]telemetry.Served, since time.Time, days int) []staleRow {
+	var rows []staleRow
 	for _, a := range all {
-		if !a.CreatedAt.Before(d.Since) {
+		if !a.CreatedAt.Before(since) {
 			continue // younger than the window: not stale yet
 		}
 		row := staleRow{Flag: a.Flag, Name: a.Name, CreatedAt: a.CreatedAt, LastEvaluatedAt: a.LastEvaluatedAt}
 		switch {
 		case a.LastEvaluatedAt == nil:
 			row.Why = "Never evaluated"
-		case a.LastEvaluatedAt.Before(d.Since):
-			row.Why = fmt.Sprintf("Not evaluated for %d days", d.Days)
+		case a.LastEvaluatedAt.Before(since):
+			row.Why = fmt.Sprintf("Not evaluated for %d days", days)
 		default:
 			sv := served[a.Flag]
 			if len(sv.Variations) != 1 {
@@ -300,15 +308,15 @@ func (s *Server) staleFlagsPage(c echo.Context) error {
 			}
 			for v := range sv.Variations {
 				if v == "" {
-					row.Why = fmt.Sprintf("Only errors for %d days", d.Days)
+					row.Why = fmt.Sprintf("Only errors for %d days", days)
 				} else {
-					row.Why = fmt.Sprintf("Served only %q to everybody for %d days", v, d.Days)
+					row.Why = fmt.Sprintf("Served only %q to everybody for %d days", v, days)
 				}
 			}
 		}
-		d.Rows = append(d.Rows, row)
+		rows = append(rows, row)
 	}
-	return s.render(c, http.StatusOK, "stale", d)
+	return rows
 }
 
 // POST /projects/:project/flags/:flag/archive (from the stale flags page, or any page that passes
