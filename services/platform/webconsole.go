@@ -21,6 +21,7 @@ func registerWebConsole(e *echo.Echo, p *Platform) error {
 	if err != nil {
 		return err
 	}
+	cmds.WithAnalyzer(p.Analyzer) // the REST API's analyzer: reports and plans on the pages are its numbers
 	srv, err := web.NewServer(cmds, people, p.Log, web.DefaultOptions)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/vexil-flags/vexil/projections/catalog"
 	"github.com/vexil-flags/vexil/projections/rulesets"
 	"github.com/vexil-flags/vexil/services/app"
+	"github.com/vexil-flags/vexil/services/roles/analysis"
 )
 
 // AnyVersion is the expected version of a form that names none (no If-Match): whatever is current.
@@ -53,12 +54,16 @@ type Commands interface {
 	UpdateVariations(ctx context.Context, meta domain.Metadata, project, flag string, expected int64, vs []domain.Variation) (*domain.Flag, error)
 	UpdateTargeting(ctx context.Context, meta domain.Metadata, project, flag, env string, expected int64, t domain.Targeting) (*domain.Flag, error)
 	Toggle(ctx context.Context, meta domain.Metadata, project, flag, env string, expected int64, on bool) (*domain.Flag, error)
+
+	// Insights, goals and experiments (analytics_commands.go).
+	AnalyticsCommands
 }
 
 // AppCommands implements Commands over the application layer.
 type AppCommands struct {
-	app  *app.Application
-	pool *pgxpool.Pool
+	app      *app.Application
+	pool     *pgxpool.Pool
+	analyzer *analysis.Analyzer // reports, history and plans; nil: unavailable (analytics_commands.go)
 }
 
 // NewAppCommands builds Commands over the application layer.
