@@ -62,6 +62,19 @@ func (s *Server) registerDelivery(g *echo.Group) {
 	g.POST("/:project/triggers/:id/:action", s.triggerAction, edit)
 }
 
+// deliveryActorName names the system actors of delivery (see docs/application-layer.md) for people.
+func deliveryActorName(actor string) (string, bool) {
+	for _, a := range []struct{ prefix, name string }{
+		{"trigger:", "webhook trigger "}, {"system:schedule/", "scheduled change "},
+		{"system:rollout/", "rollout "}, {"system:autoops/", "auto-ops rule "},
+	} {
+		if id, ok := strings.CutPrefix(actor, a.prefix); ok {
+			return a.name + id, true
+		}
+	}
+	return "", false
+}
+
 // ---- time zones ----
 
 // parseLocalTime reads a datetime-local value ("2026-12-03T18:30", seconds optional) in the zone

@@ -324,6 +324,9 @@ func actorName(actor string, names map[string]string) string {
 	if id, ok := strings.CutPrefix(actor, "token:"); ok {
 		return "API token " + id
 	}
+	if n, ok := deliveryActorName(actor); ok {
+		return n
+	}
 	return actor
 }
 
