@@ -121,6 +121,9 @@ func TestDeliveryPagesInBrowser(t *testing.T) {
 	if v.flagOn(t, "shop", "checkout", "production") {
 		t.Fatal("the trigger did not turn the flag off")
 	}
+	rita.open("/projects/shop/flags/checkout")
+	rita.waitText("#last-change", "Last change by webhook trigger "+id)
+	rita.waitText("#last-change", `webhook trigger "Pager kill switch" turned the flag off`)
 	rita.open("/projects/shop/audit?flag=checkout")
 	rita.waitText("ol.audit li.entry", "webhook trigger "+id)
 	rita.waitText("ol.audit li.entry", `webhook trigger "Pager kill switch" turned the flag off`)
