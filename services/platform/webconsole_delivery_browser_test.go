@@ -26,6 +26,7 @@ func TestDeliveryPagesInBrowser(t *testing.T) {
 	v.must(201, "POST", "/api/v1/projects/shop/goals", map[string]any{"key": "checkout-error", "name": "Checkout error",
 		"kind": "conversion", "direction": "decrease"})
 	addPerson(t, v, "rita@example.com", "Rita Release", "shop", identity.RoleEditor, false)
+	addPerson(t, v, "vic@example.com", "Vic Viewer", "shop", identity.RoleViewer, false)
 
 	b := startBrowser(t, chromium)
 	rita := &tab{t: t, ctx: b.ctx, base: v.base, b: b}
@@ -186,5 +187,20 @@ func TestDeliveryPagesInBrowser(t *testing.T) {
 	rita.click("#enable")
 	rita.waitText("#rule-state", "armed")
 
+	// Without the CSRF token, and from a viewer, the delivery forms are refused before anything runs.
+	if st := rita.fetchStatus("/projects/shop/triggers", "name=x&flag=checkout&environment=production&action=off", false); st != 403 {
+		t.Fatalf("creating a trigger without the CSRF token: %d, want 403", st)
+	}
+	vic := rita.newContext()
+	vic.signIn("vic@example.com")
+	vic.open("/projects/shop/rollouts")
+	if n := vic.count("#rollout-form"); n != 0 {
+		t.Fatal("a viewer sees the rollout form")
+	}
+	if st := vic.fetchStatus("/projects/shop/autoops/"+ruleID+"/disable", "", true); st != 403 {
+		t.Fatalf("a viewer disabling a rule: %d, want 403", st)
+	}
+
 	rita.checkConsole()
+	vic.checkConsole()
 }
