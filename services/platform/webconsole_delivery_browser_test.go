@@ -187,6 +187,28 @@ func TestDeliveryPagesInBrowser(t *testing.T) {
 	rita.click("#enable")
 	rita.waitText("#rule-state", "armed")
 
+	// A change that cannot apply when due fails, and the list says why.
+	v.must(201, "POST", "/api/v1/projects/shop/flags", map[string]any{"key": "banner", "name": "Banner", "type": "boolean"})
+	rita.open("/projects/shop/schedules")
+	rita.set("#s-flag", "banner")
+	rita.set("#s-env", "production")
+	rita.set("#s-kind", "on")
+	rita.set("#s-at", "2030-06-02T09:00")
+	rita.set("#s-tz", "+02:00")
+	rita.click(`#schedule-form button[type=submit]`)
+	rita.waitText("main .flash", "Scheduled: turn banner on in production, due 2030-06-02 07:00 UTC.")
+	v.must(200, "POST", "/api/v1/projects/shop/flags/banner/archive", map[string]any{})
+	s = testScheduler(t, v, &testClock{now: time.Date(2030, 6, 3, 0, 0, 0, 0, time.UTC)}, metrics)
+	if rep := tick(t, s); rep.SchedulesFailed != 1 {
+		t.Fatalf("the change of an archived flag: %+v", rep)
+	}
+	waitUntil(t, 10*time.Second, "the failure in the read model", func() bool {
+		list := items(t, v.must(200, "GET", "/api/v1/projects/shop/schedules?flag=banner", nil))
+		return len(list) == 1 && list[0]["status"] == "failed"
+	})
+	rita.open("/projects/shop/schedules?status=failed")
+	rita.waitText("table.schedules", `flag "banner" is archived`)
+
 	// Without the CSRF token, and from a viewer, the delivery forms are refused before anything runs.
 	if st := rita.fetchStatus("/projects/shop/triggers", "name=x&flag=checkout&environment=production&action=off", false); st != 403 {
 		t.Fatalf("creating a trigger without the CSRF token: %d, want 403", st)
