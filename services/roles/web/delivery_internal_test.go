@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/xml"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -143,4 +144,49 @@ func TestDeliveryPagesRender(t *testing.T) {
 			t.Errorf("page %s: the navigation does not mark Delivery as current", name)
 		}
 	}
+}
+
+// The render of the heaviest delivery pages, without the database: an auto-ops rule with the 50
+// firings the page shows (two SVG charts each counted), and 100 scheduled changes.
+func BenchmarkDeliveryPagesRender(b *testing.B) {
+	p, err := parsePages()
+	if err != nil {
+		b.Fatal(err)
+	}
+	proj := &domain.Project{Key: "shop", Name: "Shop", Environments: map[string]*domain.Environment{"production": {Key: "production", Name: "Production", Color: "#d12"}}}
+	u := identity.User{ID: "u_1", DisplayName: "Ada"}
+	df := deliveryFrame{frame: frame{Title: "T", User: &u, CSRF: "tok", Project: proj, Environment: "production", Role: "editor", CanEdit: true, Nav: "delivery"}, Flags: []string{"banner"}}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rule := &domain.AutoOpsRule{Project: "shop", ID: "a1", Flag: "banner", Environment: "production", Enabled: true,
+		AutoOpsDefinition: domain.AutoOpsDefinition{Name: "errors", Metric: domain.AutoOpsMetric{Goal: "error", Variation: "true", Control: "false"}, Comparison: "gt", Threshold: 0.01, Action: domain.AutoOpsTurnOff}}
+	var firings []delivery.Firing
+	for i := range maxFiringsShown {
+		firings = append(firings, delivery.Firing{Version: int64(100 - i), FiredAt: at.Add(-time.Duration(i) * time.Hour), Evidence: domain.AutoOpsEvidence{
+			Value: 0.01 + float64(i%7)/1000, Treatment: domain.AutoOpsArm{Exposed: 5000, Rate: 0.05}, Control: &domain.AutoOpsArm{Exposed: 5000, Rate: 0.012},
+			Probability: 0.99, Threshold: 0.01, Comparison: "gt", Decision: "fired: 0.038 > 0.01 with p 0.99"}})
+	}
+	var schedules []*domain.ScheduledChange
+	for i := range deliveryListSize {
+		schedules = append(schedules, &domain.ScheduledChange{Project: "shop", ID: fmt.Sprintf("s%d", i), Flag: "banner", Environment: "production",
+			ChangeSpec: domain.ChangeSpec{At: at.Add(time.Duration(i) * time.Hour), Kind: domain.ChangeToggle, On: i%2 == 0}, Status: domain.ScheduleStatusPending})
+	}
+	b.Run("autoops rule with 50 firings", func(b *testing.B) {
+		for b.Loop() {
+			d := autoOpsRuleData{deliveryFrame: df, Rule: rule, EnvName: "Production"}
+			for i, f := range firings {
+				d.Firings = append(d.Firings, firingView{Firing: f, Chart: armsChart(fmt.Sprintf("firing-%d", i), f.Evidence, "#d12")})
+			}
+			d.Series = evidenceChart("series", firings, rule.Threshold, "#d12")
+			if err := p.sets["autoopsrule"].ExecuteTemplate(io.Discard, "layout.html", d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("100 scheduled changes", func(b *testing.B) {
+		for b.Loop() {
+			if err := p.sets["schedules"].ExecuteTemplate(io.Discard, "layout.html", schedulesData{deliveryFrame: df, Schedules: schedules}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
