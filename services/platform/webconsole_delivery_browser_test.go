@@ -10,7 +10,8 @@ import (
 )
 
 // The progressive-delivery pages in headless chromium (issue 17, part B), as a release manager
-// would click them: a change scheduled in Paris time is stored in UTC and cancelled; a rollout
+// would click them: a change scheduled in Paris time is stored in UTC, edited and cancelled, and
+// one due on an archived flag fails with its reason shown; a rollout
 // made from a template shows its steps and is paused and aborted; a webhook trigger's URL and
 // secret are shown once, and calling the URL turns the flag off, attributed to the trigger in the
 // flag's audit log; an auto-ops rule made in the page fires (the real scheduler, fixed metrics)
@@ -56,6 +57,12 @@ func TestDeliveryPagesInBrowser(t *testing.T) {
 	rita.waitText("#form-error", "is not a time zone")
 	rita.click(`a[href$="/schedules/` + sched[0]["id"].(string) + `"]`)
 	rita.waitText("#schedule-status", "pending")
+	// Edit: two hours later, Paris time.
+	rita.set("#s-at", "2030-06-01T14:00")
+	rita.set("#s-tz", "Europe/Paris")
+	rita.click(`#edit-form button[type=submit]`)
+	rita.waitText("main .flash", "Saved: turn checkout off in production, due 2030-06-01 12:00 UTC.")
+	rita.axe(axe, "scheduled change")
 	rita.set("#c-reason", "maintenance moved")
 	rita.click(`#cancel-form button[type=submit]`)
 	rita.waitText("main .flash", "Cancelled the change of checkout in production.")
