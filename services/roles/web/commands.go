@@ -57,6 +57,8 @@ type Commands interface {
 
 	// Insights, goals and experiments (analytics_commands.go).
 	AnalyticsCommands
+	// Scheduled changes, rollouts, auto-ops rules and webhook triggers (delivery_commands.go).
+	DeliveryCommands
 }
 
 // AppCommands implements Commands over the application layer.

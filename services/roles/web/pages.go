@@ -324,6 +324,9 @@ func actorName(actor string, names map[string]string) string {
 	if id, ok := strings.CutPrefix(actor, "token:"); ok {
 		return "API token " + id
 	}
+	if n, ok := deliveryActorName(actor); ok {
+		return n
+	}
 	return actor
 }
 
@@ -531,6 +534,9 @@ type flagData struct {
 	Err            *fieldErrors
 	Tags           string
 	Live           liveData
+	// LastChange is the flag's newest audit entry, by LastActor (a person, a trigger, the scheduler).
+	LastChange *audit.Entry
+	LastActor  string
 }
 
 type liveData struct {
@@ -562,6 +568,17 @@ func (s *Server) showFlag(c echo.Context, status int, fe *fieldErrors, typed *fl
 	for _, e := range sortedEnvironments(p) {
 		d.Switches = append(d.Switches, switchData{Project: project, Flag: key, Environment: e.Key, EnvironmentName: e.Name,
 			On: f.ConfigFor(e.Key).Targeting.On, CanEdit: fr.CanEdit && !f.Archived, Production: isProduction(e), Version: f.Version, CSRF: fr.CSRF})
+	}
+	last, err := s.cmds.LastChanges(ctx, project, []string{key})
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if e, ok := last[key]; ok {
+		names, err := s.people.DisplayNames(ctx)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		d.LastChange, d.LastActor = &e, actorName(e.Actor, names)
 	}
 	return s.render(c, status, "flag", d)
 }

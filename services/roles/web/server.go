@@ -119,6 +119,7 @@ func (s *Server) Register(e *echo.Echo) {
 	g.GET("/:project/audit", s.auditPage, s.member(identity.RoleViewer))
 	g.GET("/:project/audit/export", s.auditExport, s.member(identity.RoleViewer))
 	s.registerAnalytics(g) // insights, stale flags, goals, experiments (insights.go)
+	s.registerDelivery(g)
 }
 
 // staticHandler serves embedded assets with a short cache: they change with the binary.
