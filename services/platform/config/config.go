@@ -89,6 +89,8 @@ type Config struct {
 	EdgeToken         string // the edge token the core issued for this edge
 	EdgeDir           string // snapshot file and event spool
 	EdgeSpoolMaxBytes int64  // bound of the event spool
+
+	SSO SSO // console single sign-on (sso.go)
 }
 
 // setting documents one option once, for the flag set, the environment and the README table.
@@ -250,6 +252,9 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 		return nil, err
 	}
 	if err := c.parseServerExposures(vals); err != nil {
+		return nil, err
+	}
+	if err := c.parseSSO(vals); err != nil {
 		return nil, err
 	}
 	if c.AnalysisInterval, err = time.ParseDuration(*vals["analysis-interval"]); err != nil || c.AnalysisInterval <= 0 {

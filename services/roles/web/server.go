@@ -49,6 +49,13 @@ type Options struct {
 	LoginBurst float64
 	// Now is the clock (tests may fix it); nil is time.Now.
 	Now func() time.Time
+	// SSO signs people in through an identity provider (sso.go); nil: no single sign-on.
+	SSO SingleSignOn
+	// GroupRoles maps the provider's groups to project roles (VEXIL_OIDC_GROUP_ROLES).
+	GroupRoles []identity.GroupRole
+	// NoLocalPasswords refuses sign-in with a password (VEXIL_LOCAL_PASSWORDS=off): people sign
+	// in through SSO only.
+	NoLocalPasswords bool
 }
 
 // DefaultOptions: the default session policy; 5 attempts at once, then one every 12 s, per email
@@ -95,6 +102,8 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/", s.home, s.headers, s.optionalSession)
 	e.GET("/login", s.loginPage, s.headers, s.optionalSession)
 	e.POST("/login", s.login, s.headers)
+	e.GET("/login/sso", s.ssoStart, s.headers)
+	e.GET("/login/sso/callback", s.ssoCallback, s.headers)
 	e.POST("/logout", s.logout, s.headers, s.session, s.csrf)
 	e.GET("/setup", s.setupPage, s.headers)
 	e.POST("/setup", s.setup, s.headers)
