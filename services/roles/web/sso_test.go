@@ -36,6 +36,22 @@ type groupsProvider struct {
 	groups map[string][]string // by user id
 }
 
+// groupsClient lets the registered client ask for the groups scope (the example's clients allow
+// only its own custom scope besides the standard ones).
+type groupsClient struct{ op.Client }
+
+func (c groupsClient) IsScopeAllowed(scope string) bool {
+	return scope == "groups" || c.Client.IsScopeAllowed(scope)
+}
+
+func (g groupsProvider) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := g.Storage.GetClientByClientID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return groupsClient{c}, nil
+}
+
 func (g groupsProvider) SetUserinfoFromRequest(ctx context.Context, info *zoidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	if err := g.Storage.SetUserinfoFromRequest(ctx, info, req, scopes); err != nil {
 		return err
@@ -70,6 +86,11 @@ func TestSingleSignOnCreatesThePersonWithTheRolesOfTheirGroups(t *testing.T) {
 	a, err := app.New(app.Config{Store: store, Pool: pool, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range []string{"shop", "blog"} {
+		if _, _, err := a.Commands.CreateProject(context.Background(), app.Meta{Actor: "system:test"}, app.CreateProject{Key: p, Name: p}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmds, err := web.NewAppCommands(a)
 	if err != nil {
