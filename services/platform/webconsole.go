@@ -10,6 +10,7 @@ import (
 	"github.com/vexil-flags/vexil/services/app/identity/oidc"
 	"github.com/vexil-flags/vexil/services/platform/config"
 	"github.com/vexil-flags/vexil/services/roles/web"
+	"github.com/vexil-flags/vexil/services/roles/webhooks"
 )
 
 // registerWebConsole serves the web console (services/roles/web) at / beside the management API: the
@@ -27,6 +28,10 @@ func registerWebConsole(e *echo.Echo, p *Platform) error {
 	if err != nil {
 		return err
 	}
+	if opts.Webhooks, err = webhooks.NewStore(p.Pool); err != nil {
+		return err
+	}
+	opts.WakeWebhooks = p.wakeWebhooks
 	srv, err := web.NewServer(cmds, people, p.Log, opts)
 	if err != nil {
 		return err

@@ -90,7 +90,8 @@ type Config struct {
 	EdgeDir           string // snapshot file and event spool
 	EdgeSpoolMaxBytes int64  // bound of the event spool
 
-	SSO SSO // console single sign-on (sso.go)
+	SSO      SSO      // console single sign-on (sso.go)
+	Webhooks Webhooks // outgoing webhooks (webhooks.go)
 }
 
 // setting documents one option once, for the flag set, the environment and the README table.
@@ -255,6 +256,9 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 		return nil, err
 	}
 	if err := c.parseSSO(vals); err != nil {
+		return nil, err
+	}
+	if err := c.parseWebhooks(vals); err != nil {
 		return nil, err
 	}
 	if c.AnalysisInterval, err = time.ParseDuration(*vals["analysis-interval"]); err != nil || c.AnalysisInterval <= 0 {

@@ -26,6 +26,7 @@ import (
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/services/adapters/httpapi"
 	"github.com/vexil-flags/vexil/services/app/identity"
+	"github.com/vexil-flags/vexil/services/roles/webhooks"
 )
 
 //go:embed static
@@ -56,6 +57,10 @@ type Options struct {
 	// NoLocalPasswords refuses sign-in with a password (VEXIL_LOCAL_PASSWORDS=off): people sign
 	// in through SSO only.
 	NoLocalPasswords bool
+	// Webhooks are the outgoing webhook subscriptions (webhooks.go); nil: no webhooks page.
+	Webhooks *webhooks.Store
+	// WakeWebhooks tells this process's delivery worker that a test delivery is queued.
+	WakeWebhooks func()
 }
 
 // DefaultOptions: the default session policy; 5 attempts at once, then one every 12 s, per email
@@ -127,6 +132,10 @@ func (s *Server) Register(e *echo.Echo) {
 	g.GET("/:project/segments", s.segmentsPage, s.member(identity.RoleViewer))
 	g.GET("/:project/audit", s.auditPage, s.member(identity.RoleViewer))
 	g.GET("/:project/audit/export", s.auditExport, s.member(identity.RoleViewer))
+	g.GET("/:project/webhooks", s.webhooksPage, s.member(identity.RoleAdmin))
+	g.POST("/:project/webhooks", s.createWebhook, s.member(identity.RoleAdmin))
+	g.POST("/:project/webhooks/:id/test", s.testWebhook, s.member(identity.RoleAdmin))
+	g.POST("/:project/webhooks/:id/delete", s.deleteWebhook, s.member(identity.RoleAdmin))
 }
 
 // staticHandler serves embedded assets with a short cache: they change with the binary.

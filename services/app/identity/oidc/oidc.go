@@ -97,7 +97,7 @@ func (c *Client) discover(ctx context.Context) (*gooidc.Provider, error) {
 // Start is one sign-in on its way: the provider URL to send the browser to, and the secrets the
 // callback needs back (kept in a short-lived cookie by the console).
 type Start struct {
-	URL                     string
+	URL                    string
 	State, Nonce, Verifier string
 }
 

@@ -1,0 +1,120 @@
+package platform_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vexil-flags/vexil/services/roles/webhooks"
+	"github.com/vexil-flags/vexil/services/testkit"
+)
+
+// The whole path of an outgoing webhook in the real program: a subscription made through the
+// API, flag changes through the API, the outbox filled by the projector, the worker's signed
+// deliveries (the first refused three times, then retried with the configured backoff), the
+// delivery log and a test delivery; then the history still replays and its audit chain holds.
+func TestOutgoingWebhooksThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	v := startVexil(t, "--webhook-retry-base", "10ms", "--webhook-retry-max", "40ms", "--webhook-poll-interval", "20ms")
+	v.must(201, "POST", "/api/v1/projects", map[string]any{"key": "shop", "name": "Shop"})
+	v.must(201, "POST", "/api/v1/projects/shop/flags", map[string]any{"key": "checkout", "name": "Checkout", "type": "boolean"})
+
+	var mu sync.Mutex
+	seen := map[string]webhooks.Payload{} // by delivery id
+	refused, requests := 0, 0
+	var secret string
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		requests++
+		if err := webhooks.Verify(secret, r.Header.Get(webhooks.SignatureHeader), body, 0, time.Now()); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if refused < 3 {
+			refused++
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		var p webhooks.Payload
+		if err := json.Unmarshal(body, &p); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		seen[r.Header.Get(webhooks.DeliveryIDHeader)] = p
+	}))
+	t.Cleanup(receiver.Close)
+
+	// Bad input is a 4xx naming the field.
+	if r := v.do("POST", "/api/v1/projects/shop/webhooks", map[string]any{"url": "ftp://x", "kinds": []string{"flag.changed"}}); r.Status != 400 || !strings.Contains(string(r.Body), `"url"`) {
+		t.Fatalf("bad url: %d %s", r.Status, r.Body)
+	}
+	sub := v.must(201, "POST", "/api/v1/projects/shop/webhooks", map[string]any{"url": receiver.URL, "kinds": []string{"flag.changed"}})
+	mu.Lock()
+	secret = sub["secret"].(string)
+	mu.Unlock()
+	id := sub["id"].(string)
+	if r := v.do("GET", "/api/v1/projects/shop/webhooks/"+id, nil); r.Status != 200 || strings.Contains(string(r.Body), secret) {
+		t.Fatalf("a subscription read back shows its secret or is missing: %d %s", r.Status, r.Body)
+	}
+
+	v.must(200, "POST", "/api/v1/projects/shop/flags/checkout/environments/production/toggle", map[string]any{"on": true}, "X-Vexil-Reason", "launch")
+	v.must(200, "POST", "/api/v1/projects/shop/flags/checkout/environments/production/toggle", map[string]any{"on": false})
+
+	testkit.WaitFor(t, 30*time.Second, "two flag changes delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == 2
+	})
+	mu.Lock()
+	versions := map[int64]int{}
+	for _, p := range seen {
+		if p.Kind != webhooks.KindFlagChanged || p.Flag != "checkout" || p.Environment != "production" || p.Event.Type != "FlagToggled" {
+			t.Errorf("payload %+v", p)
+		}
+		versions[p.Event.Version]++
+	}
+	mu.Unlock()
+	if versions[2] != 1 || versions[3] != 1 {
+		t.Errorf("each toggle once after de-duplication by delivery id: %v", versions)
+	}
+
+	log := v.must(200, "GET", "/api/v1/projects/shop/webhooks/"+id+"/deliveries", nil)
+	items := items(t, log)
+	maxAttempts := 0.0
+	for _, d := range items {
+		if d["status"] != "delivered" || d["response_code"].(float64) != 200 {
+			t.Errorf("delivery %v", d)
+		}
+		maxAttempts = max(maxAttempts, d["attempts"].(float64))
+	}
+	if len(items) != 2 || maxAttempts < 2 {
+		t.Fatalf("delivery log %v", items)
+	}
+
+	d := v.must(202, "POST", "/api/v1/projects/shop/webhooks/"+id+"/test", nil)
+	testkit.WaitFor(t, 30*time.Second, "the test delivery", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[d["id"].(string)].Kind == webhooks.KindTest
+	})
+
+	// Subscriptions and deliveries are not events: replay and the audit chain are untouched.
+	url := v.p.Config.DatabaseURL
+	out, err := runCLI(t, "replay", "--verify", "--database-url", url)
+	var rep struct {
+		Differences []any `json:"differences"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Differences) != 0 {
+		t.Fatalf("replay --verify: %v\n%s", err, out)
+	}
+	if out, err := verify(t, url); err != nil {
+		t.Fatalf("audit verify: %v\n%s", err, out)
+	}
+}
