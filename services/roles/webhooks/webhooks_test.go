@@ -133,7 +133,12 @@ func TestWebhooksDeliverEachSubscribedEventOnceSignedWithRetries(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- worker.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
 
 	testkit.WaitFor(t, 20*time.Second, "both subscribed events delivered", func() bool { return len(rc.positions()) == len(want) })
 	for pos, n := range rc.positions() {
@@ -153,10 +158,19 @@ func TestWebhooksDeliverEachSubscribedEventOnceSignedWithRetries(t *testing.T) {
 	first := rc.first
 	rc.mu.Unlock()
 
-	log, err := subs.Deliveries(ctx, "shop", sub.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The receiver answers before the worker records the answer: wait for the log.
+	var log []webhooks.Delivery
+	testkit.WaitFor(t, 20*time.Second, "the delivery log to show every delivery delivered", func() bool {
+		if log, err = subs.Deliveries(ctx, "shop", sub.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range log {
+			if d.Status != "delivered" {
+				return false
+			}
+		}
+		return true
+	})
 	if len(log) != 2 {
 		t.Fatalf("delivery log has %d entries, want 2: %+v", len(log), log)
 	}

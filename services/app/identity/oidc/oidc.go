@@ -127,7 +127,7 @@ func (c *Client) Finish(ctx context.Context, code, verifier, nonce string) (iden
 	}
 	tok, err := c.oauth.Exchange(c.ctx(ctx), code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		return refused("exchange the code: %w", err)
+		return refused("exchange the code: %v", err)
 	}
 	raw, ok := tok.Extra("id_token").(string)
 	if !ok || raw == "" {
@@ -135,14 +135,14 @@ func (c *Client) Finish(ctx context.Context, code, verifier, nonce string) (iden
 	}
 	idt, err := c.verifier.Verify(c.ctx(ctx), raw)
 	if err != nil {
-		return refused("verify the ID token: %w", err)
+		return refused("verify the ID token: %v", err)
 	}
 	if idt.Nonce != nonce {
 		return refused("the ID token's nonce is not this sign-in's")
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return refused("read claims: %w", err)
+		return refused("read claims: %v", err)
 	}
 	id := identity.ExternalIdentity{Issuer: idt.Issuer, Subject: idt.Subject}
 	fill := func(claims map[string]any) {
