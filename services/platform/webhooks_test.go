@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +119,30 @@ func TestOutgoingWebhooksThroughTheAPI(t *testing.T) {
 		defer mu.Unlock()
 		return seen[d["id"].(string)].Kind == webhooks.KindTest
 	})
+
+	// The console's Webhooks page: admins only; the delivery log with the refused delivery's
+	// attempts; a subscription added by form shows its secret once; Send test queues one.
+	admin := signIn(t, v, addPerson(t, v, "hooks-admin@example.com", "Hook Admin", "shop", "admin", false))
+	editor := signIn(t, v, addPerson(t, v, "hooks-editor@example.com", "Hook Editor", "shop", "editor", false))
+	if status, _ := editor.get("/projects/shop/webhooks"); status != http.StatusForbidden {
+		t.Errorf("an editor opens the webhooks page: %d", status)
+	}
+	status, page := admin.get("/projects/shop/webhooks")
+	if status != http.StatusOK || !strings.Contains(page, receiver.URL) || !strings.Contains(page, "<td>4</td>") ||
+		!strings.Contains(page, "delivered") || strings.Contains(page, secret) {
+		t.Fatalf("webhooks page %d: %s", status, page)
+	}
+	status, page, _ = admin.post("/projects/shop/webhooks", url.Values{"url": {receiver.URL + "/slack"}, "kinds": {"autoops.fired", "flag.changed"},
+		"format": {"slack"}}, true)
+	if status != http.StatusCreated || !strings.Contains(page, "whsec_") {
+		t.Fatalf("adding a webhook by form: %d %s", status, page)
+	}
+	if status, page, _ = admin.post("/projects/shop/webhooks", url.Values{"url": {"not a url"}, "kinds": {"flag.changed"}}, true); status != http.StatusBadRequest {
+		t.Errorf("a bad URL by form: %d %s", status, page)
+	}
+	if status, _, hdr := admin.post("/projects/shop/webhooks/"+id+"/test", url.Values{}, true); status != http.StatusSeeOther || !strings.Contains(hdr.Get("Location"), "/webhooks?done=") {
+		t.Errorf("send test by form: %d %v", status, hdr)
+	}
 
 	// Subscriptions and deliveries are not events: replay and the audit chain are untouched.
 	url := v.p.Config.DatabaseURL
