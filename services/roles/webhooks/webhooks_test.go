@@ -114,6 +114,27 @@ func TestWebhooksDeliverEachSubscribedEventOnceSignedWithRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A Slack-compatible subscription gets {"text": ...}, signed the same way.
+	var slackMu sync.Mutex
+	var slackTexts []string
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var msg map[string]string
+		if webhooks.Verify("slack-secret-0123456789", r.Header.Get(webhooks.SignatureHeader), body, 0, time.Now()) != nil ||
+			json.Unmarshal(body, &msg) != nil || len(msg) != 1 {
+			http.Error(w, "bad", http.StatusBadRequest)
+			return
+		}
+		slackMu.Lock()
+		slackTexts = append(slackTexts, msg["text"])
+		slackMu.Unlock()
+	}))
+	t.Cleanup(slack.Close)
+	if _, err := subs.Create(ctx, "shop", webhooks.NewSubscription{URL: slack.URL, Secret: "slack-secret-0123456789",
+		Kinds: []string{webhooks.KindFlagChanged}, Format: webhooks.FormatSlack}, "user:u_admin"); err != nil {
+		t.Fatal(err)
+	}
+
 	want := map[int64]string{}
 	e := appendAndProject(domain.FlagStream("shop", "checkout"), 1, &domain.FlagToggled{Environment: "production", On: false})
 	want[e.Position] = "FlagToggled"
@@ -197,9 +218,20 @@ func TestWebhooksDeliverEachSubscribedEventOnceSignedWithRetries(t *testing.T) {
 	if got := counter(t, reg, "vexil_webhook_attempts_total", "error"); got != 3 {
 		t.Errorf("failed attempts counted %v, want 3", got)
 	}
-	if got := counter(t, reg, "vexil_webhook_deliveries_total", "delivered"); got != 2 {
-		t.Errorf("deliveries counted %v, want 2", got)
+	if got := counter(t, reg, "vexil_webhook_deliveries_total", "delivered"); got != 3 {
+		t.Errorf("deliveries counted %v, want 3 (two events, one Slack message)", got)
 	}
+
+	testkit.WaitFor(t, 20*time.Second, "the Slack message", func() bool {
+		slackMu.Lock()
+		defer slackMu.Unlock()
+		return len(slackTexts) == 1
+	})
+	slackMu.Lock()
+	if want := "[shop] FlagToggled flag checkout in production: off by user:u_ada (incident 42)"; slackTexts[0] != want {
+		t.Errorf("Slack text %q, want %q", slackTexts[0], want)
+	}
+	slackMu.Unlock()
 
 	// Send test: queued, delivered, logged.
 	test, err := subs.SendTest(ctx, "shop", sub.ID, "user:u_admin")
