@@ -42,6 +42,7 @@ import (
 	"github.com/vexil-flags/vexil/services/roles/relay"
 	"github.com/vexil-flags/vexil/services/roles/scheduler"
 	"github.com/vexil-flags/vexil/services/roles/sdkapi"
+	"github.com/vexil-flags/vexil/services/roles/webhooks"
 )
 
 // ReadModels are the asynchronous projections, in the order the projector applies them.
@@ -73,10 +74,11 @@ type Platform struct {
 	// AdminToken is set when this start generated the bootstrap admin token.
 	AdminToken string
 
-	echo     *echo.Echo
-	listener net.Listener
-	runCtx   context.Context // ends when the platform closes: what the roles run under
-	cancel   context.CancelFunc
+	echo          *echo.Echo
+	webhookWorker *webhooks.Worker // nil when the projector role does not run here
+	listener      net.Listener
+	runCtx        context.Context // ends when the platform closes: what the roles run under
+	cancel        context.CancelFunc
 	// starting says why the process is not ready yet although its roles run (e.g. the demo is
 	// being seeded); /readyz answers 503 until it is cleared.
 	starting atomic.Pointer[string]
@@ -255,12 +257,16 @@ func (p *Platform) Start(ctx context.Context) error {
 		}
 		runner, err = projector.New(projector.Config{Pool: p.Pool, Store: p.Store, Subscriber: sub,
 			Topic: bus.DomainStream(), DeadLetter: dead, DeadLetterTopic: bus.DeadLetterStream(),
-			Projections: ReadModels(), Metrics: metrics, Logger: p.Log, OnApplied: onApplied(sdk)})
+			Projections: projectorProjections(), Metrics: metrics, Logger: p.Log, OnApplied: onApplied(sdk)})
 		if err != nil {
 			cancel()
 			return err
 		}
 		p.run("projector", func() error { return runner.Run(runCtx) })
+		if err := p.startWebhookWorker(reg); err != nil {
+			cancel()
+			return err
+		}
 
 		// Telemetry projector: the telemetry stream into the event tables; rollup and policy upkeep.
 		telemetryBus := bus
@@ -295,7 +301,13 @@ func (p *Platform) Start(ctx context.Context) error {
 	}
 	p.SDK = sdk
 	if cfg.Has(config.RoleConsole) {
-		srv := console.NewServer(p.App, p.Log, cfg.MaxBodyBytes).WithAnalyzer(p.Analyzer).WithTriggerRateLimit(cfg.TriggerRateLimit)
+		hooks, err := webhooks.NewStore(p.Pool)
+		if err != nil {
+			cancel()
+			return err
+		}
+		srv := console.NewServer(p.App, p.Log, cfg.MaxBodyBytes).WithAnalyzer(p.Analyzer).WithTriggerRateLimit(cfg.TriggerRateLimit).
+			WithWebhooks(hooks, p.wakeWebhooks)
 		srv.Register(e)
 		srv.RegisterHooks(e) // public webhook triggers: their secret, no bearer token
 		if err := registerWebConsole(e, p); err != nil {

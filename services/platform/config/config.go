@@ -89,6 +89,9 @@ type Config struct {
 	EdgeToken         string // the edge token the core issued for this edge
 	EdgeDir           string // snapshot file and event spool
 	EdgeSpoolMaxBytes int64  // bound of the event spool
+
+	SSO      SSO      // console single sign-on (sso.go)
+	Webhooks Webhooks // outgoing webhooks (webhooks.go)
 }
 
 // setting documents one option once, for the flag set, the environment and the README table.
@@ -250,6 +253,12 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 		return nil, err
 	}
 	if err := c.parseServerExposures(vals); err != nil {
+		return nil, err
+	}
+	if err := c.parseSSO(vals); err != nil {
+		return nil, err
+	}
+	if err := c.parseWebhooks(vals); err != nil {
 		return nil, err
 	}
 	if c.AnalysisInterval, err = time.ParseDuration(*vals["analysis-interval"]); err != nil || c.AnalysisInterval <= 0 {

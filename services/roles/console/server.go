@@ -13,6 +13,7 @@ import (
 	"github.com/vexil-flags/vexil/services/adapters/httpapi"
 	"github.com/vexil-flags/vexil/services/app"
 	"github.com/vexil-flags/vexil/services/roles/analysis"
+	"github.com/vexil-flags/vexil/services/roles/webhooks"
 )
 
 // Server is the management REST API.
@@ -23,6 +24,9 @@ type Server struct {
 	analyzer *analysis.Analyzer // nil: no on-demand analysis or reports
 	triggers *httpapi.Limiter   // calls of each webhook trigger; nil: unlimited
 	signer   cursorKeys         // signs list cursors (cursors.go)
+	// webhooks are the outgoing webhook subscriptions (webhooks.go); nil: 503.
+	webhooks     *webhooks.Store
+	wakeWebhooks func()
 }
 
 // NewServer builds the management API over the application layer a. maxBody bounds request
@@ -92,7 +96,7 @@ func IsStream(c echo.Context) bool {
 
 // allRoutes is every operation of the management API, grouped by area in their own tables.
 func allRoutes() []route {
-	return append(append(routes(), experimentRoutes()...), historyRoutes()...)
+	return append(append(append(routes(), experimentRoutes()...), historyRoutes()...), webhookRoutes()...)
 }
 
 // decode reads a strict JSON body.

@@ -25,6 +25,7 @@ import (
 type loginData struct {
 	frame
 	Email, Next, Error string
+	SSO, Passwords     bool // what the page offers
 }
 
 func (s *Server) home(c echo.Context) error {
@@ -38,7 +39,13 @@ func (s *Server) loginPage(c echo.Context) error {
 	if sessionOf(c) != nil {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
 	}
-	return s.render(c, http.StatusOK, "login", loginData{frame: frame{Title: "Sign in", Flash: c.QueryParam("done")}, Next: c.QueryParam("next")})
+	return s.render(c, http.StatusOK, "login", s.loginData(loginData{frame: frame{Title: "Sign in", Flash: c.QueryParam("done")}, Next: c.QueryParam("next")}))
+}
+
+// loginData adds what the sign-in page offers: SSO, passwords, or both.
+func (s *Server) loginData(d loginData) loginData {
+	d.SSO, d.Passwords = s.opts.SSO != nil, !s.opts.NoLocalPasswords
+	return d
 }
 
 // safeNext keeps a post-sign-in redirect on this site: a path, never another host.
@@ -51,20 +58,24 @@ func safeNext(next string) string {
 
 func (s *Server) login(c echo.Context) error {
 	email, password, next := strings.TrimSpace(c.FormValue("email")), c.FormValue("password"), c.FormValue("next")
+	if s.opts.NoLocalPasswords {
+		return s.render(c, http.StatusForbidden, "login", s.loginData(loginData{frame: frame{Title: "Sign in"}, Next: next,
+			Error: "Passwords are turned off here: sign in with single sign-on."}))
+	}
 	now := s.opts.Now()
 	// Limited per email (a guessing attack on one account) and per client address (one client
 	// trying many accounts). A refused attempt never reaches bcrypt.
 	for _, key := range []string{"email:" + strings.ToLower(email), "ip:" + c.RealIP()} {
 		if wait, ok := s.logins.Allow(key, now); !ok {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			return s.render(c, http.StatusTooManyRequests, "login", loginData{frame: frame{Title: "Sign in"}, Email: email, Next: next,
-				Error: fmt.Sprintf("Too many sign-in attempts. Try again in %d seconds.", int(wait.Seconds())+1)})
+			return s.render(c, http.StatusTooManyRequests, "login", s.loginData(loginData{frame: frame{Title: "Sign in"}, Email: email, Next: next,
+				Error: fmt.Sprintf("Too many sign-in attempts. Try again in %d seconds.", int(wait.Seconds())+1)}))
 		}
 	}
 	u, err := s.people.Authenticate(c.Request().Context(), email, password)
 	if domain.ErrorCode(err) == domain.EUnauthorized {
-		return s.render(c, http.StatusUnauthorized, "login", loginData{frame: frame{Title: "Sign in"}, Email: email, Next: next,
-			Error: "Unknown email or wrong password."})
+		return s.render(c, http.StatusUnauthorized, "login", s.loginData(loginData{frame: frame{Title: "Sign in"}, Email: email, Next: next,
+			Error: "Unknown email or wrong password."}))
 	}
 	if err != nil {
 		return s.fail(c, err)

@@ -7,6 +7,7 @@ import (
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/domain/evaluation"
 	"github.com/vexil-flags/vexil/services/app/identity"
+	"github.com/vexil-flags/vexil/services/roles/webhooks"
 )
 
 // Every page renders with typical data, errors included: a template mistake fails here, not in
@@ -41,6 +42,10 @@ func TestPagesRender(t *testing.T) {
 			Rules: []traceRule{{ID: "rule-1", Clauses: []traceClause{{Clause: domain.Clause{Attribute: "country", Operator: domain.OpIn, Values: []any{"FR"}}, ContextValue: `"FR"`, Matched: true}}}}},
 		"segments": segmentsData{frame: fr, Segments: []segmentRow{{Segment: &domain.Segment{Key: "beta", Name: "Beta", Match: "any",
 			Clauses: []domain.Clause{{Attribute: "plan", Operator: domain.OpIn, Values: []any{"pro"}}}, Included: []string{"u1"}}, UsedBy: []string{"banner"}}}},
+		"webhooks": webhooksData{frame: fr, Kinds: webhooks.Kinds(), Err: &fieldErrors{Field: "url", Message: "bad"},
+			Created: &webhooks.SubscriptionWithSecret{Subscription: webhooks.Subscription{ID: "wh_1"}, Secret: "whsec_x"},
+			Subscriptions: []webhookRow{{Subscription: webhooks.Subscription{ID: "wh_1", URL: "https://example.com/h", Kinds: []string{"flag.changed"}, Format: "slack"},
+				Deliveries: []webhooks.Delivery{{ID: "whd_1", Kind: "test", Status: "delivered", Attempts: 4, ResponseCode: new(int), LatencyMS: new(int), LastError: "x"}}}}},
 		"history": historyData{frame: fr, Flag: flag, Then: flag, At: "2026-01-01T00:00:00Z", RestoreEnvs: sortedEnvironments(proj)},
 	}
 	for name, data := range cases {

@@ -26,6 +26,7 @@ import (
 	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/services/adapters/httpapi"
 	"github.com/vexil-flags/vexil/services/app/identity"
+	"github.com/vexil-flags/vexil/services/roles/webhooks"
 )
 
 //go:embed static
@@ -49,6 +50,17 @@ type Options struct {
 	LoginBurst float64
 	// Now is the clock (tests may fix it); nil is time.Now.
 	Now func() time.Time
+	// SSO signs people in through an identity provider (sso.go); nil: no single sign-on.
+	SSO SingleSignOn
+	// GroupRoles maps the provider's groups to project roles (VEXIL_OIDC_GROUP_ROLES).
+	GroupRoles []identity.GroupRole
+	// NoLocalPasswords refuses sign-in with a password (VEXIL_LOCAL_PASSWORDS=off): people sign
+	// in through SSO only.
+	NoLocalPasswords bool
+	// Webhooks are the outgoing webhook subscriptions (webhooks.go); nil: no webhooks page.
+	Webhooks *webhooks.Store
+	// WakeWebhooks tells this process's delivery worker that a test delivery is queued.
+	WakeWebhooks func()
 }
 
 // DefaultOptions: the default session policy; 5 attempts at once, then one every 12 s, per email
@@ -95,6 +107,8 @@ func (s *Server) Register(e *echo.Echo) {
 	e.GET("/", s.home, s.headers, s.optionalSession)
 	e.GET("/login", s.loginPage, s.headers, s.optionalSession)
 	e.POST("/login", s.login, s.headers)
+	e.GET("/login/sso", s.ssoStart, s.headers)
+	e.GET("/login/sso/callback", s.ssoCallback, s.headers)
 	e.POST("/logout", s.logout, s.headers, s.session, s.csrf)
 	e.GET("/setup", s.setupPage, s.headers)
 	e.POST("/setup", s.setup, s.headers)
@@ -120,6 +134,10 @@ func (s *Server) Register(e *echo.Echo) {
 	g.GET("/:project/audit/export", s.auditExport, s.member(identity.RoleViewer))
 	s.registerAnalytics(g) // insights, stale flags, goals, experiments (insights.go)
 	s.registerDelivery(g)
+	g.GET("/:project/webhooks", s.webhooksPage, s.member(identity.RoleAdmin))
+	g.POST("/:project/webhooks", s.createWebhook, s.member(identity.RoleAdmin))
+	g.POST("/:project/webhooks/:id/test", s.testWebhook, s.member(identity.RoleAdmin))
+	g.POST("/:project/webhooks/:id/delete", s.deleteWebhook, s.member(identity.RoleAdmin))
 }
 
 // staticHandler serves embedded assets with a short cache: they change with the binary.
