@@ -232,7 +232,7 @@ func (s *ScheduledChange) Resolve(current *Flag, cat *Catalog, now time.Time) (a
 	}
 	at := now.UTC()
 	failed := func(format string, args ...any) ([]Event, []Event, error) {
-		return nil, []Event{&ScheduleFailed{At: at, Reason: fmt.Sprintf(format, args...)}}, nil
+		return nil, []Event{&ScheduleFailed{Environment: s.Environment, At: at, Reason: fmt.Sprintf(format, args...)}}, nil
 	}
 	if current == nil || current.Key == "" {
 		return failed("flag %q no longer exists", s.Flag)
@@ -284,7 +284,7 @@ func (s *ScheduledChange) Resolve(current *Flag, cat *Catalog, now time.Time) (a
 	if cmdErr != nil {
 		return failed("%s", describeError(cmdErr))
 	}
-	return evs, []Event{&ScheduleApplied{At: at, FlagVersion: current.Version + int64(len(evs))}}, nil
+	return evs, []Event{&ScheduleApplied{Environment: s.Environment, At: at, FlagVersion: current.Version + int64(len(evs))}}, nil
 }
 
 // describeError renders a command's error for a failure reason: its message and field.

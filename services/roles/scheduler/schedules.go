@@ -44,7 +44,7 @@ func (s *Scheduler) resolveSchedule(ctx context.Context, ref delivery.Ref, now t
 			CommandID: sc.ApplyCommandID()}
 		var outcome []domain.Event
 		if _, v, done := commandAppend(flagEvents, sc.ApplyCommandID()); done {
-			outcome = []domain.Event{&domain.ScheduleApplied{At: now.UTC(), FlagVersion: v}}
+			outcome = []domain.Event{&domain.ScheduleApplied{Environment: sc.Environment, At: now.UTC(), FlagVersion: v}}
 		} else {
 			out, err := s.app.Commands.ApplyScheduledChange(ctx, meta, app.ApplyScheduledChange{Schedule: sc, Now: now})
 			switch {
