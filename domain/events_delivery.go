@@ -45,6 +45,17 @@ type ScheduleFailed struct {
 	Reason      string    `json:"reason"`
 }
 
+// ScheduleOccurred records that one occurrence of a recurring change was made (the flag events
+// were appended with its ApplyCommandID, or none were needed) and when the next one is due. The
+// change stays pending until it is cancelled or fails.
+type ScheduleOccurred struct {
+	Environment string    `json:"environment,omitempty"`
+	Occurrence  time.Time `json:"occurrence"` // the due time this was the occurrence of
+	At          time.Time `json:"at"`         // when it was made
+	FlagVersion int64     `json:"flag_version"`
+	Next        time.Time `json:"next"`
+}
+
 // Rollout stream: rollout/<project>/<id>.
 type RolloutCreated struct {
 	Project     string        `json:"project"`
@@ -175,6 +186,7 @@ func (*ScheduleEdited) EventType() string       { return "ScheduleEdited" }
 func (*ScheduleCancelled) EventType() string    { return "ScheduleCancelled" }
 func (*ScheduleApplied) EventType() string      { return "ScheduleApplied" }
 func (*ScheduleFailed) EventType() string       { return "ScheduleFailed" }
+func (*ScheduleOccurred) EventType() string     { return "ScheduleOccurred" }
 func (*RolloutCreated) EventType() string       { return "RolloutCreated" }
 func (*RolloutStepSkipped) EventType() string   { return "RolloutStepSkipped" }
 func (*RolloutStepApplied) EventType() string   { return "RolloutStepApplied" }
@@ -203,6 +215,7 @@ func init() {
 		func() Event { return new(ScheduleCancelled) },
 		func() Event { return new(ScheduleApplied) },
 		func() Event { return new(ScheduleFailed) },
+		func() Event { return new(ScheduleOccurred) },
 		func() Event { return new(RolloutCreated) },
 		func() Event { return new(RolloutStepSkipped) },
 		func() Event { return new(RolloutStepApplied) },

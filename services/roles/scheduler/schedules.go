@@ -44,7 +44,7 @@ func (s *Scheduler) resolveSchedule(ctx context.Context, ref delivery.Ref, now t
 			CommandID: sc.ApplyCommandID()}
 		var outcome []domain.Event
 		if _, v, done := commandAppend(flagEvents, sc.ApplyCommandID()); done {
-			outcome = []domain.Event{&domain.ScheduleApplied{Environment: sc.Environment, At: now.UTC(), FlagVersion: v}}
+			outcome = sc.AppliedOutcome(v, now)
 		} else {
 			out, err := s.app.Commands.ApplyScheduledChange(ctx, meta, app.ApplyScheduledChange{Schedule: sc, Now: now})
 			switch {
@@ -58,7 +58,7 @@ func (s *Scheduler) resolveSchedule(ctx context.Context, ref delivery.Ref, now t
 				return "", err
 			}
 		}
-		meta.CommandID = sc.ID + ":outcome"
+		meta.CommandID = sc.OutcomeCommandID()
 		failed, _ := outcome[0].(*domain.ScheduleFailed)
 		if failed != nil {
 			meta.Reason = reasonText(fmt.Sprintf("%s failed: %s", describeSchedule(sc), failed.Reason))
