@@ -14,7 +14,8 @@ import (
 // outcome ("applied" or "failed"; "" when there was nothing to do).
 //
 // The flag's events are appended first with the change's ApplyCommandID; then ScheduleApplied or
-// ScheduleFailed with command id "<id>:outcome". A pass that finds the apply command already among
+// ScheduleFailed with command id "<id>:outcome" (a recurring change: ScheduleOccurred, with
+// ids per occurrence, see ScheduledChange.ApplyCommandID). A pass that finds the apply command already among
 // the flag's events (a crash between the appends, or another scheduler) records ScheduleApplied
 // with the flag version that change reached, without deciding again: the flag may have changed
 // since, and the change did happen.
