@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -85,7 +86,26 @@ func TestDeliveryOutcomesAreFiledUnderTheirEnvironment(t *testing.T) {
 	}
 
 	// Rows projected before the fix had no environment: 0160 fills it in from the stream's
-	// creation event.
+	// creation event, exactly as the projection (and so a replay) files them.
+	environments := func() map[int64]string {
+		t.Helper()
+		rows, err := pool.Query(ctx, `SELECT position, environment FROM rm_audit_log`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[int64]string{}
+		for rows.Next() {
+			var p int64
+			var env string
+			if err := rows.Scan(&p, &env); err != nil {
+				t.Fatal(err)
+			}
+			out[p] = env
+		}
+		return out
+	}
+	projected := environments()
 	if _, err := pool.Exec(ctx, `UPDATE rm_audit_log SET environment = '' WHERE version > 1`); err != nil {
 		t.Fatal(err)
 	}
@@ -98,5 +118,8 @@ func TestDeliveryOutcomesAreFiledUnderTheirEnvironment(t *testing.T) {
 	}
 	if got := types("production"); !slices.Equal(got, wantProduction) {
 		t.Fatalf("production's audit after 0160: %v, want %v", got, wantProduction)
+	}
+	if migrated := environments(); !maps.Equal(migrated, projected) {
+		t.Fatalf("after 0160 the rows say %v; projected (and replayed) they say %v", migrated, projected)
 	}
 }
