@@ -255,3 +255,22 @@ func FuzzParseScheduleTime(f *testing.F) {
 		}
 	})
 }
+
+// The console lists next_runs for every schedule of a page (50 × 5 occurrences): this is the
+// cost of one occurrence.
+func BenchmarkRecurrenceNext(b *testing.B) {
+	r := domain.Recurrence{Weekdays: []string{"mon", "tue", "wed", "thu", "fri"}, Time: "18:00"}
+	loc := zone(b, "Europe/Paris")
+	from := utc("2026-10-22T15:00:00Z")
+	for b.Loop() {
+		from = r.Next(from, loc)
+	}
+}
+
+func BenchmarkLoadTimeZone(b *testing.B) {
+	for b.Loop() {
+		if _, err := domain.LoadTimeZone("Europe/Paris"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
