@@ -378,7 +378,7 @@ func (r *AutoOpsRule) Fire(evidence AutoOpsEvidence) ([]Event, error) {
 	case !reflect.DeepEqual(ev, withUTC(evidence)):
 		return nil, Invalid("evidence", "the evidence was not decided by this version of the rule")
 	}
-	return []Event{&AutoOpsRuleTriggered{Evidence: ev, Action: r.Action}}, nil
+	return []Event{&AutoOpsRuleTriggered{Environment: r.Environment, Evidence: ev, Action: r.Action}}, nil
 }
 
 func withUTC(ev AutoOpsEvidence) AutoOpsEvidence {

@@ -119,7 +119,7 @@ func badMetrics() domain.AutoOpsMetrics {
 }
 
 func triggered(ev domain.AutoOpsEvidence) *domain.AutoOpsRuleTriggered {
-	return &domain.AutoOpsRuleTriggered{Evidence: ev, Action: domain.AutoOpsTurnOff}
+	return &domain.AutoOpsRuleTriggered{Environment: "production", Evidence: ev, Action: domain.AutoOpsTurnOff}
 }
 
 func TestAutoOpsDecide(t *testing.T) {

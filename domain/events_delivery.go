@@ -30,14 +30,30 @@ type ScheduleCancelled struct{}
 // ScheduleApplied records that the change was made: the flag events were appended (or none were
 // needed) and the flag reached FlagVersion.
 type ScheduleApplied struct {
+	// Environment is the environment the change was made in (the aggregate's), so the audit log
+	// files the event under it. Events recorded before it existed lack it: the audit projection
+	// takes it from the aggregate then.
+	Environment string    `json:"environment,omitempty"`
 	At          time.Time `json:"at"`
 	FlagVersion int64     `json:"flag_version"`
 }
 
 // ScheduleFailed records that the change could not be made when due, and why.
 type ScheduleFailed struct {
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason"`
+	Environment string    `json:"environment,omitempty"` // see ScheduleApplied.Environment
+	At          time.Time `json:"at"`
+	Reason      string    `json:"reason"`
+}
+
+// ScheduleOccurred records that one occurrence of a recurring change was made (the flag events
+// were appended with its ApplyCommandID, or none were needed) and when the next one is due. The
+// change stays pending until it is cancelled or fails.
+type ScheduleOccurred struct {
+	Environment string    `json:"environment,omitempty"`
+	Occurrence  time.Time `json:"occurrence"` // the due time this was the occurrence of
+	At          time.Time `json:"at"`         // when it was made
+	FlagVersion int64     `json:"flag_version"`
+	Next        time.Time `json:"next"`
 }
 
 // Rollout stream: rollout/<project>/<id>.
@@ -58,6 +74,7 @@ type RolloutCreated struct {
 // due when the rollout caught up), or, with AlreadyServed, the flag already served at least its
 // share when the rollout was created.
 type RolloutStepSkipped struct {
+	Environment   string  `json:"environment,omitempty"` // see ScheduleApplied.Environment
 	Index         int     `json:"index"`
 	Percent       float64 `json:"percent"`
 	AlreadyServed bool    `json:"already_served,omitempty"`
@@ -65,36 +82,43 @@ type RolloutStepSkipped struct {
 
 // RolloutStepApplied records a step whose split was written to the flag's default serve.
 type RolloutStepApplied struct {
-	Index   int     `json:"index"`
-	Percent float64 `json:"percent"`
-	Weight  int     `json:"weight"` // the variation's share in bucket units (of BucketCount)
+	Environment string  `json:"environment,omitempty"` // see ScheduleApplied.Environment
+	Index       int     `json:"index"`
+	Percent     float64 `json:"percent"`
+	Weight      int     `json:"weight"` // the variation's share in bucket units (of BucketCount)
 }
 
-type RolloutCompleted struct{}
+type RolloutCompleted struct {
+	Environment string `json:"environment,omitempty"` // see ScheduleApplied.Environment
+}
 
 // RolloutPaused stops the plan until RolloutResumed.
 type RolloutPaused struct {
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason,omitempty"`
+	Environment string    `json:"environment,omitempty"` // see ScheduleApplied.Environment
+	At          time.Time `json:"at"`
+	Reason      string    `json:"reason,omitempty"`
 }
 
 // RolloutResumed restarts the plan; every step not yet applied moves Shift later (the time spent
 // paused).
 type RolloutResumed struct {
-	At    time.Time     `json:"at"`
-	Shift time.Duration `json:"shift_ns"`
+	Environment string        `json:"environment,omitempty"` // see ScheduleApplied.Environment
+	At          time.Time     `json:"at"`
+	Shift       time.Duration `json:"shift_ns"`
 }
 
 // RolloutRolledBack records that the rolled-out variation was set back to 0% (by auto-ops or a
 // person); it is followed by RolloutPaused unless the rollout was paused already.
 type RolloutRolledBack struct {
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason,omitempty"`
+	Environment string    `json:"environment,omitempty"` // see ScheduleApplied.Environment
+	At          time.Time `json:"at"`
+	Reason      string    `json:"reason,omitempty"`
 }
 
 // RolloutAborted ends the rollout. Restored says whether the starting default serve was written
 // back to the flag with it; RestoreFailure says why not when it could not be.
 type RolloutAborted struct {
+	Environment    string    `json:"environment,omitempty"` // see ScheduleApplied.Environment
 	At             time.Time `json:"at"`
 	Reason         string    `json:"reason,omitempty"`
 	Restored       bool      `json:"restored"`
@@ -123,8 +147,9 @@ type AutoOpsRuleDeleted struct{}
 
 // AutoOpsRuleTriggered records that the rule fired, on what evidence, and the action it asked for.
 type AutoOpsRuleTriggered struct {
-	Evidence AutoOpsEvidence `json:"evidence"`
-	Action   AutoOpsAction   `json:"action"`
+	Environment string          `json:"environment,omitempty"` // see ScheduleApplied.Environment
+	Evidence    AutoOpsEvidence `json:"evidence"`
+	Action      AutoOpsAction   `json:"action"`
 }
 
 // Trigger stream: trigger/<project>/<id>.
@@ -150,9 +175,10 @@ type TriggerDeleted struct{}
 // TriggerFired records a use of the trigger. Changed says whether the flag was toggled by it (a
 // trigger fired at a flag already in the wanted state changes nothing but is still recorded).
 type TriggerFired struct {
-	At         time.Time `json:"at"`
-	RemoteAddr string    `json:"remote_addr,omitempty"`
-	Changed    bool      `json:"changed"`
+	Environment string    `json:"environment,omitempty"` // see ScheduleApplied.Environment
+	At          time.Time `json:"at"`
+	RemoteAddr  string    `json:"remote_addr,omitempty"`
+	Changed     bool      `json:"changed"`
 }
 
 func (*ScheduleCreated) EventType() string      { return "ScheduleCreated" }
@@ -160,6 +186,7 @@ func (*ScheduleEdited) EventType() string       { return "ScheduleEdited" }
 func (*ScheduleCancelled) EventType() string    { return "ScheduleCancelled" }
 func (*ScheduleApplied) EventType() string      { return "ScheduleApplied" }
 func (*ScheduleFailed) EventType() string       { return "ScheduleFailed" }
+func (*ScheduleOccurred) EventType() string     { return "ScheduleOccurred" }
 func (*RolloutCreated) EventType() string       { return "RolloutCreated" }
 func (*RolloutStepSkipped) EventType() string   { return "RolloutStepSkipped" }
 func (*RolloutStepApplied) EventType() string   { return "RolloutStepApplied" }
@@ -188,6 +215,7 @@ func init() {
 		func() Event { return new(ScheduleCancelled) },
 		func() Event { return new(ScheduleApplied) },
 		func() Event { return new(ScheduleFailed) },
+		func() Event { return new(ScheduleOccurred) },
 		func() Event { return new(RolloutCreated) },
 		func() Event { return new(RolloutStepSkipped) },
 		func() Event { return new(RolloutStepApplied) },

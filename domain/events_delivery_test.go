@@ -21,15 +21,15 @@ func TestExperimentationAndDeliveryEvents(t *testing.T) {
 		&domain.ExperimentConcluded{Variation: "blue", Reason: "won"}, &domain.ExperimentArchived{},
 		targetingCreated(), defaultCreated(),
 		&domain.ScheduleEdited{ChangeSpec: defaultSpec(newSplit()), Before: domain.ChangeBefore{Default: &before}},
-		&domain.ScheduleCancelled{}, &domain.ScheduleApplied{At: at(3), FlagVersion: 7}, &domain.ScheduleFailed{At: at(3), Reason: "r"},
-		rolloutCreated(), &domain.RolloutStepSkipped{Index: 1, Percent: 5}, stepApplied(2), &domain.RolloutCompleted{},
-		&domain.RolloutPaused{At: at(4), Reason: "r"}, &domain.RolloutResumed{At: at(5), Shift: 90 * time.Second},
-		&domain.RolloutRolledBack{At: at(6), Reason: "r"}, &domain.RolloutAborted{At: at(7), RestoreFailure: "f"},
+		&domain.ScheduleCancelled{}, &domain.ScheduleApplied{Environment: "production", At: at(3), FlagVersion: 7}, &domain.ScheduleFailed{Environment: "production", At: at(3), Reason: "r"},
+		rolloutCreated(), &domain.RolloutStepSkipped{Environment: "production", Index: 1, Percent: 5}, stepApplied(2), &domain.RolloutCompleted{Environment: "production"},
+		&domain.RolloutPaused{Environment: "production", At: at(4), Reason: "r"}, &domain.RolloutResumed{Environment: "production", At: at(5), Shift: 90 * time.Second},
+		&domain.RolloutRolledBack{Environment: "production", At: at(6), Reason: "r"}, &domain.RolloutAborted{Environment: "production", At: at(7), RestoreFailure: "f"},
 		ruleCreated(true), &domain.AutoOpsRuleUpdated{AutoOpsDefinition: errorsRule()}, &domain.AutoOpsRuleEnabled{},
 		&domain.AutoOpsRuleDisabled{}, &domain.AutoOpsRuleDeleted{},
 		triggered(domain.AutoOpsEvidence{At: at(8), Value: 0.25, Control: &domain.AutoOpsArm{Exposed: 3, Rate: 0.5}, Fired: true, Decision: "fired"}),
 		killSwitch(), &domain.TriggerSecretRotated{SecretHash: secretHash("x")}, &domain.TriggerEnabled{}, &domain.TriggerDisabled{},
-		&domain.TriggerDeleted{}, &domain.TriggerFired{At: at(9), RemoteAddr: "203.0.113.7", Changed: true},
+		&domain.TriggerDeleted{}, &domain.TriggerFired{Environment: "production", At: at(9), RemoteAddr: "203.0.113.7", Changed: true},
 	}
 	registered := domain.EventTypes()
 	for _, e := range events {

@@ -249,7 +249,7 @@ func CreateRollout(in NewRollout, current *Flag, cat *Catalog, active, experimen
 			return nil, Invalid("steps", "flag %q already serves %s%% of users %q in environment %q: every step is at or below that, so the rollout would change nothing",
 				in.Flag, formatPercent(served), v, in.Environment)
 		}
-		events = append(events, &RolloutStepSkipped{Index: i, Percent: s.Percent, AlreadyServed: true})
+		events = append(events, &RolloutStepSkipped{Environment: in.Environment, Index: i, Percent: s.Percent, AlreadyServed: true})
 	}
 	return events, nil
 }
@@ -358,11 +358,11 @@ func (r *Rollout) ApplyStep(i int, current *Flag, cat *Catalog) (flagEvents, rol
 		return nil, nil, err
 	}
 	for j := r.Next; j < i; j++ {
-		rolloutEvents = append(rolloutEvents, &RolloutStepSkipped{Index: j, Percent: r.Steps[j].Percent})
+		rolloutEvents = append(rolloutEvents, &RolloutStepSkipped{Environment: r.Environment, Index: j, Percent: r.Steps[j].Percent})
 	}
-	rolloutEvents = append(rolloutEvents, &RolloutStepApplied{Index: i, Percent: step.Percent, Weight: w})
+	rolloutEvents = append(rolloutEvents, &RolloutStepApplied{Environment: r.Environment, Index: i, Percent: step.Percent, Weight: w})
 	if i == len(r.Steps)-1 {
-		rolloutEvents = append(rolloutEvents, &RolloutCompleted{})
+		rolloutEvents = append(rolloutEvents, &RolloutCompleted{Environment: r.Environment})
 	}
 	return flagEvents, rolloutEvents, nil
 }
@@ -400,7 +400,7 @@ func (r *Rollout) Pause(reason string, now time.Time) ([]Event, error) {
 	if err := validReason("reason", reason, false); err != nil {
 		return nil, err
 	}
-	return []Event{&RolloutPaused{At: now.UTC(), Reason: reason}}, nil
+	return []Event{&RolloutPaused{Environment: r.Environment, At: now.UTC(), Reason: reason}}, nil
 }
 
 // Resume restarts a paused rollout at now. Every step not yet applied moves later by the time
@@ -419,7 +419,7 @@ func (r *Rollout) Resume(now time.Time) ([]Event, error) {
 	if shift < 0 {
 		shift = 0
 	}
-	return []Event{&RolloutResumed{At: now.UTC(), Shift: shift}}, nil
+	return []Event{&RolloutResumed{Environment: r.Environment, At: now.UTC(), Shift: shift}}, nil
 }
 
 // RollBack sends the rollout back to 0%: the flag's default serve becomes Other (ServeAt(0)) and
@@ -447,7 +447,7 @@ func (r *Rollout) RollBack(reason string, current *Flag, cat *Catalog, now time.
 		if paused {
 			return nil, nil, nil
 		}
-		return nil, []Event{&RolloutPaused{At: at, Reason: reason}}, nil
+		return nil, []Event{&RolloutPaused{Environment: r.Environment, At: at, Reason: reason}}, nil
 	}
 	cur, ferr := r.flagTargeting(current, cat)
 	if ferr != nil {
@@ -462,9 +462,9 @@ func (r *Rollout) RollBack(reason string, current *Flag, cat *Catalog, now time.
 	if paused && r.RolledBack && len(flagEvents) == 0 {
 		return nil, nil, nil
 	}
-	rolloutEvents = []Event{&RolloutRolledBack{At: at, Reason: reason}}
+	rolloutEvents = []Event{&RolloutRolledBack{Environment: r.Environment, At: at, Reason: reason}}
 	if !paused {
-		rolloutEvents = append(rolloutEvents, &RolloutPaused{At: at, Reason: reason})
+		rolloutEvents = append(rolloutEvents, &RolloutPaused{Environment: r.Environment, At: at, Reason: reason})
 	}
 	return flagEvents, rolloutEvents, nil
 }
@@ -485,7 +485,7 @@ func (r *Rollout) Abort(reason string, current *Flag, cat *Catalog, now time.Tim
 	if err := validReason("reason", reason, false); err != nil {
 		return nil, nil, err
 	}
-	ev := &RolloutAborted{At: now.UTC(), Reason: reason}
+	ev := &RolloutAborted{Environment: r.Environment, At: now.UTC(), Reason: reason}
 	if r.Next > 0 {
 		cur, ferr := r.flagTargeting(current, cat)
 		if ferr == nil {

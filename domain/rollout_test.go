@@ -119,16 +119,16 @@ func TestCreateRollout(t *testing.T) {
 				c := rolloutCreated()
 				c.Start = splitServe(10000)
 				return c
-			}(), &domain.RolloutStepSkipped{Index: 0, Percent: 1, AlreadyServed: true},
-				&domain.RolloutStepSkipped{Index: 1, Percent: 5, AlreadyServed: true}}},
+			}(), &domain.RolloutStepSkipped{Environment: "production", Index: 0, Percent: 1, AlreadyServed: true},
+				&domain.RolloutStepSkipped{Environment: "production", Index: 1, Percent: 5, AlreadyServed: true}}},
 		{name: "a flag serving exactly a step's share skips that step", in: in(nil), flag: servingTrue(25000),
 			then: []domain.Event{func() *domain.RolloutCreated {
 				c := rolloutCreated()
 				c.Start = splitServe(25000)
 				return c
-			}(), &domain.RolloutStepSkipped{Index: 0, Percent: 1, AlreadyServed: true},
-				&domain.RolloutStepSkipped{Index: 1, Percent: 5, AlreadyServed: true},
-				&domain.RolloutStepSkipped{Index: 2, Percent: 25, AlreadyServed: true}}},
+			}(), &domain.RolloutStepSkipped{Environment: "production", Index: 0, Percent: 1, AlreadyServed: true},
+				&domain.RolloutStepSkipped{Environment: "production", Index: 1, Percent: 5, AlreadyServed: true},
+				&domain.RolloutStepSkipped{Environment: "production", Index: 2, Percent: 25, AlreadyServed: true}}},
 		{name: "an off flag serves nobody its default: every step applies", in: in(nil),
 			flag: func() []domain.Event {
 				tg := *initial("false", "true")
@@ -331,7 +331,7 @@ func TestRolloutAllSteps(t *testing.T) {
 		t.Fatalf("targeting %+v", tg)
 	}
 	last := w.stream[len(w.stream)-2:]
-	sameEvents(t, "last events", last, []domain.Event{&domain.RolloutStepApplied{Index: 4, Percent: 100, Weight: 100000}, &domain.RolloutCompleted{}})
+	sameEvents(t, "last events", last, []domain.Event{&domain.RolloutStepApplied{Environment: "production", Index: 4, Percent: 100, Weight: 100000}, &domain.RolloutCompleted{Environment: "production"}})
 	w.checkFold()
 }
 
@@ -348,8 +348,8 @@ func TestRolloutMissedSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameEvents(t, "rollout events", re, []domain.Event{&domain.RolloutStepSkipped{Index: 1, Percent: 5},
-		&domain.RolloutStepSkipped{Index: 2, Percent: 25}, &domain.RolloutStepApplied{Index: 3, Percent: 50, Weight: 50000}})
+	sameEvents(t, "rollout events", re, []domain.Event{&domain.RolloutStepSkipped{Environment: "production", Index: 1, Percent: 5},
+		&domain.RolloutStepSkipped{Environment: "production", Index: 2, Percent: 25}, &domain.RolloutStepApplied{Environment: "production", Index: 3, Percent: 50, Weight: 50000}})
 	w.record(fe, re)
 	if w.weight() != 50000 || !reflect.DeepEqual(w.rollout.Skipped, []int{1, 2}) {
 		t.Fatalf("weight %d skipped %v", w.weight(), w.rollout.Skipped)
@@ -395,7 +395,7 @@ func TestRolloutPauseResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameEvents(t, "resume", resume, []domain.Event{&domain.RolloutResumed{At: at(150), Shift: time.Hour}})
+	sameEvents(t, "resume", resume, []domain.Event{&domain.RolloutResumed{Environment: "production", At: at(150), Shift: time.Hour}})
 	w.record(nil, resume)
 	// Paused for an hour: the steps not yet applied move an hour later; applied ones stay.
 	var times []time.Time
@@ -452,7 +452,7 @@ func rolloutHistory(extra ...domain.Event) []domain.Event {
 
 func stepApplied(i int) *domain.RolloutStepApplied {
 	p := domain.StandardRolloutPercents()[i]
-	return &domain.RolloutStepApplied{Index: i, Percent: p, Weight: domain.RolloutWeight(p)}
+	return &domain.RolloutStepApplied{Environment: "production", Index: i, Percent: p, Weight: domain.RolloutWeight(p)}
 }
 
 // flagAt is new-checkout as a rollout left it with weight w of "true" in production.
@@ -491,10 +491,10 @@ func TestRolloutCommands(t *testing.T) {
 	rollBack := func(r *domain.Rollout, f *domain.Flag) ([]domain.Event, []domain.Event, error) {
 		return r.RollBack("auto-ops: error rate", f, catalog(), at(500))
 	}
-	paused := &domain.RolloutPaused{At: at(90)}
+	paused := &domain.RolloutPaused{Environment: "production", At: at(90)}
 	running := rolloutHistory(stepApplied(0), stepApplied(1))
-	completed := rolloutHistory(stepApplied(0), stepApplied(1), stepApplied(2), stepApplied(3), stepApplied(4), &domain.RolloutCompleted{})
-	aborted := rolloutHistory(stepApplied(0), &domain.RolloutAborted{At: at(70), Restored: true})
+	completed := rolloutHistory(stepApplied(0), stepApplied(1), stepApplied(2), stepApplied(3), stepApplied(4), &domain.RolloutCompleted{Environment: "production"})
+	aborted := rolloutHistory(stepApplied(0), &domain.RolloutAborted{Environment: "production", At: at(70), Restored: true})
 	tests := []struct {
 		name          string
 		given         []domain.Event // the rollout's history
@@ -507,9 +507,9 @@ func TestRolloutCommands(t *testing.T) {
 	}{
 		// Pause, Resume
 		{name: "pause running", given: running, flag: flagAt(5000), when: pause,
-			rolloutEvents: []domain.Event{&domain.RolloutPaused{At: at(500), Reason: "auto-ops: errors"}}},
+			rolloutEvents: []domain.Event{&domain.RolloutPaused{Environment: "production", At: at(500), Reason: "auto-ops: errors"}}},
 		{name: "pause scheduled", given: rolloutHistory(), when: pause,
-			rolloutEvents: []domain.Event{&domain.RolloutPaused{At: at(500), Reason: "auto-ops: errors"}}},
+			rolloutEvents: []domain.Event{&domain.RolloutPaused{Environment: "production", At: at(500), Reason: "auto-ops: errors"}}},
 		{name: "pause paused", given: rolloutHistory(paused), when: pause, code: domain.EConflict},
 		{name: "pause completed", given: completed, when: pause, code: domain.EConflict},
 		{name: "pause aborted", given: aborted, when: pause, code: domain.EConflict},
@@ -518,9 +518,9 @@ func TestRolloutCommands(t *testing.T) {
 		}), code: domain.EInvalid, field: "reason"},
 		{name: "pause a missing rollout", when: pause, code: domain.ENotFound},
 		{name: "resume paused", given: rolloutHistory(paused), when: resume,
-			rolloutEvents: []domain.Event{&domain.RolloutResumed{At: at(500), Shift: 410 * time.Minute}}},
-		{name: "resume paused, clock behind", given: rolloutHistory(&domain.RolloutPaused{At: at(600)}), when: resume,
-			rolloutEvents: []domain.Event{&domain.RolloutResumed{At: at(500)}}},
+			rolloutEvents: []domain.Event{&domain.RolloutResumed{Environment: "production", At: at(500), Shift: 410 * time.Minute}}},
+		{name: "resume paused, clock behind", given: rolloutHistory(&domain.RolloutPaused{Environment: "production", At: at(600)}), when: resume,
+			rolloutEvents: []domain.Event{&domain.RolloutResumed{Environment: "production", At: at(500)}}},
 		{name: "resume running", given: running, when: resume, code: domain.EConflict},
 		{name: "resume scheduled", given: rolloutHistory(), when: resume, code: domain.EConflict},
 		{name: "resume completed", given: completed, when: resume, code: domain.EConflict},
@@ -534,7 +534,7 @@ func TestRolloutCommands(t *testing.T) {
 		{name: "apply a step after the default was changed by hand", given: running, flag: flagAt(5000, defaultUpdate(domain.Serve{Variation: "false"})),
 			when: applyStep(2), code: domain.EConflict, msg: `expected split true 5%, false 95%, found variation "false"`},
 		{name: "apply a step after a resume overwrites a changed default",
-			given: append(running, paused, &domain.RolloutResumed{At: at(100)}), flag: flagAt(5000, defaultUpdate(domain.Serve{Variation: "false"})),
+			given: append(running, paused, &domain.RolloutResumed{Environment: "production", At: at(100)}), flag: flagAt(5000, defaultUpdate(domain.Serve{Variation: "false"})),
 			when:          applyStep(2),
 			flagEvents:    []domain.Event{defaultUpdate(domain.Serve{Split: split("true", 25000, "false", 75000)})},
 			rolloutEvents: []domain.Event{stepApplied(2)}},
@@ -559,16 +559,16 @@ func TestRolloutCommands(t *testing.T) {
 		// Abort
 		{name: "abort a running rollout restores the starting default", given: running, flag: flagAt(5000), when: abort,
 			flagEvents:    []domain.Event{defaultUpdate(domain.Serve{Variation: "false"})},
-			rolloutEvents: []domain.Event{&domain.RolloutAborted{At: at(500), Reason: "bad feedback", Restored: true}}},
+			rolloutEvents: []domain.Event{&domain.RolloutAborted{Environment: "production", At: at(500), Reason: "bad feedback", Restored: true}}},
 		{name: "abort a paused rollout restores the starting default even over a manual change", given: append(running, paused),
 			flag: flagAt(5000, defaultUpdate(domain.Serve{Variation: "true"})), when: abort,
 			flagEvents:    []domain.Event{defaultUpdate(domain.Serve{Variation: "false"})},
-			rolloutEvents: []domain.Event{&domain.RolloutAborted{At: at(500), Reason: "bad feedback", Restored: true}}},
+			rolloutEvents: []domain.Event{&domain.RolloutAborted{Environment: "production", At: at(500), Reason: "bad feedback", Restored: true}}},
 		{name: "abort a scheduled rollout leaves the flag alone", given: rolloutHistory(),
 			flag: append(newCheckoutFlag(), defaultUpdate(domain.Serve{Variation: "true"})), when: abort,
-			rolloutEvents: []domain.Event{&domain.RolloutAborted{At: at(500), Reason: "bad feedback"}}},
+			rolloutEvents: []domain.Event{&domain.RolloutAborted{Environment: "production", At: at(500), Reason: "bad feedback"}}},
 		{name: "abort when the flag is archived", given: running, flag: flagAt(5000, &domain.FlagArchived{}), when: abort,
-			rolloutEvents: []domain.Event{&domain.RolloutAborted{At: at(500), Reason: "bad feedback",
+			rolloutEvents: []domain.Event{&domain.RolloutAborted{Environment: "production", At: at(500), Reason: "bad feedback",
 				RestoreFailure: `the starting default could not be restored: flag "new-checkout" is archived`}}},
 		{name: "abort with another flag loaded", given: running, flag: []domain.Event{colorCreated()}, when: abort, code: domain.EInternal},
 		{name: "abort when the starting variation is gone", flag: flagAt(5000),
@@ -577,7 +577,7 @@ func TestRolloutCommands(t *testing.T) {
 				c.Start = domain.Serve{Variation: "gone"}
 				return c
 			}(), stepApplied(0), stepApplied(1)}, when: abort,
-			rolloutEvents: []domain.Event{&domain.RolloutAborted{At: at(500), Reason: "bad feedback",
+			rolloutEvents: []domain.Event{&domain.RolloutAborted{Environment: "production", At: at(500), Reason: "bad feedback",
 				RestoreFailure: `the starting default could not be restored: unknown variation "gone" (field targeting.default.variation)`}}},
 		{name: "abort with a reason too long", given: running, flag: flagAt(5000), code: domain.EInvalid, field: "reason",
 			when: func(r *domain.Rollout, f *domain.Flag) ([]domain.Event, []domain.Event, error) {
@@ -590,19 +590,19 @@ func TestRolloutCommands(t *testing.T) {
 		// RollBack
 		{name: "roll back a running rollout", given: running, flag: flagAt(5000), when: rollBack,
 			flagEvents: []domain.Event{defaultUpdate(domain.Serve{Variation: "false"})},
-			rolloutEvents: []domain.Event{&domain.RolloutRolledBack{At: at(500), Reason: "auto-ops: error rate"},
-				&domain.RolloutPaused{At: at(500), Reason: "auto-ops: error rate"}}},
+			rolloutEvents: []domain.Event{&domain.RolloutRolledBack{Environment: "production", At: at(500), Reason: "auto-ops: error rate"},
+				&domain.RolloutPaused{Environment: "production", At: at(500), Reason: "auto-ops: error rate"}}},
 		{name: "roll back a paused rollout", given: append(running, paused), flag: flagAt(5000), when: rollBack,
 			flagEvents:    []domain.Event{defaultUpdate(domain.Serve{Variation: "false"})},
-			rolloutEvents: []domain.Event{&domain.RolloutRolledBack{At: at(500), Reason: "auto-ops: error rate"}}},
+			rolloutEvents: []domain.Event{&domain.RolloutRolledBack{Environment: "production", At: at(500), Reason: "auto-ops: error rate"}}},
 		{name: "roll back over a manual change", given: running, flag: flagAt(5000, defaultUpdate(domain.Serve{Variation: "true"})), when: rollBack,
 			flagEvents: []domain.Event{defaultUpdate(domain.Serve{Variation: "false"})},
-			rolloutEvents: []domain.Event{&domain.RolloutRolledBack{At: at(500), Reason: "auto-ops: error rate"},
-				&domain.RolloutPaused{At: at(500), Reason: "auto-ops: error rate"}}},
+			rolloutEvents: []domain.Event{&domain.RolloutRolledBack{Environment: "production", At: at(500), Reason: "auto-ops: error rate"},
+				&domain.RolloutPaused{Environment: "production", At: at(500), Reason: "auto-ops: error rate"}}},
 		{name: "roll back twice is a no-op", flag: flagAt(0), when: rollBack,
-			given: append(running, &domain.RolloutRolledBack{At: at(200)}, &domain.RolloutPaused{At: at(200)})},
+			given: append(running, &domain.RolloutRolledBack{Environment: "production", At: at(200)}, &domain.RolloutPaused{Environment: "production", At: at(200)})},
 		{name: "roll back a scheduled rollout only pauses it", given: rolloutHistory(), when: rollBack,
-			rolloutEvents: []domain.Event{&domain.RolloutPaused{At: at(500), Reason: "auto-ops: error rate"}}},
+			rolloutEvents: []domain.Event{&domain.RolloutPaused{Environment: "production", At: at(500), Reason: "auto-ops: error rate"}}},
 		{name: "roll back a paused scheduled rollout is a no-op", given: rolloutHistory(paused), when: rollBack},
 		{name: "roll back a completed rollout", given: completed, when: rollBack, code: domain.EConflict},
 		{name: "roll back an aborted rollout", given: aborted, when: rollBack, code: domain.EConflict},
@@ -690,7 +690,7 @@ func TestFoldRollout(t *testing.T) {
 		t.Fatalf("empty stream: %v %v", r, err)
 	}
 	for name, stream := range map[string][]domain.RecordedEvent{
-		"no creation event":          record(t, "rollout/acme/r1", &domain.RolloutCompleted{}),
+		"no creation event":          record(t, "rollout/acme/r1", &domain.RolloutCompleted{Environment: "production"}),
 		"created twice":              record(t, "rollout/acme/r1", rolloutCreated(), rolloutCreated()),
 		"event of another aggregate": record(t, "rollout/acme/r1", rolloutCreated(), &domain.FlagArchived{}),
 		"undecodable":                {{Version: 1, Type: "RolloutCreated", Data: []byte(`{"steps":{}}`)}},

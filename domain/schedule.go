@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,12 +34,18 @@ const (
 
 // ChangeSpec is when a scheduled change is due and what it does: exactly the payload of its kind
 // is set (On for a toggle, Targeting, or Default).
+//
+// At is a UTC instant: the one due time of a one-off change, or the next occurrence of a
+// recurring one (Recurrence set; only toggles recur). TimeZone is the IANA zone the change was
+// given in, kept for display and for computing the recurrence's occurrences (UTC when empty).
 type ChangeSpec struct {
-	At        time.Time  `json:"at"`
-	Kind      ChangeKind `json:"kind"`
-	On        bool       `json:"on,omitempty"`
-	Targeting *Targeting `json:"targeting,omitempty"`
-	Default   *Serve     `json:"default,omitempty"`
+	At         time.Time   `json:"at"`
+	TimeZone   string      `json:"time_zone,omitempty"`
+	Recurrence *Recurrence `json:"recurrence,omitempty"`
+	Kind       ChangeKind  `json:"kind"`
+	On         bool        `json:"on,omitempty"`
+	Targeting  *Targeting  `json:"targeting,omitempty"`
+	Default    *Serve      `json:"default,omitempty"`
 }
 
 // ChangeBefore is the state of the flag in the environment when the change was scheduled (or last
@@ -68,7 +75,10 @@ type ScheduledChange struct {
 	Before ChangeBefore   `json:"before"`
 	Status ScheduleStatus `json:"status"`
 	// ResolvedAt and FailureReason are set once the change was applied or failed.
-	ResolvedAt    time.Time `json:"resolved_at,omitzero"`
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+	// Runs and LastRunAt count the occurrences of a recurring change applied so far.
+	Runs          int       `json:"runs,omitempty"`
+	LastRunAt     time.Time `json:"last_run_at,omitzero"`
 	FailureReason string    `json:"failure_reason,omitempty"`
 	Version       int64     `json:"version"`
 	CreatedAt     time.Time `json:"created_at"`
@@ -129,8 +139,33 @@ func changeTarget(flag, env string, current *Flag, cat *Catalog) *Error {
 // validateChange checks spec against flag f in env and returns it normalized (time in UTC,
 // targeting normalized with rule ids assigned) with the state it must find when due.
 func validateChange(f *Flag, env string, spec ChangeSpec, cat *Catalog, now time.Time) (ChangeSpec, ChangeBefore, *Error) {
-	out := ChangeSpec{At: spec.At.UTC(), Kind: spec.Kind, On: spec.On}
+	out := ChangeSpec{At: spec.At.UTC(), TimeZone: spec.TimeZone, Kind: spec.Kind, On: spec.On}
 	var before ChangeBefore
+	loc := time.UTC
+	if spec.TimeZone != "" {
+		l, err := LoadTimeZone(spec.TimeZone)
+		if err != nil {
+			return out, before, err.(*Error)
+		}
+		loc = l
+	}
+	if spec.Recurrence != nil {
+		if spec.Kind != ChangeToggle {
+			// A targeting or default change is checked against the state captured when it was
+			// scheduled; a recurring one would meet that state again only by accident.
+			return out, before, Invalid("recurrence", "only a toggle can recur (kind \"toggle\"), not %q", truncate(string(spec.Kind), 40))
+		}
+		if !spec.At.IsZero() {
+			return out, before, Invalid("at", "a recurring change takes no at: it first runs at the recurrence's next occurrence")
+		}
+		r, err := spec.Recurrence.normalize()
+		if err != nil {
+			return out, before, err
+		}
+		out.Recurrence = &r
+		out.At = r.Next(now, loc).UTC()
+		return out, before, nil
+	}
 	if !spec.At.After(now) {
 		return out, before, Invalid("at", "the change must be scheduled in the future, not at %s", spec.At.UTC().Format(time.RFC3339))
 	}
@@ -198,8 +233,65 @@ func (s *ScheduledChange) Cancel() ([]Event, error) {
 }
 
 // ApplyCommandID is the command id under which the caller appends Resolve's flag events to the
-// flag stream, so that a retried or concurrent resolution can never apply the change twice.
-func (s *ScheduledChange) ApplyCommandID() string { return s.ID + ":apply" }
+// flag stream, so that a retried or concurrent resolution can never apply the change twice. A
+// recurring change has one per occurrence: "<id>:apply:<occurrence in RFC 3339 UTC>".
+func (s *ScheduledChange) ApplyCommandID() string {
+	if s.Recurrence != nil {
+		return s.ID + ":apply:" + s.At.UTC().Format(time.RFC3339)
+	}
+	return s.ID + ":apply"
+}
+
+// OutcomeCommandID is the command id of the outcome Resolve decided, on the schedule's stream.
+func (s *ScheduledChange) OutcomeCommandID() string {
+	if s.Recurrence != nil {
+		return s.ID + ":outcome:" + s.At.UTC().Format(time.RFC3339)
+	}
+	return s.ID + ":outcome"
+}
+
+// AppliedOutcome is the outcome to record when the flag events of the due change (or occurrence)
+// are found already appended, at flag version flagVersion (a crash or a race between the two
+// appends): applied, without deciding again.
+func (s *ScheduledChange) AppliedOutcome(flagVersion int64, now time.Time) []Event {
+	if s.Recurrence != nil {
+		return []Event{s.occurred(flagVersion, now)}
+	}
+	return []Event{&ScheduleApplied{Environment: s.Environment, At: now.UTC(), FlagVersion: flagVersion}}
+}
+
+// occurred is the outcome of the due occurrence of a recurring change, applied at now: the next
+// occurrence is the first after now, so occurrences missed while no scheduler ran are not made
+// up for (the latest one is applied, once).
+func (s *ScheduledChange) occurred(flagVersion int64, now time.Time) *ScheduleOccurred {
+	return &ScheduleOccurred{Environment: s.Environment, Occurrence: s.At.UTC(), At: now.UTC(), FlagVersion: flagVersion,
+		Next: s.Recurrence.Next(now, s.location()).UTC()}
+}
+
+// location is the schedule's time zone (UTC when none, or when it cannot be loaded any more).
+func (s *ScheduledChange) location() *time.Location {
+	if s.TimeZone == "" {
+		return time.UTC
+	}
+	loc, err := LoadTimeZone(s.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// NextRuns lists up to n coming runs of a pending change, in its time zone: its due time, and
+// for a recurring change the occurrences after it. Nothing for a change no longer pending.
+func (s *ScheduledChange) NextRuns(n int) []time.Time {
+	if s == nil || s.Status != ScheduleStatusPending || n <= 0 || s.At.IsZero() {
+		return []time.Time{}
+	}
+	loc := s.location()
+	if s.Recurrence == nil {
+		return []time.Time{s.At.In(loc)}
+	}
+	return s.Recurrence.Occurrences(s.At, loc, n)
+}
 
 // Due reports whether the pending change is due at now.
 func (s *ScheduledChange) Due(now time.Time) bool {
@@ -232,7 +324,7 @@ func (s *ScheduledChange) Resolve(current *Flag, cat *Catalog, now time.Time) (a
 	}
 	at := now.UTC()
 	failed := func(format string, args ...any) ([]Event, []Event, error) {
-		return nil, []Event{&ScheduleFailed{At: at, Reason: fmt.Sprintf(format, args...)}}, nil
+		return nil, []Event{&ScheduleFailed{Environment: s.Environment, At: at, Reason: fmt.Sprintf(format, args...)}}, nil
 	}
 	if current == nil || current.Key == "" {
 		return failed("flag %q no longer exists", s.Flag)
@@ -284,7 +376,10 @@ func (s *ScheduledChange) Resolve(current *Flag, cat *Catalog, now time.Time) (a
 	if cmdErr != nil {
 		return failed("%s", describeError(cmdErr))
 	}
-	return evs, []Event{&ScheduleApplied{At: at, FlagVersion: current.Version + int64(len(evs))}}, nil
+	if s.Recurrence != nil {
+		return evs, []Event{s.occurred(current.Version+int64(len(evs)), now)}, nil
+	}
+	return evs, []Event{&ScheduleApplied{Environment: s.Environment, At: at, FlagVersion: current.Version + int64(len(evs))}}, nil
 }
 
 // describeError renders a command's error for a failure reason: its message and field.
@@ -366,6 +461,9 @@ func (s *ScheduledChange) apply(e Event) bool {
 		s.Status, s.ResolvedAt = ScheduleStatusApplied, e.At
 	case *ScheduleFailed:
 		s.Status, s.ResolvedAt, s.FailureReason = ScheduleStatusFailed, e.At, e.Reason
+	case *ScheduleOccurred:
+		s.At, s.LastRunAt = e.Next, e.At
+		s.Runs++
 	default:
 		return false
 	}
@@ -375,7 +473,11 @@ func (s *ScheduledChange) apply(e Event) bool {
 
 // setSpec stores deep copies, so the state never aliases events.
 func (s *ScheduledChange) setSpec(spec ChangeSpec, before ChangeBefore) {
-	s.ChangeSpec = ChangeSpec{At: spec.At, Kind: spec.Kind, On: spec.On}
+	s.ChangeSpec = ChangeSpec{At: spec.At, TimeZone: spec.TimeZone, Kind: spec.Kind, On: spec.On}
+	if spec.Recurrence != nil {
+		r := Recurrence{Weekdays: slices.Clone(spec.Recurrence.Weekdays), Time: spec.Recurrence.Time}
+		s.Recurrence = &r
+	}
 	s.Before = ChangeBefore{}
 	if spec.Targeting != nil {
 		t := normalizeTargeting(*spec.Targeting)

@@ -122,9 +122,9 @@ func foldSchedule(tb testing.TB, events ...domain.Event) *domain.ScheduledChange
 }
 
 func TestScheduleCommands(t *testing.T) {
-	applied := []domain.Event{toggleCreated(), &domain.ScheduleApplied{At: at(60), FlagVersion: 2}}
+	applied := []domain.Event{toggleCreated(), &domain.ScheduleApplied{Environment: "production", At: at(60), FlagVersion: 2}}
 	cancelled := []domain.Event{toggleCreated(), &domain.ScheduleCancelled{}}
-	failed := []domain.Event{toggleCreated(), &domain.ScheduleFailed{At: at(60), Reason: "flag archived"}}
+	failed := []domain.Event{toggleCreated(), &domain.ScheduleFailed{Environment: "production", At: at(60), Reason: "flag archived"}}
 	blue := domain.Serve{Variation: "blue"}
 	edit := func(spec domain.ChangeSpec, flag ...domain.Event) func(s *domain.ScheduledChange) ([]domain.Event, error) {
 		if flag == nil {
@@ -253,7 +253,7 @@ func TestResolveScheduledChange(t *testing.T) {
 			reason: `environment "production" no longer exists`},
 
 		{name: "not due yet", schedule: []domain.Event{toggleCreated()}, now: at(59), code: domain.EConflict},
-		{name: "already applied", schedule: []domain.Event{toggleCreated(), &domain.ScheduleApplied{At: at(60)}}, code: domain.EConflict},
+		{name: "already applied", schedule: []domain.Event{toggleCreated(), &domain.ScheduleApplied{Environment: "production", At: at(60)}}, code: domain.EConflict},
 		{name: "cancelled", schedule: []domain.Event{toggleCreated(), &domain.ScheduleCancelled{}}, code: domain.EConflict},
 		{name: "missing", code: domain.ENotFound},
 		{name: "another flag loaded", schedule: []domain.Event{toggleCreated()}, flag: []domain.Event{boolCreated("other")}, code: domain.EInternal},
@@ -342,7 +342,7 @@ func TestFoldScheduledChange(t *testing.T) {
 	s, err := domain.FoldScheduledChange(record(t, domain.ScheduleStream(project, "s1"),
 		defaultCreated(),
 		&domain.ScheduleEdited{ChangeSpec: targetingSpec(tg), Before: domain.ChangeBefore{Targeting: initial("green", "red")}},
-		&domain.ScheduleFailed{At: at(61), Reason: "changed"},
+		&domain.ScheduleFailed{Environment: "production", At: at(61), Reason: "changed"},
 	))
 	if err != nil {
 		t.Fatal(err)

@@ -166,7 +166,7 @@ func (t *Trigger) Fire(secretHash, remoteAddr string, current *Flag, cat *Catalo
 	if err != nil {
 		return nil, nil, err
 	}
-	return flagEvents, []Event{&TriggerFired{At: now.UTC(), RemoteAddr: cleanRemoteAddr(remoteAddr),
+	return flagEvents, []Event{&TriggerFired{Environment: t.Environment, At: now.UTC(), RemoteAddr: cleanRemoteAddr(remoteAddr),
 		Changed: len(flagEvents) > 0}}, nil
 }
 

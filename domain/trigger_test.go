@@ -156,7 +156,7 @@ func TestTriggerVerify(t *testing.T) {
 func TestTriggerFire(t *testing.T) {
 	on := []domain.Event{colorCreated(), &domain.FlagToggled{Environment: "production", On: true}}
 	fired := func(changed bool, addr string) *domain.TriggerFired {
-		return &domain.TriggerFired{At: at(5), RemoteAddr: addr, Changed: changed}
+		return &domain.TriggerFired{Environment: "production", At: at(5), RemoteAddr: addr, Changed: changed}
 	}
 	tests := []struct {
 		name          string
@@ -230,11 +230,11 @@ func TestTriggerFire(t *testing.T) {
 func TestFoldTrigger(t *testing.T) {
 	tr, err := domain.FoldTrigger(record(t, domain.TriggerStream(project, "tr1"),
 		killSwitch(),
-		&domain.TriggerFired{At: at(1), RemoteAddr: "198.51.100.1", Changed: true},
+		&domain.TriggerFired{Environment: "production", At: at(1), RemoteAddr: "198.51.100.1", Changed: true},
 		&domain.TriggerSecretRotated{SecretHash: secretHash("new")},
 		&domain.TriggerDisabled{},
 		&domain.TriggerEnabled{},
-		&domain.TriggerFired{At: at(5), Changed: false},
+		&domain.TriggerFired{Environment: "production", At: at(5), Changed: false},
 	))
 	if err != nil {
 		t.Fatal(err)

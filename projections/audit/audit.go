@@ -62,7 +62,7 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, history, newEvents []dom
 		before, after = Diff(before, after)
 		positions = append(positions, s.Event.Position)
 		versions = append(versions, s.Event.Version)
-		environments = append(environments, environmentOf(s.Event))
+		environments = append(environments, environmentOf(s.Event, s.State))
 		types = append(types, s.Event.Type)
 		actors = append(actors, s.Event.Metadata.Actor)
 		reasons = append(reasons, s.Event.Metadata.Reason)
@@ -106,8 +106,31 @@ func entity(streamID string) (project, key string) {
 	return "", streamID
 }
 
-// environmentOf names the environment an event is about, if it is about one.
-func environmentOf(r domain.RecordedEvent) string {
+// environmentOf names the environment an event is about, if it is about one: the event's own
+// field, or else the environment of the delivery aggregate it belongs to (state, after the event).
+// Every event of a schedule, rollout, auto-ops rule or trigger is about that aggregate's one
+// environment; their outcome events (ScheduleApplied, RolloutPaused, TriggerFired...) carry it
+// since issue 20, and the ones recorded before are filed under it here, so a replay files old
+// and new logs alike (migration 0160 did the same to the rows projected before).
+func environmentOf(r domain.RecordedEvent, state projections.Aggregate) string {
+	if env := eventEnvironment(r); env != "" {
+		return env
+	}
+	switch a := state.(type) {
+	case *domain.ScheduledChange:
+		return a.Environment
+	case *domain.Rollout:
+		return a.Environment
+	case *domain.AutoOpsRule:
+		return a.Environment
+	case *domain.Trigger:
+		return a.Environment
+	}
+	return ""
+}
+
+// eventEnvironment is the environment an event names itself.
+func eventEnvironment(r domain.RecordedEvent) string {
 	var probe struct {
 		Environment string `json:"environment"`
 	}

@@ -11,6 +11,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/roles/projector"
 )
 
 // Application is the seam the entry points use: commands change aggregates, queries read them.
@@ -41,6 +43,10 @@ type Config struct {
 	// notifications (postgres.NotifyCheckpoint): a write's wait ends when the projector commits
 	// instead of at its next poll of the checkpoints.
 	Checkpoints *postgres.Signal
+	// AwaitReadModels waits until the named read models reached a stream's version or ctx ends
+	// (projector.WaitFor on Pool when nil). A command calls it once per stream it appended to,
+	// all under one ConsistencyWait deadline; tests count the waits with it.
+	AwaitReadModels func(ctx context.Context, streamID string, version int64, projections []string) error
 }
 
 // New builds the application layer; it fails fast on a missing dependency.
@@ -51,7 +57,13 @@ func New(cfg Config) (*Application, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	c := &core{store: cfg.Store, pool: cfg.Pool, log: cfg.Log, wait: cfg.ConsistencyWait, now: cfg.Clock, checkpoints: cfg.Checkpoints}
+	c := &core{store: cfg.Store, pool: cfg.Pool, log: cfg.Log, wait: cfg.ConsistencyWait, now: cfg.Clock, await: cfg.AwaitReadModels}
+	if c.await == nil {
+		checkpoints := cfg.Checkpoints
+		c.await = func(ctx context.Context, streamID string, version int64, projections []string) error {
+			return projector.WaitForSignal(ctx, cfg.Pool, checkpoints, streamID, version, projections)
+		}
+	}
 	q := &Queries{c: c}
 	return &Application{Commands: &Commands{c: c, q: q}, Queries: q}, nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/vexil-flags/vexil/projections/delivery"
 	"github.com/vexil-flags/vexil/projections/rulesets"
 	"github.com/vexil-flags/vexil/services/adapters/postgres"
-	"github.com/vexil-flags/vexil/services/roles/projector"
 )
 
 // Meta says who runs a command, why and through what, and how it may be repeated. It becomes the
@@ -40,6 +39,11 @@ type Meta struct {
 	// state after an optimistic-concurrency conflict (another writer appended between the load
 	// and the append). People get the conflict and reload (0); the system's actors retry.
 	Retries int
+
+	// waits, when set, collects the command's appends instead of waiting after each: a command
+	// that appends to two streams (a flag and its rollout or trigger) waits once, at its end, for
+	// both (see oneWait).
+	waits *waits
 }
 
 // MaxReasonLength bounds a reason in bytes, as the event store's metadata column does.
@@ -87,8 +91,9 @@ type core struct {
 	log   *slog.Logger
 	wait  time.Duration
 	now   func() time.Time
-	// checkpoints wakes awaitReadModels when the projector commits (nil: it polls only).
-	checkpoints *postgres.Signal
+	// await waits for the named read models to reach a stream's version (projector.WaitFor on
+	// pool unless Config.AwaitReadModels replaces it).
+	await func(ctx context.Context, streamID string, version int64, projections []string) error
 }
 
 // fold folds events into a fresh T.
@@ -178,7 +183,11 @@ func executeOnce[T any, PT aggregate[T]](ctx context.Context, c *core, streamID 
 		}
 	}
 	last := recorded[len(recorded)-1].Version
-	c.awaitReadModels(ctx, streamID, last)
+	if m.waits != nil {
+		m.waits.targets = append(m.waits.targets, waitTarget{streamID, last})
+	} else {
+		c.awaitReadModels(ctx, waitTarget{streamID, last})
+	}
 	return current, last, nil
 }
 
@@ -222,20 +231,46 @@ var (
 	deliveryKinds     = map[string]bool{"schedule": true, "rollout": true, "autoops": true, "trigger": true}
 )
 
-// awaitReadModels gives read-your-writes to clients that write then list. It never fails the
+// waitTarget is a stream version a command waits for the read models to reach.
+type waitTarget struct {
+	stream  string
+	version int64
+}
+
+// waits collects the appends of one command (Meta.waits).
+type waits struct{ targets []waitTarget }
+
+// oneWait makes the commands run with m collect their appends; the returned function then waits
+// for all of them within one ConsistencyWait. Commands that append to two streams use it, so a
+// write never waits twice the documented bound (issue 20: an abort waited for the flag, then for
+// the rollout).
+func (c *core) oneWait(m *Meta) (wait func(context.Context)) {
+	w := &waits{}
+	m.waits = w
+	return func(ctx context.Context) { c.awaitReadModels(ctx, w.targets...) }
+}
+
+// awaitReadModels gives read-your-writes to clients that write then list: it waits for the read
+// models to reach every target, all within one ConsistencyWait. It never fails the
 // command, which is already committed: if the read models lag (Redis down, projector stopped),
 // the answer goes out and the read models catch up later.
-func (c *core) awaitReadModels(ctx context.Context, streamID string, version int64) {
-	if c.wait <= 0 || version <= 0 {
+func (c *core) awaitReadModels(ctx context.Context, targets ...waitTarget) {
+	if c.wait <= 0 || len(targets) == 0 {
 		return
-	}
-	names := waitedProjections
-	if deliveryKinds[domain.StreamKind(streamID)] {
-		names = deliveryWaited
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.wait)
 	defer cancel()
-	if err := projector.WaitForSignal(wctx, c.pool, c.checkpoints, streamID, version, names); err != nil {
-		c.log.Warn("read models lag behind a committed write", "stream", streamID, "version", version, "err", err)
+	for _, t := range targets {
+		if t.version <= 0 {
+			continue
+		}
+		names := waitedProjections
+		if deliveryKinds[domain.StreamKind(t.stream)] {
+			names = deliveryWaited
+		}
+		if err := c.await(wctx, t.stream, t.version, names); err != nil {
+			c.log.Warn("read models lag behind a committed write", "stream", t.stream, "version", t.version, "err", err)
+			return // the one budget is spent: the later targets would only log the same
+		}
 	}
 }

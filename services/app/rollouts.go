@@ -152,6 +152,7 @@ func (c *Commands) AbortRollout(ctx context.Context, m Meta, cmd AbortRollout) (
 	if m.Reason == "" {
 		m.Reason = cmd.Reason
 	}
+	wait := c.c.oneWait(&m) // the flag's append and the rollout's: one wait for both
 	now := c.c.now()
 	var rolloutEvents []domain.Event
 	fm := m
@@ -167,6 +168,7 @@ func (c *Commands) AbortRollout(ctx context.Context, m Meta, cmd AbortRollout) (
 	if err := record[domain.Rollout](ctx, c.c, domain.RolloutStream(cmd.Project, cmd.ID), version, m, rolloutEvents); err != nil {
 		return nil, 0, err
 	}
+	wait(ctx)
 	return c.q.Rollout(ctx, cmd.Project, cmd.ID)
 }
 

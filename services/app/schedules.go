@@ -9,18 +9,25 @@ import (
 
 // ChangeSpec is what a scheduled change will do, as a caller states it.
 type ChangeSpec struct {
-	At        time.Time
-	Kind      domain.ChangeKind // toggle, targeting or default
-	On        *bool             // a toggle's state; only for a toggle
-	Targeting *domain.Targeting
-	Default   *domain.Serve
+	// At is when a one-off change is due (see domain.ParseScheduleTime for reading it from text);
+	// zero with a Recurrence, whose next occurrence is the first run.
+	At time.Time
+	// TimeZone is the IANA zone the change was given in (kept for display, and the zone of the
+	// recurrence's local time); empty: UTC.
+	TimeZone   string
+	Recurrence *domain.Recurrence
+	Kind       domain.ChangeKind // toggle, targeting or default
+	On         *bool             // a toggle's state; only for a toggle
+	Targeting  *domain.Targeting
+	Default    *domain.Serve
 }
 
 func (s ChangeSpec) domain() (domain.ChangeSpec, error) {
-	spec := domain.ChangeSpec{At: s.At, Kind: s.Kind, Targeting: s.Targeting, Default: s.Default}
+	spec := domain.ChangeSpec{At: s.At, TimeZone: s.TimeZone, Recurrence: s.Recurrence, Kind: s.Kind, Targeting: s.Targeting,
+		Default: s.Default}
 	switch {
-	case s.At.IsZero():
-		return spec, domain.Invalid("at", "at is required (RFC 3339 time)")
+	case s.At.IsZero() && s.Recurrence == nil:
+		return spec, domain.Invalid("at", "at is required (RFC 3339 time, or a local time with time_zone), or a recurrence")
 	case s.Kind == domain.ChangeToggle && s.On == nil:
 		return spec, domain.Invalid("on", "a toggle needs on (true or false)")
 	case s.Kind != domain.ChangeToggle && s.On != nil:

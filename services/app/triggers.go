@@ -143,6 +143,7 @@ func (c *Commands) FireTrigger(ctx context.Context, m Meta, cmd FireTrigger) (Tr
 	m.Actor = "trigger:" + cmd.ID
 	m.Reason = fmt.Sprintf("webhook trigger %q turned the flag %s (called from %s)", t.Name, t.Action, cmd.Remote)
 	m.Expected, m.Retries = nil, 3
+	wait := c.c.oneWait(&m) // the flag's append and the trigger's: one wait for both
 	var triggerEvents []domain.Event
 	changed := false
 	_, _, err = execute(ctx, c.c, domain.FlagStream(project, t.Flag), m, func(f *domain.Flag) ([]domain.Event, error) {
@@ -160,6 +161,7 @@ func (c *Commands) FireTrigger(ctx context.Context, m Meta, cmd FireTrigger) (Tr
 		// The flag was toggled; only the trigger's usage record is missing.
 		c.c.log.Error("webhook trigger fired but its use was not recorded", "trigger", cmd.ID, "err", err)
 	}
+	wait(ctx)
 	return TriggerFired{Trigger: cmd.ID, Flag: t.Flag, Environment: t.Environment, On: t.Action == domain.TriggerOn,
 		Changed: changed}, nil
 }

@@ -3,6 +3,7 @@ package platform_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -106,6 +107,12 @@ func TestScheduledChangesThroughTheAPI(t *testing.T) {
 		{map[string]any{"flag": "checkout", "environment": "production", "kind": "default", "at": rfc3339(now.Add(time.Hour)),
 			"default": map[string]any{"variation": "maybe"}}, "default.variation"},
 		{map[string]any{"flag": "checkout", "environment": "production", "kind": "rename", "at": rfc3339(now.Add(time.Hour))}, "kind"},
+		// Issue 20: a time without offset or zone is a bad time, not malformed JSON; zones are IANA names.
+		{map[string]any{"flag": "checkout", "environment": "production", "kind": "toggle", "on": true, "at": "2026-12-24T09:00:00"}, "at"},
+		{map[string]any{"flag": "checkout", "environment": "production", "kind": "toggle", "on": true, "at": "2099-12-24T09:00",
+			"time_zone": "Europe/Pariss"}, "time_zone"},
+		{map[string]any{"flag": "checkout", "environment": "production", "kind": "default", "default": map[string]any{"variation": "true"},
+			"recurrence": map[string]any{"weekdays": []string{"mon"}, "time": "18:00"}}, "recurrence"},
 	} {
 		r := v.do("POST", base, c.body)
 		if r.Status != 400 || r.JSON(t)["field"] != c.field {
@@ -183,6 +190,40 @@ func TestScheduledChangesThroughTheAPI(t *testing.T) {
 	// A resolved change can no longer be edited.
 	if r := v.do("PUT", base+"/launch", map[string]any{"kind": "toggle", "on": false, "at": rfc3339(now.Add(3 * time.Hour))}); r.Status != 409 {
 		t.Fatalf("edit after applied: %d %s", r.Status, r.Body)
+	}
+	// Issue 20: the schedule's outcome is in the environment's audit (it carried no environment).
+	waitUntil(t, 5*time.Second, "ScheduleApplied in production's audit", func() bool {
+		for _, e := range items(t, v.must(200, "GET", "/api/v1/projects/shop/audit?environment=production", nil)) {
+			if e["event_type"] == "ScheduleApplied" && e["entity_key"] == "launch" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// A local time in a named zone is stored in UTC with its zone; a recurring toggle lists its
+	// next five runs in that zone.
+	local := v.must(201, "POST", base, map[string]any{"flag": "checkout", "environment": "production", "kind": "toggle",
+		"on": false, "at": "2099-12-24T09:00", "time_zone": "Europe/Paris"})
+	if local["at"] != "2099-12-24T08:00:00Z" || local["time_zone"] != "Europe/Paris" ||
+		fmt.Sprint(local["next_runs"]) != "[2099-12-24T09:00:00+01:00]" {
+		t.Fatalf("local time in Europe/Paris: %v", local)
+	}
+	evenings := v.must(201, "POST", base, map[string]any{"id": "evenings", "flag": "checkout", "environment": "development",
+		"kind": "toggle", "on": false, "time_zone": "Europe/Paris",
+		"recurrence": map[string]any{"weekdays": []string{"mon", "tue", "wed", "thu", "fri"}, "time": "18:00"}})
+	got := v.must(200, "GET", base+"/evenings", nil)
+	runs, _ := got["next_runs"].([]any)
+	if len(runs) != 5 || runs[0] != evenings["next_runs"].([]any)[0] {
+		t.Fatalf("next runs: %v", got)
+	}
+	for _, r := range runs {
+		at, err := time.Parse(time.RFC3339, r.(string))
+		paris, _ := time.LoadLocation("Europe/Paris")
+		if local := at.In(paris); err != nil || local.Hour() != 18 || local.Minute() != 0 || local.Weekday() == time.Saturday ||
+			local.Weekday() == time.Sunday {
+			t.Fatalf("run %v is not a weekday at 18:00 in Paris (%v)", r, err)
+		}
 	}
 }
 

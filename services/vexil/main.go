@@ -7,6 +7,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Schedules name IANA time zones ("Europe/Paris"): the binary carries Go's zone database
+	// (about 450 KB) so it resolves them on hosts and images without /usr/share/zoneinfo.
+	_ "time/tzdata"
 
 	"github.com/vexil-flags/vexil/services/platform"
 )

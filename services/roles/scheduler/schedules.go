@@ -14,7 +14,8 @@ import (
 // outcome ("applied" or "failed"; "" when there was nothing to do).
 //
 // The flag's events are appended first with the change's ApplyCommandID; then ScheduleApplied or
-// ScheduleFailed with command id "<id>:outcome". A pass that finds the apply command already among
+// ScheduleFailed with command id "<id>:outcome" (a recurring change: ScheduleOccurred, with
+// ids per occurrence, see ScheduledChange.ApplyCommandID). A pass that finds the apply command already among
 // the flag's events (a crash between the appends, or another scheduler) records ScheduleApplied
 // with the flag version that change reached, without deciding again: the flag may have changed
 // since, and the change did happen.
@@ -44,7 +45,7 @@ func (s *Scheduler) resolveSchedule(ctx context.Context, ref delivery.Ref, now t
 			CommandID: sc.ApplyCommandID()}
 		var outcome []domain.Event
 		if _, v, done := commandAppend(flagEvents, sc.ApplyCommandID()); done {
-			outcome = []domain.Event{&domain.ScheduleApplied{At: now.UTC(), FlagVersion: v}}
+			outcome = sc.AppliedOutcome(v, now)
 		} else {
 			out, err := s.app.Commands.ApplyScheduledChange(ctx, meta, app.ApplyScheduledChange{Schedule: sc, Now: now})
 			switch {
@@ -58,7 +59,7 @@ func (s *Scheduler) resolveSchedule(ctx context.Context, ref delivery.Ref, now t
 				return "", err
 			}
 		}
-		meta.CommandID = sc.ID + ":outcome"
+		meta.CommandID = sc.OutcomeCommandID()
 		failed, _ := outcome[0].(*domain.ScheduleFailed)
 		if failed != nil {
 			meta.Reason = reasonText(fmt.Sprintf("%s failed: %s", describeSchedule(sc), failed.Reason))
