@@ -57,9 +57,28 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref delivery.Ref, now ti
 			}
 			continue
 		}
+		if r.PendingGuard != nil {
+			return s.actOnGuard(ctx, r, now)
+		}
 		i, due := r.Due(now)
 		if !due {
 			return nothing, nil
+		}
+		var evidence []domain.GuardEvidence
+		if r.Guarded() {
+			ev, outcome, err := s.guardStep(ctx, r, events, i, now)
+			switch {
+			case err != nil:
+				return "", err
+			case outcome == "retry":
+				continue
+			case outcome != "":
+				if nothing != "" {
+					return nothing, nil
+				}
+				return outcome, nil
+			}
+			evidence = ev
 		}
 		step := r.Steps[i]
 		meta := app.Meta{Actor: "system:rollout/" + r.ID, CommandID: r.StepCommandID(i),
@@ -87,7 +106,7 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref delivery.Ref, now ti
 		if err := s.crashPoint("rollout", r.ID); err != nil {
 			return "", err
 		}
-		err = s.app.Commands.RecordRollout(ctx, meta, app.RecordRollout{Rollout: r, Events: out.Events})
+		err = s.app.Commands.RecordRollout(ctx, meta, app.RecordRollout{Rollout: r, Events: domain.WithGuardEvidence(out.Events, evidence)})
 		switch {
 		case app.IsDuplicateCommand(err):
 			return nothing, nil // another scheduler recorded it
@@ -114,6 +133,7 @@ func (s *Scheduler) haltRollout(ctx context.Context, r *domain.Rollout, step int
 	if err != nil && !app.IsDuplicateCommand(err) {
 		return "", err
 	}
+	s.notes.notify("RolloutPaused")
 	s.log.Warn("rollout paused: its step could not apply", "project", r.Project, "rollout", r.ID, "flag", r.Flag,
 		"environment", r.Environment, "step", step, "reason", reason)
 	return "halted", nil
