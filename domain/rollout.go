@@ -157,9 +157,9 @@ type Rollout struct {
 	// Expected is the default serve the rollout last wrote (Start before the first step). A step
 	// finding another default refuses to overwrite it (see ApplyStep). Nil right after Resume:
 	// resuming is the decision to go on from whatever the default is.
-	Expected  *Serve    `json:"expected,omitempty"`
-	PausedAt  time.Time `json:"paused_at,omitzero"`
-	Reason    string    `json:"reason,omitempty"` // of the last pause, rollback or abort
+	Expected *Serve    `json:"expected,omitempty"`
+	PausedAt time.Time `json:"paused_at,omitzero"`
+	Reason   string    `json:"reason,omitempty"` // of the last pause, rollback or abort
 	// Guards gate the steps once the variation is served (see Guarded); Waiting says why a due
 	// step waits on them; PendingGuard is a fired guard whose action (OnGuardFailure) is not
 	// recorded yet; LastGuardFired is the last firing, with its evidence.

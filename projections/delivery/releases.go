@@ -44,10 +44,11 @@ func upsertRelease(ctx context.Context, tx pgx.Tx, r *domain.Release) error {
 	return nil
 }
 
-// ActiveReleases returns up to limit running releases, least recently changed first (the
-// scheduler advances them).
+// ActiveReleases returns up to limit running or paused releases, least recently changed first:
+// the scheduler advances the running ones (paused ones too, so a resume is seen at once even
+// when this read model lags; a paused release's aggregate decides nothing).
 func ActiveReleases(ctx context.Context, db Querier, limit int) ([]Ref, error) {
-	return refs(ctx, db, `SELECT project, id FROM rm_delivery_releases WHERE status = 'running'
+	return refs(ctx, db, `SELECT project, id FROM rm_delivery_releases WHERE status IN ('running', 'paused')
 		ORDER BY updated_at, project, id LIMIT $1`, limit)
 }
 

@@ -132,3 +132,146 @@ func TestGuardedRollouts(t *testing.T) {
 		t.Fatalf("healthy rollout: %v", got)
 	}
 }
+
+// TestReleasePipeline: a flag goes through development (on at once), staging (on after a wait)
+// and production (a guarded rollout after a manual approval), driven by a scheduler on the test's
+// clock; every stage change is in the audit with its environment, and time travel shows the
+// release as it was while it awaited approval.
+func TestReleasePipeline(t *testing.T) {
+	t.Parallel()
+	v := startVexil(t, "--roles", noExperimentRole)
+	v.must(201, "POST", "/api/v1/projects", map[string]any{"key": "shop", "name": "Shop", "environments": []any{
+		map[string]any{"key": "development", "name": "Development"}, map[string]any{"key": "staging", "name": "Staging"},
+		map[string]any{"key": "production", "name": "Production"}}})
+	v.must(201, "POST", "/api/v1/projects/shop/flags", map[string]any{"key": "checkout", "name": "Checkout", "type": "boolean"})
+	v.must(201, "POST", "/api/v1/projects/shop/goals", map[string]any{"key": "purchase", "name": "Purchase", "kind": "conversion", "direction": "increase"})
+	tv := v.must(200, "GET", "/api/v1/projects/shop/flags/checkout/environments/production", nil)["targeting"].(map[string]any)
+	tv["on"], tv["default"] = true, map[string]any{"variation": "false"}
+	v.must(200, "PUT", "/api/v1/projects/shop/flags/checkout/environments/production", tv)
+
+	stages := []any{
+		map[string]any{"environment": "development", "action": "toggle_on"},
+		map[string]any{"environment": "staging", "action": "toggle_on", "wait": "1h"},
+		map[string]any{"environment": "production", "action": "rollout", "approval": true, "rollout": map[string]any{
+			"every": "1h", "percents": []float64{50, 100}, "guards": []any{map[string]any{"name": "conversion", "goal": "purchase",
+				"comparison": "lt", "threshold": -0.01, "min_sample": 1000, "min_probability": 0.95, "sequential": true}}}},
+	}
+	if r := v.do("POST", "/api/v1/projects/shop/pipelines", map[string]any{"key": "std", "name": "Standard",
+		"stages": []any{map[string]any{"environment": "qa", "action": "toggle_on"}}}); r.Status != 400 || r.JSON(t)["field"] != "stages[0].environment" {
+		t.Fatalf("bad pipeline: %d %s", r.Status, r.Body)
+	}
+	v.must(201, "POST", "/api/v1/projects/shop/pipelines", map[string]any{"key": "std", "name": "Standard", "stages": stages})
+	if r := v.do("POST", "/api/v1/projects/shop/releases", map[string]any{"pipeline": "nope", "flag": "checkout"}); r.Status != 400 || r.JSON(t)["field"] != "pipeline" {
+		t.Fatalf("unknown pipeline: %d %s", r.Status, r.Body)
+	}
+	v.must(201, "POST", "/api/v1/projects/shop/releases", map[string]any{"id": "r1", "pipeline": "std", "flag": "checkout"})
+	v.must(201, "POST", "/api/v1/projects/shop/releases", map[string]any{"id": "r2", "pipeline": "std", "flag": "checkout"})
+	if got := v.must(200, "POST", "/api/v1/projects/shop/releases/r2/abort", map[string]any{"reason": "one is enough"}); got["status"] != "aborted" {
+		t.Fatalf("aborted release: %v", got)
+	}
+	release := func() map[string]any { return v.must(200, "GET", "/api/v1/projects/shop/releases/r1", nil) }
+	stageStatus := func(r map[string]any, k int) string {
+		return r["stage_states"].([]any)[k].(map[string]any)["status"].(string)
+	}
+	waitUntil(t, 5*time.Second, "the release in the read model", func() bool {
+		return len(items(t, v.must(200, "GET", "/api/v1/projects/shop/releases?status=running", nil))) == 1
+	})
+	metrics := fixedMetrics{"true": {Exposed: 2000, Converted: 212}, "false": {Exposed: 2000, Converted: 200}}
+	now := time.Now().UTC().Add(time.Minute)
+	clock := &testClock{now: now}
+	s := testScheduler(t, v, clock, metrics)
+
+	// Development at once; staging waits an hour.
+	if rep := tick(t, s); rep.ReleaseChanges != 3 {
+		t.Fatalf("first pass: %+v", rep)
+	}
+	if r := release(); stageStatus(r, 0) != "completed" || stageStatus(r, 1) != "waiting" || !v.flagOn(t, "shop", "checkout", "development") ||
+		v.flagOn(t, "shop", "checkout", "staging") {
+		t.Fatalf("after development: %v", r)
+	}
+	// Paused, the release does not move; resumed, it does.
+	v.must(200, "POST", "/api/v1/projects/shop/releases/r1/pause", map[string]any{"reason": "release freeze"})
+	clock.Set(now.Add(time.Hour))
+	if rep := tick(t, s); rep.ReleaseChanges != 0 {
+		t.Fatalf("paused release moved: %+v", rep)
+	}
+	v.must(200, "POST", "/api/v1/projects/shop/releases/r1/resume", nil)
+	if rep := tick(t, s); rep.ReleaseChanges != 3 {
+		t.Fatalf("staging: %+v", rep)
+	}
+	r := release()
+	if stageStatus(r, 1) != "completed" || stageStatus(r, 2) != "awaiting_approval" || !v.flagOn(t, "shop", "checkout", "staging") {
+		t.Fatalf("after staging: %v", r)
+	}
+	if rep := tick(t, s); rep.ReleaseChanges != 0 {
+		t.Fatalf("production went ahead without approval: %+v", rep)
+	}
+	awaiting := time.Now().UTC()
+	if r := v.do("POST", "/api/v1/projects/shop/releases/r1/approve", map[string]any{"stage": 1}); r.Status != 400 || r.JSON(t)["field"] != "stage" {
+		t.Fatalf("approving another stage: %d %s", r.Status, r.Body)
+	}
+	v.must(200, "POST", "/api/v1/projects/shop/releases/r1/approve", map[string]any{"stage": 2})
+	// Approved: the production rollout starts, steps to 50%, then (guard healthy) to 100%.
+	if rep := tick(t, s); rep.ReleaseChanges != 1 {
+		t.Fatalf("production start: %+v", rep)
+	}
+	waitUntil(t, 5*time.Second, "the production rollout in the read model", func() bool {
+		return len(items(t, v.must(200, "GET", "/api/v1/projects/shop/rollouts?environment=production&status=scheduled", nil))) == 1
+	})
+	if rep := tick(t, s); rep.StepsApplied != 1 {
+		t.Fatalf("production first step: %+v", rep)
+	}
+	clock.Set(now.Add(2*time.Hour + time.Minute))
+	if rep := tick(t, s); rep.StepsApplied != 1 || rep.ReleaseChanges != 2 {
+		t.Fatalf("production last step: %+v", rep)
+	}
+	r = release()
+	if r["status"] != "completed" || stageStatus(r, 2) != "completed" || r["stage_states"].([]any)[2].(map[string]any)["rollout"] != "r1.stage-2" {
+		t.Fatalf("completed release: %v", r)
+	}
+	ro := v.must(200, "GET", "/api/v1/projects/shop/rollouts/r1.stage-2", nil)
+	if ro["status"] != "completed" || len(ro["plan"].([]any)) != 2 {
+		t.Fatalf("production rollout: %v", ro)
+	}
+	// Time travel: the release as it was while it awaited approval.
+	then := v.must(200, "GET", "/api/v1/projects/shop/releases/r1?at="+rfc3339(awaiting), nil)
+	if then["status"] != "running" || stageStatus(then, 2) != "awaiting_approval" {
+		t.Fatalf("release at %s: %v", rfc3339(awaiting), then)
+	}
+	// The audit: every stage change of r1, each with its environment.
+	want := map[string]string{"PipelineAwaitingApproval": "production", "ReleaseStageApproved": "production",
+		"ReleaseStageWaiting": "staging", "ReleasePaused": "staging", "ReleaseResumed": "staging"}
+	var entries []map[string]any
+	waitUntil(t, 5*time.Second, "the release's audit", func() bool {
+		entries = nil
+		for _, e := range items(t, v.must(200, "GET", "/api/v1/projects/shop/audit?kind=release&limit=100", nil)) {
+			if e["entity_key"] == "r1" {
+				entries = append(entries, e)
+			}
+		}
+		return len(entries) == 13 // started; 2 per toggle stage; wait, pause, resume; approval asked, given; rollout started, completed; finished
+	})
+	started, completed := map[string]bool{}, map[string]bool{}
+	for _, e := range entries {
+		typ, env := e["event_type"].(string), e["environment"]
+		if typ != "ReleaseStarted" && (env == nil || env == "") {
+			t.Errorf("audit entry %s without an environment: %v", typ, e)
+		}
+		if w, ok := want[typ]; ok && env != w {
+			t.Errorf("%s in %v, want %s", typ, env, w)
+		}
+		switch typ {
+		case "ReleaseStageStarted":
+			started[env.(string)] = true
+		case "ReleaseStageCompleted":
+			completed[env.(string)] = true
+		}
+	}
+	if len(started) != 3 || len(completed) != 3 {
+		t.Fatalf("stages started in %v, completed in %v", started, completed)
+	}
+	prod := items(t, v.must(200, "GET", "/api/v1/projects/shop/audit?kind=release&environment=production", nil))
+	if len(prod) < 5 {
+		t.Fatalf("production's release audit: %v", prod)
+	}
+}

@@ -92,7 +92,7 @@ func IsStream(c echo.Context) bool {
 
 // allRoutes is every operation of the management API, grouped by area in their own tables.
 func allRoutes() []route {
-	return append(append(routes(), experimentRoutes()...), historyRoutes()...)
+	return append(append(append(routes(), experimentRoutes()...), historyRoutes()...), releaseRoutes()...)
 }
 
 // decode reads a strict JSON body.

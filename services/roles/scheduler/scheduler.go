@@ -321,6 +321,14 @@ func (s *Scheduler) Tick(ctx context.Context) (Report, error) {
 			s.actions.WithLabelValues("rollout_step", res).Inc()
 		}
 	}
+	releases, err := delivery.ActiveReleases(ctx, s.pool, s.batch)
+	if err != nil {
+		return rep, err
+	}
+	for _, ref := range releases {
+		n, err := s.advanceRelease(ctx, ref, now)
+		s.count(&rep, "release", err, n > 0, func() { rep.ReleaseChanges += n })
+	}
 	return rep, nil
 }
 
