@@ -171,4 +171,3 @@ func (s *Server) abortRelease(c echo.Context) error {
 		return s.app.Commands.AbortRelease(ctx, m, app.AbortRelease{Project: ref.Project, ID: ref.ID, Reason: req.Reason})
 	}, same[*domain.Release])
 }
-
