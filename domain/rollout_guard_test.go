@@ -214,3 +214,43 @@ func fieldOf(err error) string {
 	}
 	return ""
 }
+
+// TestGuardAndReleaseEvents: the events of guarded rollouts and release pipelines are registered
+// and survive the event store's JSON round trip.
+func TestGuardAndReleaseEvents(t *testing.T) {
+	ev := conversionGuard(true).Judge(domain.GuardMetrics{Treatment: domain.AutoOpsArm{Exposed: 1500, Rate: 0.04},
+		Control: domain.AutoOpsArm{Exposed: 9000, Rate: 0.1}, Interval: &[2]float64{-0.08, -0.04}})
+	stage := domain.PipelineStage{Environment: "production", Action: domain.StageRollout, Approval: true, Wait: "1h",
+		Rollout: &domain.StageRolloutPlan{Every: "1h", Percents: []float64{50, 100}, Guards: []domain.RolloutGuard{conversionGuard(false)}}}
+	for _, e := range []domain.Event{
+		&domain.GuardFired{At: at(1), Project: "shop", Rollout: "g", Flag: "checkout", Environment: "production", Step: 1,
+			Guard: "conversion", Action: domain.GuardRollBack, Evidence: []domain.GuardEvidence{ev}},
+		&domain.RolloutStepWaiting{At: at(1), Environment: "production", Step: 1, Reason: "r", Evidence: []domain.GuardEvidence{ev}},
+		&domain.PipelineCreated{Project: "shop", Key: "std", Name: "Standard", Stages: []domain.PipelineStage{stage}},
+		&domain.ReleaseStarted{Project: "shop", ID: "r", Pipeline: "std", Flag: "checkout", Stages: []domain.PipelineStage{stage}},
+		&domain.ReleaseStageWaiting{At: at(1), Environment: "production", Until: at(60)},
+		&domain.PipelineAwaitingApproval{At: at(2), Project: "shop", Release: "r", Pipeline: "std", Flag: "checkout", Environment: "production"},
+		&domain.ReleaseStageApproved{At: at(3), Environment: "production"},
+		&domain.ReleaseStageStarted{At: at(4), Environment: "production", Rollout: "r.stage-0"},
+		&domain.ReleaseStageCompleted{At: at(5), Environment: "production", Outcome: "o"},
+		&domain.ReleaseStageSkipped{At: at(5), Stage: 1, Environment: "staging", Reason: "r"},
+		&domain.ReleaseStageFailed{At: at(5), Environment: "production", Reason: "r"},
+		&domain.ReleasePaused{At: at(6), Environment: "production", Reason: "r"},
+		&domain.ReleaseResumed{At: at(7), Environment: "production"},
+		&domain.ReleaseAborted{At: at(8), Environment: "production", Reason: "r"},
+		&domain.ReleaseFinished{At: at(9), Environment: "production"},
+	} {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatalf("encode %s: %v", e.EventType(), err)
+		}
+		back, err := domain.DecodeEvent(e.EventType(), data)
+		if err != nil {
+			t.Fatalf("decode %s: %v", e.EventType(), err)
+		}
+		again, _ := json.Marshal(back)
+		if string(again) != string(data) {
+			t.Errorf("round trip of %s\n got %s\nwant %s", e.EventType(), again, data)
+		}
+	}
+}
