@@ -274,4 +274,15 @@ func TestReleasePipeline(t *testing.T) {
 	if len(prod) < 5 {
 		t.Fatalf("production's release audit: %v", prod)
 	}
+	// Replay rebuilds the releases' and pipelines' read model identically.
+	waitUntil(t, 10*time.Second, "the read models", func() bool {
+		var behind int
+		_ = v.p.Pool.QueryRow(context.Background(), `SELECT count(*) FROM (SELECT stream_id, max(version) v FROM events GROUP BY stream_id) e
+			LEFT JOIN projection_checkpoints c ON c.projection = 'delivery' AND c.stream_id = e.stream_id
+			WHERE coalesce(c.version, 0) < e.v AND (e.stream_id LIKE 'release/%' OR e.stream_id LIKE 'pipeline/%' OR e.stream_id LIKE 'rollout/%')`).Scan(&behind)
+		return behind == 0
+	})
+	if out, err := runCLI(t, "replay", "--verify", "--database-url", v.p.Config.DatabaseURL); err != nil {
+		t.Fatalf("replay --verify: %v\n%s", err, out)
+	}
 }
