@@ -66,6 +66,14 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref delivery.Ref, now ti
 		}
 		var evidence []domain.GuardEvidence
 		if r.Guarded() {
+			// A step already waiting is measured again at the auto-ops cadence, not every pass:
+			// each measurement is a query over the exposure tables per guard.
+			key := r.Project + "/" + r.ID
+			if last, ok := s.guardMeasured[key]; ok && s.autoOpsGap > 0 && r.Waiting != nil && r.Waiting.Step == i &&
+				now.Sub(last) < s.autoOpsGap {
+				return nothing, nil
+			}
+			s.guardMeasured[key] = now
 			ev, outcome, err := s.guardStep(ctx, r, events, i, now)
 			switch {
 			case err != nil:
@@ -115,6 +123,7 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref delivery.Ref, now ti
 		case err != nil:
 			return "", err
 		}
+		delete(s.guardMeasured, ref.Project+"/"+ref.ID)
 		s.log.Info("rollout step applied", "project", r.Project, "rollout", r.ID, "flag", r.Flag,
 			"environment", r.Environment, "step", i, "percent", step.Percent, "skipped_before", i-r.Next)
 		return "applied", nil

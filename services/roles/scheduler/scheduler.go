@@ -106,6 +106,8 @@ type Scheduler struct {
 	actions *prometheus.CounterVec
 	leader  prometheus.Gauge
 	notes   *notifier // guard decisions and notification events (guards.go)
+	// guardMeasured is when each rollout's waiting step was last measured (under mu).
+	guardMeasured map[string]time.Time
 
 	// crash, when set (tests), is called between the two appends of a change; an error stops
 	// there as a crash would.
@@ -159,6 +161,7 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, err
 	}
 	s.notes = notes
+	s.guardMeasured = map[string]time.Time{}
 	return s, nil
 }
 
