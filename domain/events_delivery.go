@@ -68,6 +68,10 @@ type RolloutCreated struct {
 	Steps       []RolloutStep `json:"steps"`
 	// Start is the environment's default serve when the rollout was created; Abort restores it.
 	Start Serve `json:"start"`
+	// Guards gate the steps after the first one applied (see RolloutGuard); OnGuardFailure is
+	// what a failing guard does.
+	Guards         []RolloutGuard `json:"guards,omitempty"`
+	OnGuardFailure GuardAction    `json:"on_guard_failure,omitempty"`
 }
 
 // RolloutStepSkipped records a step that never applies: it was missed (its successor was already
@@ -86,6 +90,8 @@ type RolloutStepApplied struct {
 	Index       int     `json:"index"`
 	Percent     float64 `json:"percent"`
 	Weight      int     `json:"weight"` // the variation's share in bucket units (of BucketCount)
+	// Guards is the evidence of a guarded step: every guard was healthy when it applied.
+	Guards []GuardEvidence `json:"guards,omitempty"`
 }
 
 type RolloutCompleted struct {

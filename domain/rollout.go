@@ -122,6 +122,10 @@ type NewRollout struct {
 	// BucketBy is the context attribute users are bucketed by; empty is the targeting key.
 	BucketBy string        `json:"bucket_by,omitempty"`
 	Steps    []RolloutStep `json:"steps"`
+	// Guards gate the steps (see RolloutGuard); validate their goals with ValidateRolloutGuards
+	// first. OnGuardFailure defaults to rollback.
+	Guards         []RolloutGuard `json:"guards,omitempty"`
+	OnGuardFailure GuardAction    `json:"on_guard_failure,omitempty"`
 }
 
 // Rollout is a plan that moves the default serve of one flag in one environment step by step from
@@ -153,12 +157,20 @@ type Rollout struct {
 	// Expected is the default serve the rollout last wrote (Start before the first step). A step
 	// finding another default refuses to overwrite it (see ApplyStep). Nil right after Resume:
 	// resuming is the decision to go on from whatever the default is.
-	Expected  *Serve    `json:"expected,omitempty"`
-	PausedAt  time.Time `json:"paused_at,omitzero"`
-	Reason    string    `json:"reason,omitempty"` // of the last pause, rollback or abort
-	Version   int64     `json:"version"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Expected *Serve    `json:"expected,omitempty"`
+	PausedAt time.Time `json:"paused_at,omitzero"`
+	Reason   string    `json:"reason,omitempty"` // of the last pause, rollback or abort
+	// Guards gate the steps once the variation is served (see Guarded); Waiting says why a due
+	// step waits on them; PendingGuard is a fired guard whose action (OnGuardFailure) is not
+	// recorded yet; LastGuardFired is the last firing, with its evidence.
+	Guards         []RolloutGuard `json:"guards,omitempty"`
+	OnGuardFailure GuardAction    `json:"on_guard_failure,omitempty"`
+	Waiting        *RolloutWait   `json:"waiting,omitempty"`
+	PendingGuard   *GuardFired    `json:"pending_guard,omitempty"`
+	LastGuardFired *GuardFired    `json:"last_guard_fired,omitempty"`
+	Version        int64          `json:"version"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
 }
 
 // CreateRollout creates a rollout of current (the flag named by in.Flag, as it is now) in
@@ -231,9 +243,13 @@ func CreateRollout(in NewRollout, current *Flag, cat *Catalog, active, experimen
 	if err != nil {
 		return nil, err
 	}
+	guards, onFailure, gerr := validateGuards(in.Guards, in.OnGuardFailure)
+	if gerr != nil {
+		return nil, gerr
+	}
 	start := cloneServe(current.targeting(in.Environment).Default)
 	events := []Event{&RolloutCreated{Project: in.Project, ID: in.ID, Flag: in.Flag, Environment: in.Environment,
-		Variation: v, Other: other, BucketBy: in.BucketBy, Steps: steps, Start: start}}
+		Variation: v, Other: other, BucketBy: in.BucketBy, Steps: steps, Start: start, Guards: guards, OnGuardFailure: onFailure}}
 	// A rollout never takes users away from the variation it rolls out: steps at or below the
 	// share the default already serves are skipped now (a flag at 10% given the standard plan goes
 	// on at 25%, not back to 1%), and the rollout's plan says why.
@@ -338,6 +354,8 @@ func (r *Rollout) ApplyStep(i int, current *Flag, cat *Catalog) (flagEvents, rol
 		return nil, nil, Invalid("index", "rollout %q has no step %d (it has %d)", r.ID, i, len(r.Steps))
 	case i < r.Next:
 		return nil, nil, Errorf(EConflict, "step %d of rollout %q was already applied or skipped: steps never repeat or go backwards", i, r.ID)
+	case r.PendingGuard != nil:
+		return nil, nil, Errorf(EConflict, "rollout %q: guard %q fired and its action is pending", r.ID, r.PendingGuard.Guard)
 	}
 	cur, ferr := r.flagTargeting(current, cat)
 	if ferr != nil {
@@ -526,6 +544,11 @@ func (r *Rollout) apply(e Event) bool {
 		start := cloneServe(e.Start)
 		r.Expected = &start
 		r.Status, r.Next, r.Skipped = RolloutStatusScheduled, 0, []int{}
+		r.Guards, r.OnGuardFailure = append([]RolloutGuard(nil), e.Guards...), e.OnGuardFailure
+	case *RolloutStepWaiting:
+		r.Waiting = &RolloutWait{Step: e.Step, Since: e.At, Reason: e.Reason, Evidence: e.Evidence}
+	case *GuardFired:
+		r.PendingGuard, r.LastGuardFired, r.Waiting = e, e, nil
 	case *RolloutStepSkipped:
 		r.Skipped = append(r.Skipped, e.Index)
 		if e.AlreadyServed {
@@ -533,7 +556,7 @@ func (r *Rollout) apply(e Event) bool {
 		}
 		r.Next = e.Index + 1
 	case *RolloutStepApplied:
-		r.Next, r.Percent, r.RolledBack = e.Index+1, e.Percent, false
+		r.Next, r.Percent, r.RolledBack, r.Waiting = e.Index+1, e.Percent, false, nil
 		s := r.ServeAt(e.Weight)
 		r.Expected = &s
 		r.Status = RolloutStatusRunning
@@ -541,6 +564,7 @@ func (r *Rollout) apply(e Event) bool {
 		r.Status = RolloutStatusCompleted
 	case *RolloutPaused:
 		r.Status, r.PausedAt, r.Reason = RolloutStatusPaused, e.At, e.Reason
+		r.PendingGuard, r.Waiting = nil, nil
 	case *RolloutResumed:
 		for i := r.Next; i < len(r.Steps); i++ {
 			r.Steps[i].At = r.Steps[i].At.Add(e.Shift)
@@ -551,11 +575,11 @@ func (r *Rollout) apply(e Event) bool {
 		}
 		r.PausedAt, r.Expected = time.Time{}, nil
 	case *RolloutRolledBack:
-		r.Percent, r.RolledBack, r.Reason = 0, true, e.Reason
+		r.Percent, r.RolledBack, r.Reason, r.Waiting = 0, true, e.Reason, nil
 		s := r.ServeAt(0)
 		r.Expected = &s
 	case *RolloutAborted:
-		r.Status, r.Reason = RolloutStatusAborted, e.Reason
+		r.Status, r.Reason, r.PendingGuard, r.Waiting = RolloutStatusAborted, e.Reason, nil, nil
 	default:
 		return false
 	}

@@ -35,6 +35,10 @@ func NewAggregate(streamID string) (Aggregate, error) {
 		return &domain.AutoOpsRule{}, nil
 	case "trigger":
 		return &domain.Trigger{}, nil
+	case "pipeline":
+		return &domain.Pipeline{}, nil
+	case "release":
+		return &domain.Release{}, nil
 	default:
 		return nil, fmt.Errorf("projections: no aggregate for stream kind %q (%s)", kind, streamID)
 	}

@@ -28,7 +28,7 @@ func (Projection) Name() string { return Name }
 // Tables implements projections.TableOwner.
 func (Projection) Tables() []string {
 	return []string{"rm_delivery_schedules", "rm_delivery_rollouts", "rm_delivery_autoops_rules",
-		"rm_delivery_autoops_firings", "rm_delivery_triggers"}
+		"rm_delivery_autoops_firings", "rm_delivery_triggers", "rm_delivery_pipelines", "rm_delivery_releases"}
 }
 
 // VolatileColumns implements projections.TableOwner: every column is a function of the events.
@@ -42,7 +42,7 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, history, newEvents []dom
 	}
 	streamID := newEvents[0].StreamID
 	switch domain.StreamKind(streamID) {
-	case "schedule", "rollout", "autoops", "trigger":
+	case "schedule", "rollout", "autoops", "trigger", "pipeline", "release":
 	default:
 		return nil
 	}
@@ -63,6 +63,10 @@ func (Projection) Apply(ctx context.Context, tx pgx.Tx, history, newEvents []dom
 		return insertFirings(ctx, tx, s, newEvents)
 	case *domain.Trigger:
 		return upsertTrigger(ctx, tx, s)
+	case *domain.Pipeline:
+		return upsertPipeline(ctx, tx, s)
+	case *domain.Release:
+		return upsertRelease(ctx, tx, s)
 	}
 	return nil
 }

@@ -228,7 +228,7 @@ func conflict(expected, current int64) error {
 var (
 	waitedProjections = []string{catalog.Name, rulesets.Name, audit.Name}
 	deliveryWaited    = []string{catalog.Name, rulesets.Name, audit.Name, delivery.Name}
-	deliveryKinds     = map[string]bool{"schedule": true, "rollout": true, "autoops": true, "trigger": true}
+	deliveryKinds     = map[string]bool{"schedule": true, "rollout": true, "autoops": true, "trigger": true, "pipeline": true, "release": true}
 )
 
 // waitTarget is a stream version a command waits for the read models to reach.

@@ -45,6 +45,10 @@ type CreateRollout struct {
 	// Exactly one of Steps (written by hand) or Template.
 	Steps    []domain.RolloutStep
 	Template *RolloutTemplate
+	// Guards gate the steps once the variation is served; OnGuardFailure is rollback (default)
+	// or pause (see domain.RolloutGuard).
+	Guards         []domain.RolloutGuard
+	OnGuardFailure domain.GuardAction
 	// Now is when the rollout is created (zero: the application's clock); steps before it are
 	// refused.
 	Now time.Time
@@ -93,10 +97,15 @@ func (c *Commands) CreateRollout(ctx context.Context, m Meta, cmd CreateRollout)
 		active = ec.ActiveRollouts(cmd.Flag, cmd.Env)
 		experiments = ec.RunningExperiments(cmd.Flag, cmd.Env)
 	}
+	guards, onFailure, err := domain.ValidateRolloutGuards(cmd.Guards, cmd.OnGuardFailure, ec)
+	if err != nil {
+		return nil, 0, err
+	}
 	m.Expected = Version(0)
 	r, v, err := execute(ctx, c.c, domain.RolloutStream(cmd.Project, id), m, func(*domain.Rollout) ([]domain.Event, error) {
 		return domain.CreateRollout(domain.NewRollout{Project: cmd.Project, ID: id, Flag: cmd.Flag, Environment: cmd.Env,
-			Variation: cmd.Variation, Other: cmd.Other, BucketBy: cmd.BucketBy, Steps: steps}, current, ec.Catalog, active, experiments, now)
+			Variation: cmd.Variation, Other: cmd.Other, BucketBy: cmd.BucketBy, Steps: steps, Guards: guards, OnGuardFailure: onFailure},
+			current, ec.Catalog, active, experiments, now)
 	})
 	return r, v, idTaken(err, "rollout", id)
 }

@@ -34,6 +34,11 @@ type rolloutRequest struct {
 	// Exactly one of Steps (written by hand) or Template.
 	Steps    []domain.RolloutStep `json:"steps,omitempty"`
 	Template *rolloutTemplate     `json:"template,omitempty"`
+	// Guards gate every step after the first one applied: the step advances only when its time
+	// has come and every guard is healthy with enough sample (see docs/guarded-releases.md).
+	Guards []domain.RolloutGuard `json:"guards,omitempty"`
+	// OnGuardFailure: rollback (default: back to 0% and paused) or pause.
+	OnGuardFailure domain.GuardAction `json:"on_guard_failure,omitempty"`
 }
 
 // rolloutStepView is one step of a rollout with where it stands.
@@ -43,7 +48,8 @@ type rolloutStepView struct {
 	Percent float64   `json:"percent"`
 	// Status: applied, skipped (its successor was already due when the rollout caught up, or the
 	// flag already served its share when the rollout was created: see Reason), next (the step the
-	// rollout waits for), pending, or cancelled (the rollout was aborted).
+	// rollout waits for), waiting (due, but its guards are not healthy with enough sample yet:
+	// Reason says why), pending, or cancelled (the rollout was aborted).
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
 }
@@ -82,6 +88,8 @@ func viewRollout(r *domain.Rollout) rolloutView {
 			st = "applied"
 		case r.Status == domain.RolloutStatusAborted:
 			st = "cancelled"
+		case i == r.Next && r.Waiting != nil && r.Waiting.Step == i && r.Status != domain.RolloutStatusPaused:
+			st, reason = "waiting", r.Waiting.Reason
 		case i == r.Next:
 			st = "next"
 		}
@@ -107,7 +115,8 @@ func (s *Server) createRollout(c echo.Context) error {
 		return err
 	}
 	cmd := app.CreateRollout{Project: c.Param("project"), ID: req.ID, Flag: req.Flag, Env: req.Environment,
-		Variation: req.Variation, Other: req.Other, BucketBy: req.BucketBy, Steps: req.Steps}
+		Variation: req.Variation, Other: req.Other, BucketBy: req.BucketBy, Steps: req.Steps,
+		Guards: req.Guards, OnGuardFailure: req.OnGuardFailure}
 	if t := req.Template; t != nil {
 		cmd.Template = &app.RolloutTemplate{Start: t.Start, Every: t.Every, Percents: t.Percents}
 	}

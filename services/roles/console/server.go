@@ -96,7 +96,7 @@ func IsStream(c echo.Context) bool {
 
 // allRoutes is every operation of the management API, grouped by area in their own tables.
 func allRoutes() []route {
-	return append(append(append(routes(), experimentRoutes()...), historyRoutes()...), webhookRoutes()...)
+	return append(append(append(append(routes(), experimentRoutes()...), historyRoutes()...), webhookRoutes()...), releaseRoutes()...)
 }
 
 // decode reads a strict JSON body.

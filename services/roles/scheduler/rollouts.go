@@ -57,9 +57,36 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref delivery.Ref, now ti
 			}
 			continue
 		}
+		if r.PendingGuard != nil {
+			return s.actOnGuard(ctx, r, now)
+		}
 		i, due := r.Due(now)
 		if !due {
 			return nothing, nil
+		}
+		var evidence []domain.GuardEvidence
+		if r.Guarded() {
+			// A step already waiting is measured again at the auto-ops cadence, not every pass:
+			// each measurement is a query over the exposure tables per guard.
+			key := r.Project + "/" + r.ID
+			if last, ok := s.guardMeasured[key]; ok && s.autoOpsGap > 0 && r.Waiting != nil && r.Waiting.Step == i &&
+				now.Sub(last) < s.autoOpsGap {
+				return nothing, nil
+			}
+			s.guardMeasured[key] = now
+			ev, outcome, err := s.guardStep(ctx, r, events, i, now)
+			switch {
+			case err != nil:
+				return "", err
+			case outcome == "retry":
+				continue
+			case outcome != "":
+				if nothing != "" {
+					return nothing, nil
+				}
+				return outcome, nil
+			}
+			evidence = ev
 		}
 		step := r.Steps[i]
 		meta := app.Meta{Actor: "system:rollout/" + r.ID, CommandID: r.StepCommandID(i),
@@ -87,7 +114,7 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref delivery.Ref, now ti
 		if err := s.crashPoint("rollout", r.ID); err != nil {
 			return "", err
 		}
-		err = s.app.Commands.RecordRollout(ctx, meta, app.RecordRollout{Rollout: r, Events: out.Events})
+		err = s.app.Commands.RecordRollout(ctx, meta, app.RecordRollout{Rollout: r, Events: domain.WithGuardEvidence(out.Events, evidence)})
 		switch {
 		case app.IsDuplicateCommand(err):
 			return nothing, nil // another scheduler recorded it
@@ -96,6 +123,7 @@ func (s *Scheduler) advanceRollout(ctx context.Context, ref delivery.Ref, now ti
 		case err != nil:
 			return "", err
 		}
+		delete(s.guardMeasured, ref.Project+"/"+ref.ID)
 		s.log.Info("rollout step applied", "project", r.Project, "rollout", r.ID, "flag", r.Flag,
 			"environment", r.Environment, "step", i, "percent", step.Percent, "skipped_before", i-r.Next)
 		return "applied", nil
@@ -114,6 +142,7 @@ func (s *Scheduler) haltRollout(ctx context.Context, r *domain.Rollout, step int
 	if err != nil && !app.IsDuplicateCommand(err) {
 		return "", err
 	}
+	s.notes.notify("RolloutPaused")
 	s.log.Warn("rollout paused: its step could not apply", "project", r.Project, "rollout", r.ID, "flag", r.Flag,
 		"environment", r.Environment, "step", step, "reason", reason)
 	return "halted", nil

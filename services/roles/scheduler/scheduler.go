@@ -105,6 +105,9 @@ type Scheduler struct {
 
 	actions *prometheus.CounterVec
 	leader  prometheus.Gauge
+	notes   *notifier // guard decisions and notification events (guards.go)
+	// guardMeasured is when each rollout's waiting step was last measured (under mu).
+	guardMeasured map[string]time.Time
 
 	// crash, when set (tests), is called between the two appends of a change; an error stops
 	// there as a crash would.
@@ -153,6 +156,12 @@ func New(cfg Config) (*Scheduler, error) {
 			return nil, fmt.Errorf("delivery: register metrics: %w", err)
 		}
 	}
+	notes, err := newNotifier(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s.notes = notes
+	s.guardMeasured = map[string]time.Time{}
 	return s, nil
 }
 
@@ -247,6 +256,9 @@ type Report struct {
 	SchedulesFailed  int `json:"schedules_failed"`
 	StepsApplied     int `json:"steps_applied"`
 	RolloutsHalted   int `json:"rollouts_halted"` // paused because a step could not apply
+	StepsWaiting     int `json:"steps_waiting"`   // due steps waiting on their guards
+	GuardsFired      int `json:"guards_fired"`    // rollouts rolled back or paused by a guard
+	ReleaseChanges   int `json:"release_changes"` // release pipeline stage changes recorded
 	RulesEvaluated   int `json:"rules_evaluated"`
 	RulesFired       int `json:"rules_fired"`
 	Errors           int `json:"errors"` // items that failed and will be retried next pass
@@ -297,15 +309,28 @@ func (s *Scheduler) Tick(ctx context.Context) (Report, error) {
 	for _, ref := range rollouts {
 		res, err := s.advanceRollout(ctx, ref, now)
 		s.count(&rep, "rollout_step", err, res != "", func() {
-			if res == "halted" {
+			switch res {
+			case "halted":
 				rep.RolloutsHalted++
-			} else {
+			case "waiting":
+				rep.StepsWaiting++
+			case "guard_fired":
+				rep.GuardsFired++
+			default:
 				rep.StepsApplied++
 			}
 		})
 		if err == nil && res != "" {
 			s.actions.WithLabelValues("rollout_step", res).Inc()
 		}
+	}
+	releases, err := delivery.ActiveReleases(ctx, s.pool, s.batch)
+	if err != nil {
+		return rep, err
+	}
+	for _, ref := range releases {
+		n, err := s.advanceRelease(ctx, ref, now)
+		s.count(&rep, "release", err, n > 0, func() { rep.ReleaseChanges += n })
 	}
 	return rep, nil
 }

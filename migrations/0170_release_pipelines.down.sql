@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS rm_delivery_releases;
+DROP TABLE IF EXISTS rm_delivery_pipelines;
