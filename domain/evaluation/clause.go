@@ -177,73 +177,81 @@ func (cp *Compiled) compileClause(cl domain.Clause) (clause, *domain.Error) {
 	return c, nil
 }
 
-// matches reports whether the clause matches the context of st.
+// matchClauses reports whether all the clauses match the context of st (all), or any of them
+// (!all), stopping at the first clause that decides. No clause is all; none is not any.
 //
-// It is the evaluator's innermost loop (the 10-rule benchmark runs it 30 times per evaluation),
-// so the common cases are written out here rather than reached through calls: Go keeps no
-// register across a call, and each one costs as much as the comparison it makes. The first
-// read of a top-level attribute goes to the context's map, later ones to st's cache; a string
-// or number attribute against equals/in of a few values is decided without a further call.
-func (c *clause) matches(st *state) bool {
-	var r bool
-	switch {
-	case c.op == opInSegment:
-		for _, i := range c.segs {
-			if st.cp.segments[i].contains(st) {
-				r = true
-				break
-			}
-		}
-	case c.attr.isKey:
-		if st.ctx.Key != "" {
-			r = c.op == opExists || c.matchString(st, st.ctx.Key)
-		}
-	default:
-		var v any
-		var ok bool
-		if slot := uint(c.attr.slot); slot < maxAttrSlots && c.attr.path == nil {
-			bit := uint32(1) << slot
-			if st.known&bit != 0 {
-				v, ok = st.vals[slot], st.present&bit != 0
-			} else {
-				v, ok = st.ctx.Attributes[c.attr.name]
-				st.known |= bit
-				if ok {
-					st.present |= bit
-					st.vals[slot] = v
+// It is the evaluator's innermost loop (the 10-rule benchmark tests 30 clauses per evaluation),
+// so the clause test is written out in the loop, and its common cases in the test, rather than
+// reached through calls: Go keeps no register across a call, and each call costs as much as the
+// comparison it makes. The first read of a top-level attribute goes to the context's map, later
+// ones to st's cache; a string, number or boolean attribute against equals/in of a few values is
+// decided without a call.
+func matchClauses(cs []clause, st *state, all bool) bool {
+	for i := range cs {
+		c := &cs[i]
+		var r bool // the positive operator's result
+		switch {
+		case c.op == opInSegment:
+			for _, i := range c.segs {
+				if st.cp.segments[i].contains(st) {
+					r = true
+					break
 				}
 			}
-		} else {
-			v, ok = c.attr.lookup(st)
-		}
-		if !ok || v == nil {
-			break
-		}
-		if c.op == opExists {
-			r = true
-			break
-		}
-		switch x := v.(type) {
-		case string:
-			if c.op == opEquals && c.strSet == nil {
-				for _, s := range c.strs {
-					if s == x {
-						r = true
-						break
+		case c.attr.isKey:
+			if st.ctx.Key != "" {
+				r = c.op == opExists || c.matchString(st, st.ctx.Key)
+			}
+		default:
+			var v any
+			var ok bool
+			if slot := uint(c.attr.slot); slot < maxAttrSlots && c.attr.path == nil {
+				bit := uint32(1) << slot
+				if st.known&bit != 0 {
+					v, ok = st.vals[slot], st.present&bit != 0
+				} else {
+					v, ok = st.ctx.Attributes[c.attr.name]
+					st.known |= bit
+					if ok {
+						st.present |= bit
+						st.vals[slot] = v
 					}
 				}
 			} else {
-				r = c.matchString(st, x)
+				v, ok = c.attr.lookup(st)
 			}
-		case float64:
-			r = c.matchNumber(x)
-		case bool:
-			r = c.matchBool(x)
-		default:
-			r = c.matchValue(st, v)
+			if !ok || v == nil {
+				break
+			}
+			if c.op == opExists {
+				r = true
+				break
+			}
+			switch x := v.(type) {
+			case string:
+				if c.op == opEquals && c.strSet == nil {
+					for _, s := range c.strs {
+						if s == x {
+							r = true
+							break
+						}
+					}
+				} else {
+					r = c.matchString(st, x)
+				}
+			case float64:
+				r = c.matchNumber(x)
+			case bool:
+				r = c.matchBool(x)
+			default:
+				r = c.matchValue(st, v)
+			}
+		}
+		if (r != c.invert) != all {
+			return !all
 		}
 	}
-	return r != c.invert
+	return all
 }
 
 // matchValue applies the positive operator to a present, non-null attribute value.
