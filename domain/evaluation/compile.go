@@ -43,6 +43,7 @@ type variation struct {
 
 type flag struct {
 	key        string
+	index      int // in Compiled.order
 	cfg        *domain.FlagConfig
 	version    int64
 	salt       string
@@ -123,6 +124,7 @@ func Compile(rs *domain.Ruleset) (*Compiled, error) {
 	for _, k := range slices.Sorted(maps.Keys(rs.Flags)) {
 		if cfg := rs.Flags[k]; cfg != nil {
 			f := c.compileFlag(k, cfg)
+			f.index = len(c.order)
 			c.flags[k] = f
 			c.order = append(c.order, f)
 			c.keys = append(c.keys, k)

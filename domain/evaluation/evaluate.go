@@ -23,6 +23,32 @@ func (c *Compiled) Evaluate(flagKey string, ctx *Context) Result {
 	return c.eval(f, &st, 0)
 }
 
+// Index returns the position of a flag in Flags, for EvaluateIndex; false when there is no such
+// flag.
+func (c *Compiled) Index(flagKey string) (int, bool) {
+	if c == nil {
+		return -1, false
+	}
+	if f := c.flags[flagKey]; f != nil {
+		return f.index, true
+	}
+	return -1, false
+}
+
+// EvaluateIndex is Evaluate for the flag at position i of Flags (an i from Index). A caller that
+// keeps its own data per flag (the Go SDK: metadata, counters) looks the key up once, in its own
+// map, and saves Evaluate's lookup.
+func (c *Compiled) EvaluateIndex(i int, ctx *Context) Result {
+	if c == nil || i < 0 || i >= len(c.order) {
+		return c.Evaluate("", ctx) // no ruleset, or FLAG_NOT_FOUND
+	}
+	if ctx == nil {
+		ctx = &emptyContext
+	}
+	st := state{cp: c, ctx: *ctx}
+	return c.eval(c.order[i], &st, 0)
+}
+
 // EvaluateAll evaluates, in key order, every flag that filter accepts (nil accepts all), e.g.
 // for bulk OFREP or client-side pre-evaluation, where a client-side key passes
 // func(f *domain.FlagConfig) bool { return f.ClientSide }.

@@ -235,7 +235,6 @@ func (p *Provider) Evaluate(flag string, flatCtx openfeature.FlattenedContext) e
 }
 
 // evaluate returns the result and the prepared flag (nil when the flag or the ruleset is missing).
-
 func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (evaluation.Result, *flagInfo) {
 	s := p.current.Load()
 	if s == nil {
@@ -263,11 +262,12 @@ func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (
 			}
 		}
 	}
-	r := s.compiled.Evaluate(flag, &ctx)
 	fi := s.flags[flag]
-	if fi != nil {
-		p.record(fi, &r, ctx.Key)
+	if fi == nil {
+		return s.compiled.Evaluate(flag, &ctx), nil // FLAG_NOT_FOUND
 	}
+	r := s.compiled.EvaluateIndex(fi.index, &ctx) // one map lookup by key, not two
+	p.record(fi, &r, ctx.Key)
 	return r, fi
 }
 

@@ -387,3 +387,24 @@ func TestProviderReportsARefusedKey(t *testing.T) {
 		t.Fatalf("the last ruleset is not served after the key was refused: %+v", b)
 	}
 }
+
+// A flag that is null in the ruleset's JSON (a hand-edited bootstrap file, a newer server) is
+// FLAG_NOT_FOUND, as the evaluator treats it, and neither installing that ruleset nor the next
+// one panics.
+func TestNullFlagIsNotFound(t *testing.T) {
+	rs := testRuleset()
+	rs.Flags["ghost"] = nil
+	f := newFakeServer(t, rs)
+	p := newTestProvider(t, f.srv.URL, nil)
+	if err := p.Init(openfeature.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.BooleanEvaluation(bg, "ghost", true, pro("u1")); !d.Value || d.ResolutionDetail().ErrorCode != openfeature.FlagNotFoundCode {
+		t.Fatalf("null flag: %+v", d)
+	}
+	f.change(func(rs *domain.Ruleset) {
+		rs.Flags["max-items"].Targeting.Default.Variation = "half"
+		rs.Flags["max-items"].Version++
+	})
+	waitFor(t, "the next ruleset", func() bool { return p.FloatEvaluation(bg, "max-items", 1, pro("u1")).Value == 2.5 })
+}

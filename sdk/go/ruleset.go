@@ -33,6 +33,7 @@ type snapshot struct {
 // OpenFeature metadata (the values OFREP's answers carry: flagVersion, ruleId, experiment) and
 // the evaluation counters by variation.
 type flagInfo struct {
+	index          int                        // in the compiled ruleset, for EvaluateIndex
 	metaDefault    openfeature.FlagMetadata   // no rule matched
 	metaExperiment openfeature.FlagMetadata   // the running experiment served
 	metaRule       []openfeature.FlagMetadata // by rule index
@@ -56,8 +57,13 @@ func newSnapshot(body []byte, etag string) (*snapshot, error) {
 		s.etag = fmt.Sprintf("%q", fmt.Sprint(rs.Version))
 	}
 	for key, f := range rs.Flags {
+		index, ok := compiled.Index(key)
+		if !ok { // a null flag in the JSON: Compile skipped it, evaluating it is FLAG_NOT_FOUND
+			continue
+		}
 		version := float64(f.Version)
 		fi := &flagInfo{
+			index:       index,
 			metaDefault: openfeature.FlagMetadata{"flagVersion": version},
 			counts:      make([]atomic.Int64, len(f.Variations)+1),
 		}
@@ -97,7 +103,7 @@ func changedFlags(prev, next *snapshot) []string {
 	segmentsChanged := !segmentsEqual(prev.ruleset.Segments, next.ruleset.Segments)
 	for key, nf := range next.ruleset.Flags {
 		pf, ok := prev.ruleset.Flags[key]
-		if !ok || pf.Version != nf.Version || (segmentsChanged && readsSegments(nf)) {
+		if !ok || pf == nil || nf == nil || pf.Version != nf.Version || (segmentsChanged && readsSegments(nf)) {
 			out = append(out, key)
 		}
 	}
@@ -114,7 +120,7 @@ func changedFlags(prev, next *snapshot) []string {
 	for grew := true; grew; {
 		grew = false
 		for key, f := range next.ruleset.Flags {
-			if changed[key] {
+			if changed[key] || f == nil {
 				continue
 			}
 			for _, p := range f.Targeting.Prerequisites {
