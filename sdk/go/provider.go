@@ -296,8 +296,8 @@ func (p *Provider) record(fi *flagInfo, r *evaluation.Result, user string) {
 		return
 	}
 	now := time.Now()
-	p.queue.add(event{Kind: "evaluation", EventID: newEventID(now), OccurredAt: now.UTC().Format(time.RFC3339Nano),
-		UserKey: user, FlagKey: r.FlagKey, VariationKey: r.Variation, Reason: r.Reason, ExperimentKey: k.experiment})
+	p.queue.add(&event{kind: "evaluation", id: newEventID(now), at: now,
+		userKey: user, flagKey: r.FlagKey, variationKey: r.Variation, reason: r.Reason, experimentKey: k.experiment})
 }
 
 // Track sends a goal event (OpenFeature's track): the goal is the event name, the user the
@@ -316,13 +316,11 @@ func (p *Provider) Track(_ context.Context, name string, ec openfeature.Evaluati
 		return
 	}
 	now := time.Now()
-	e := event{Kind: "goal", EventID: newEventID(now), OccurredAt: now.UTC().Format(time.RFC3339Nano), UserKey: user, GoalKey: name}
+	e := event{kind: "goal", id: newEventID(now), at: now, userKey: user, goalKey: name}
 	if v := details.Value(); v != 0 || details.Attribute("value") != nil {
-		if !math.IsNaN(v) && !math.IsInf(v, 0) {
-			e.Value = &v
-		}
+		e.value, e.hasValue = v, !math.IsNaN(v) && !math.IsInf(v, 0)
 	}
-	p.queue.add(e)
+	p.queue.add(&e)
 }
 
 // Error codes beyond evaluation's: OpenFeature's names.
