@@ -52,9 +52,9 @@ type clause struct {
 	op     opcode
 	invert bool // Negate, xor not_equals / not_in
 
-	strs   []string            // string values (equals/in, contains, starts/ends_with)
-	strSet map[string]struct{} // strs as a set, for long in-lists
-	nums   []float64           // number values (equals/in)
+	strs   []string  // string values (equals/in, contains, starts/ends_with)
+	strSet *strSet   // strs as a set, for long in-lists
+	nums   []float64 // number values (equals/in)
 	numSet map[float64]struct{}
 	bools  uint8 // equals/in: bit 0 set if false is a value, bit 1 if true is
 
@@ -114,10 +114,7 @@ func (cp *Compiled) compileClause(cl domain.Clause) (clause, *domain.Error) {
 			}
 		}
 		if len(c.strs) >= setThreshold {
-			c.strSet = make(map[string]struct{}, len(c.strs))
-			for _, s := range c.strs {
-				c.strSet[s] = struct{}{}
-			}
+			c.strSet = newStrSet(c.strs)
 		}
 		if len(c.nums) >= setThreshold {
 			c.numSet = make(map[float64]struct{}, len(c.nums))
@@ -309,8 +306,7 @@ func (c *clause) matchString(st *state, s string) bool {
 	switch c.op {
 	case opEquals:
 		if c.strSet != nil {
-			_, ok := c.strSet[s]
-			return ok
+			return c.strSet.has(s)
 		}
 		return slices.Contains(c.strs, s)
 	case opContains:
