@@ -207,7 +207,7 @@ func (p *Provider) Stats() Stats {
 		EventsRejected: q.rejected.Load(), EventsWaiting: q.length(), Evaluations: map[string]map[string]int64{}}
 	if s := p.current.Load(); s != nil {
 		st.RulesetVersion = s.version
-		for key, fi := range s.flags {
+		for _, fi := range s.flags {
 			m := map[string]int64{}
 			for i := range fi.counts {
 				if n := fi.counts[i].Load(); n > 0 {
@@ -219,7 +219,7 @@ func (p *Provider) Stats() Stats {
 				}
 			}
 			if len(m) > 0 {
-				st.Evaluations[key] = m
+				st.Evaluations[fi.key] = m
 			}
 		}
 	}
@@ -247,7 +247,7 @@ func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (
 		key, ok := tk.(string)
 		if !ok {
 			return evaluation.Result{FlagKey: flag, VariationIndex: -1, RuleIndex: -1, Bucket: -1, Reason: evaluation.ReasonError,
-				ErrorCode: errorInvalidContext, ErrorMessage: "targetingKey must be a string"}, s.flags[flag]
+				ErrorCode: errorInvalidContext, ErrorMessage: "targetingKey must be a string"}, s.flag(flag)
 		}
 		ctx.Key = key
 	}
@@ -262,11 +262,11 @@ func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (
 			}
 		}
 	}
-	fi := s.flags[flag]
+	fi := s.flag(flag)
 	if fi == nil {
 		return s.compiled.Evaluate(flag, &ctx), nil // FLAG_NOT_FOUND
 	}
-	r := s.compiled.EvaluateIndex(fi.index, &ctx) // one map lookup by key, not two
+	r := s.compiled.EvaluateIndex(fi.index, &ctx) // one lookup by key, not two
 	p.record(fi, &r, ctx.Key)
 	return r, fi
 }
