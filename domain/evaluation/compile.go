@@ -21,7 +21,7 @@ type Compiled struct {
 	environment string
 	version     int64
 	flags       map[string]*flag
-	order       []*flag   // by key
+	order       []*flag // by key
 	keys        []string
 	segments    []*segment
 	segIndex    map[string]int // live segment key -> index in segments
