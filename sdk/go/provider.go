@@ -359,13 +359,19 @@ func resolutionError(code, msg string) openfeature.ResolutionError {
 	return openfeature.NewGeneralResolutionError(msg)
 }
 
-// typed returns r unchanged when its value is of the wanted type, else TYPE_MISMATCH.
-func typed(r evaluation.Result, want domain.FlagType) evaluation.Result { return r.WithType(want) }
+// typed leaves r as it is when its value is of the wanted type, else makes it TYPE_MISMATCH.
+// (WithType is called only for a value of another type: it takes and returns the Result by
+// value, and two copies of it cost more than the check.)
+func typed(r *evaluation.Result, want domain.FlagType) {
+	if !r.IsError() && r.Value != nil && !domain.ValidateValueType(want, r.Value) {
+		*r = r.WithType(want)
+	}
+}
 
 // BooleanEvaluation evaluates a boolean flag.
 func (p *Provider) BooleanEvaluation(_ context.Context, flag string, def bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
 	r, fi := p.evaluate(flag, flatCtx)
-	r = typed(r, domain.FlagBoolean)
+	typed(&r, domain.FlagBoolean)
 	out := openfeature.BoolResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := r.Value.(bool); ok {
 		out.Value = v
@@ -376,7 +382,7 @@ func (p *Provider) BooleanEvaluation(_ context.Context, flag string, def bool, f
 // StringEvaluation evaluates a string flag.
 func (p *Provider) StringEvaluation(_ context.Context, flag string, def string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
 	r, fi := p.evaluate(flag, flatCtx)
-	r = typed(r, domain.FlagString)
+	typed(&r, domain.FlagString)
 	out := openfeature.StringResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := r.Value.(string); ok {
 		out.Value = v
@@ -387,7 +393,7 @@ func (p *Provider) StringEvaluation(_ context.Context, flag string, def string, 
 // FloatEvaluation evaluates a number flag.
 func (p *Provider) FloatEvaluation(_ context.Context, flag string, def float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
 	r, fi := p.evaluate(flag, flatCtx)
-	r = typed(r, domain.FlagNumber)
+	typed(&r, domain.FlagNumber)
 	out := openfeature.FloatResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := number(r.Value); ok {
 		out.Value = v
@@ -398,7 +404,7 @@ func (p *Provider) FloatEvaluation(_ context.Context, flag string, def float64, 
 // IntEvaluation evaluates a number flag whose value must be an integer (else TYPE_MISMATCH).
 func (p *Provider) IntEvaluation(_ context.Context, flag string, def int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
 	r, fi := p.evaluate(flag, flatCtx)
-	r = typed(r, domain.FlagNumber)
+	typed(&r, domain.FlagNumber)
 	if v, ok := number(r.Value); ok && (v != math.Trunc(v) || math.Abs(v) > 1<<53) {
 		r.Reason, r.ErrorCode = evaluation.ReasonError, evaluation.ErrorTypeMismatch
 		r.ErrorMessage = "flag " + flag + " does not hold an integer value"
