@@ -75,14 +75,19 @@ func FromMillis(ms float64) (time.Time, bool) {
 }
 
 // parseRFC3339 parses YYYY-MM-DDTHH:MM:SS, an optional fraction of 1 to 9 digits, and Z or an
-// offset +HH:MM / -HH:MM with HH <= 23 and MM <= 59.
+// offset +HH:MM / -HH:MM with HH <= 23 and MM <= 59. It reads the fixed fields two digits at a
+// time (d2): the evaluator parses a date attribute on every evaluation that reaches a date clause.
 func parseRFC3339(s string) (time.Time, bool) {
-	if len(s) < len("2006-01-02T15:04:05Z") || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
-		!digits(s[0:4]) || !digits(s[5:7]) || !digits(s[8:10]) || !digits(s[11:13]) || !digits(s[14:16]) || !digits(s[17:19]) {
+	if len(s) < len("2006-01-02T15:04:05Z") || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
 		return time.Time{}, false
 	}
-	year, month, day := num(s[0:4]), num(s[5:7]), num(s[8:10])
-	hour, minute, sec := num(s[11:13]), num(s[14:16]), num(s[17:19])
+	century, yy, month, day := d2(s, 0), d2(s, 2), d2(s, 5), d2(s, 8)
+	hour, minute, sec := d2(s, 11), d2(s, 14), d2(s, 17)
+	// d2 gives -1 for a non-digit: one test of the sign bits covers all seven fields.
+	if century|yy|month|day|hour|minute|sec < 0 {
+		return time.Time{}, false
+	}
+	year := century*100 + yy
 	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
 		return time.Time{}, false
 	}
@@ -90,13 +95,13 @@ func parseRFC3339(s string) (time.Time, bool) {
 	if s[i] == '.' {
 		j := i + 1
 		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			nsec = nsec*10 + int(s[j]-'0')
 			j++
 		}
 		n := j - i - 1
 		if n < 1 || n > 9 {
 			return time.Time{}, false
 		}
-		nsec = num(s[i+1 : j])
 		for k := n; k < 9; k++ {
 			nsec *= 10
 		}
@@ -105,9 +110,9 @@ func parseRFC3339(s string) (time.Time, bool) {
 	offset := 0
 	switch {
 	case i+1 == len(s) && s[i] == 'Z':
-	case i+6 == len(s) && (s[i] == '+' || s[i] == '-') && s[i+3] == ':' && digits(s[i+1:i+3]) && digits(s[i+4:i+6]):
-		oh, om := num(s[i+1:i+3]), num(s[i+4:i+6])
-		if oh > 23 || om > 59 {
+	case i+6 == len(s) && (s[i] == '+' || s[i] == '-') && s[i+3] == ':':
+		oh, om := d2(s, i+1), d2(s, i+4)
+		if oh < 0 || om < 0 || oh > 23 || om > 59 {
 			return time.Time{}, false
 		}
 		offset = oh*3600 + om*60
@@ -121,6 +126,15 @@ func parseRFC3339(s string) (time.Time, bool) {
 	return time.Unix(unix, int64(nsec)).UTC(), true
 }
 
+// d2 reads the two digits at s[i:i+2] (the caller checked the length), or gives -1.
+func d2(s string, i int) int {
+	hi, lo := s[i]-'0', s[i+1]-'0' // bytes below '0' wrap around above 9
+	if hi > 9 || lo > 9 {
+		return -1
+	}
+	return int(hi)*10 + int(lo)
+}
+
 func digits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -128,15 +142,6 @@ func digits(s string) bool {
 		}
 	}
 	return true
-}
-
-// num converts a short string of digits.
-func num(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		n = n*10 + int(s[i]-'0')
-	}
-	return n
 }
 
 func daysIn(month, year int) int {

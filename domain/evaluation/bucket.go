@@ -32,7 +32,9 @@ func Bucket(seed, salt, value string) int {
 const bucketLimit uint64 = 18446744073709500000
 
 // bucketOf hashes seed, salt and either the string s or, when isNum, the integer n. The input
-// is assembled in a stack buffer, so the common case does not allocate.
+// is assembled in a stack buffer, so the common case does not allocate. The evaluator uses
+// bucketOfPrefix, with the seed and salt joined once by Compile; this straightforward form is
+// what Bucket (and so the tests' oracle) uses.
 func bucketOf(seed, salt, s string, n int64, isNum bool) int {
 	var arr [256]byte
 	need := len(seed) + len(salt) + 2 + len(s)
@@ -47,6 +49,31 @@ func bucketOf(seed, salt, s string, n int64, isNum bool) int {
 	b = append(b, 0)
 	b = append(b, salt...)
 	b = append(b, 0)
+	if isNum {
+		b = strconv.AppendInt(b, n, 10)
+	} else {
+		b = append(b, s...)
+	}
+	d := sha256.Sum256(b)
+	return bucketOfDigest(&d)
+}
+
+// bucketPrefix is the start of a split's hash input, seed || 0x00 || salt || 0x00, which
+// Compile builds once per split.
+func bucketPrefix(seed, salt string) string { return seed + "\x00" + salt + "\x00" }
+
+// bucketOfPrefix is bucketOf with the seed and salt already joined by bucketPrefix.
+func bucketOfPrefix(prefix, s string, n int64, isNum bool) int {
+	var arr [256]byte
+	need := len(prefix) + len(s)
+	if isNum {
+		need = len(prefix) + 20
+	}
+	b := arr[:0]
+	if need > len(arr) {
+		b = make([]byte, 0, need)
+	}
+	b = append(b, prefix...)
 	if isNum {
 		b = strconv.AppendInt(b, n, 10)
 	} else {

@@ -43,6 +43,7 @@ type variation struct {
 
 type flag struct {
 	key        string
+	index      int // in Compiled.order
 	cfg        *domain.FlagConfig
 	version    int64
 	salt       string
@@ -62,10 +63,10 @@ type flag struct {
 
 // experiment is a compiled domain.ExperimentSplit.
 type experiment struct {
-	key        string
-	allocSeed  string // seed of the allocation hash, distinct from the assignment split's seed
-	allocation int    // buckets [0, allocation) of the allocation hash enter the experiment
-	serve      serve  // the experiment's own split (seed = the experiment's seed, by targeting key)
+	key         string
+	allocPrefix string // bucketPrefix of the allocation hash (its seed differs from the assignment split's)
+	allocation  int    // buckets [0, allocation) of the allocation hash enter the experiment
+	serve       serve  // the experiment's own split (seed = the experiment's seed, by targeting key)
 }
 
 // ExperimentAllocationSeed is the seed of an experiment's allocation hash: "allocation/" followed
@@ -86,7 +87,7 @@ type serve struct {
 }
 
 type split struct {
-	seed    string // the split's seed, or the flag key
+	prefix  string // bucketPrefix of the split's seed (or the flag key) and the flag's salt
 	by      attrRef
 	bounds  []int // cumulative weights: variation i holds buckets [bounds[i-1], bounds[i])
 	vars    []int // variation indexes
@@ -123,6 +124,7 @@ func Compile(rs *domain.Ruleset) (*Compiled, error) {
 	for _, k := range slices.Sorted(maps.Keys(rs.Flags)) {
 		if cfg := rs.Flags[k]; cfg != nil {
 			f := c.compileFlag(k, cfg)
+			f.index = len(c.order)
 			c.flags[k] = f
 			c.order = append(c.order, f)
 			c.keys = append(c.keys, k)
@@ -279,20 +281,7 @@ func (s *segment) contains(st *state) bool {
 	if len(s.clauses) == 0 {
 		return false
 	}
-	if s.matchAny {
-		for i := range s.clauses {
-			if s.clauses[i].matches(st) {
-				return true
-			}
-		}
-		return false
-	}
-	for i := range s.clauses {
-		if !s.clauses[i].matches(st) {
-			return false
-		}
-	}
-	return true
+	return matchClauses(s.clauses, st, !s.matchAny)
 }
 
 // ---- Flags ----
@@ -340,7 +329,7 @@ func (c *Compiled) compileFlag(key string, cfg *domain.FlagConfig) *flag {
 	}
 	f.def = c.compileServe(f, t.Default, field, "targeting.default")
 	if x := cfg.Experiment; x != nil {
-		exp := &experiment{key: x.Key, allocSeed: ExperimentAllocationSeed(x.Seed), allocation: x.Allocation,
+		exp := &experiment{key: x.Key, allocPrefix: bucketPrefix(ExperimentAllocationSeed(x.Seed), cfg.Salt), allocation: x.Allocation,
 			serve: c.compileServe(f, domain.Serve{Split: &domain.Split{Seed: x.Seed, Variations: x.Variations}}, field, "experiment")}
 		switch {
 		case x.Key == "" || x.Seed == "":
@@ -392,10 +381,11 @@ func (c *Compiled) compileServe(f *flag, s domain.Serve, flagField, field string
 	case s.Split == nil:
 		return c.compileVariation(f, s.Variation, flagField, field+".variation")
 	}
-	sp := &split{seed: s.Split.Seed}
-	if sp.seed == "" {
-		sp.seed = f.key
+	seed := s.Split.Seed
+	if seed == "" {
+		seed = f.key
 	}
+	sp := &split{prefix: bucketPrefix(seed, f.salt)}
 	if s.Split.BucketBy == "" {
 		sp.by = attrRef{name: "key", isKey: true}
 		sp.missing = "the split buckets by the targeting key, which the context lacks"

@@ -23,6 +23,32 @@ func (c *Compiled) Evaluate(flagKey string, ctx *Context) Result {
 	return c.eval(f, &st, 0)
 }
 
+// Index returns the position of a flag in Flags, for EvaluateIndex; false when there is no such
+// flag.
+func (c *Compiled) Index(flagKey string) (int, bool) {
+	if c == nil {
+		return -1, false
+	}
+	if f := c.flags[flagKey]; f != nil {
+		return f.index, true
+	}
+	return -1, false
+}
+
+// EvaluateIndex is Evaluate for the flag at position i of Flags (an i from Index). A caller that
+// keeps its own data per flag (the Go SDK: metadata, counters) looks the key up once, in its own
+// map, and saves Evaluate's lookup.
+func (c *Compiled) EvaluateIndex(i int, ctx *Context) Result {
+	if c == nil || i < 0 || i >= len(c.order) {
+		return c.Evaluate("", ctx) // no ruleset, or FLAG_NOT_FOUND
+	}
+	if ctx == nil {
+		ctx = &emptyContext
+	}
+	st := state{cp: c, ctx: *ctx}
+	return c.eval(c.order[i], &st, 0)
+}
+
 // EvaluateAll evaluates, in key order, every flag that filter accepts (nil accepts all), e.g.
 // for bulk OFREP or client-side pre-evaluation, where a client-side key passes
 // func(f *domain.FlagConfig) bool { return f.ClientSide }.
@@ -79,7 +105,7 @@ func (c *Compiled) eval(f *flag, st *state, depth int) Result {
 			return r
 		}
 	}
-	if f.exp != nil && f.exp.admits(f, st) {
+	if f.exp != nil && f.exp.admits(st) {
 		r.Experiment = f.exp.key
 		c.serve(f, &f.exp.serve, st, ReasonSplit, &r)
 		return r
@@ -91,21 +117,14 @@ func (c *Compiled) eval(f *flag, st *state, depth int) Result {
 // admits reports whether the context falls inside the experiment's allocation. Contexts without
 // a targeting key cannot be experiment units (a user seen twice must get the same variation):
 // they keep the flag's default serve.
-func (x *experiment) admits(f *flag, st *state) bool {
+func (x *experiment) admits(st *state) bool {
 	if st.ctx.Key == "" {
 		return false
 	}
-	return bucketOf(x.allocSeed, f.salt, st.ctx.Key, 0, false) < x.allocation
+	return bucketOfPrefix(x.allocPrefix, st.ctx.Key, 0, false) < x.allocation
 }
 
-func (ru *rule) matches(st *state) bool {
-	for i := range ru.clauses {
-		if !ru.clauses[i].matches(st) {
-			return false
-		}
-	}
-	return true
-}
+func (ru *rule) matches(st *state) bool { return matchClauses(ru.clauses, st, true) }
 
 // prerequisitesMet evaluates f's prerequisites in order; the first one not met stops.
 func (c *Compiled) prerequisitesMet(f *flag, st *state, depth int) bool {
@@ -137,7 +156,7 @@ func (c *Compiled) serve(f *flag, s *serve, st *state, reason string, r *Result)
 	}
 	vi := s.variation
 	if s.split != nil {
-		b, ok := s.split.bucket(f, st)
+		b, ok := s.split.bucket(st)
 		if !ok {
 			setError(r, ErrorTargetingKeyMissing, s.split.missing)
 			return
@@ -163,12 +182,12 @@ func (c *Compiled) serve(f *flag, s *serve, st *state, reason string, r *Result)
 }
 
 // bucket hashes the context's bucket-by value; ok is false when the context has none.
-func (sp *split) bucket(f *flag, st *state) (int, bool) {
+func (sp *split) bucket(st *state) (int, bool) {
 	if sp.by.isKey {
 		if st.ctx.Key == "" {
 			return 0, false
 		}
-		return bucketOf(sp.seed, f.salt, st.ctx.Key, 0, false), true
+		return bucketOfPrefix(sp.prefix, st.ctx.Key, 0, false), true
 	}
 	v, ok := sp.by.lookup(st)
 	if !ok {
@@ -178,7 +197,7 @@ func (sp *split) bucket(f *flag, st *state) (int, bool) {
 		if s == "" {
 			return 0, false
 		}
-		return bucketOf(sp.seed, f.salt, s, 0, false), true
+		return bucketOfPrefix(sp.prefix, s, 0, false), true
 	}
 	n, ok := toNumber(v)
 	if !ok {
@@ -188,7 +207,7 @@ func (sp *split) bucket(f *flag, st *state) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	return bucketOf(sp.seed, f.salt, "", i, true), true
+	return bucketOfPrefix(sp.prefix, "", i, true), true
 }
 
 func setError(r *Result, code, message string) {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -31,4 +32,24 @@ func TestBucketRejection(t *testing.T) {
 	if got, want := bucketOfDigest(&d), int((math.MaxUint64-3)%BucketCount); got != want {
 		t.Fatalf("all rejected: got %d, want %d", got, want)
 	}
+}
+
+// FuzzStrSet compares the long in-lists' set with a map: the same answer for every query, with
+// duplicates, the empty string and shared prefixes in the list.
+func FuzzStrSet(f *testing.F) {
+	f.Add("NL,BE,DE,FR,US,CA,X00,X01,X02,,NL", "NL")
+	f.Add("a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", "q")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, list, query string) {
+		xs := strings.Split(list, ",")
+		set, want := newStrSet(xs), map[string]bool{}
+		for _, x := range xs {
+			want[x] = true
+		}
+		for _, q := range append(xs, query, query+"x", "", "a longer string than any in the list") {
+			if set.has(q) != want[q] {
+				t.Fatalf("list %q: has(%q) = %v", list, q, set.has(q))
+			}
+		}
+	})
 }

@@ -65,6 +65,9 @@ func parse(s string) (Version, string) {
 	if s[0] == 'v' || s[0] == 'V' {
 		s = s[1:]
 	}
+	if v, ok := parseRelease(s); ok {
+		return v, ""
+	}
 	if i := strings.IndexByte(s, '+'); i >= 0 {
 		if !validIdentifiers(s[i+1:], false) {
 			return Version{}, "malformed build metadata"
@@ -101,6 +104,37 @@ func parse(s string) (Version, string) {
 	}
 	v.Major, v.Minor, v.Patch = nums[0], nums[1], nums[2]
 	return v, ""
+}
+
+// parseRelease is the evaluator's fast path for what context attributes nearly always hold: a
+// release of one to three numbers ("2.3.1", "2.3", "2"), read in one pass. It gives up (false)
+// on anything else, including what it could refuse itself (a leading zero, "1..2"), so that
+// parse says why; and on a number of 20 digits, which may overflow. What it accepts, the full
+// parse below accepts with the same result (FuzzSemver compares both with a reference).
+func parseRelease(s string) (Version, bool) {
+	var nums [3]uint64
+	n, digits := 0, 0
+	var cur uint64
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			if (digits == 1 && cur == 0) || digits == 19 {
+				return Version{}, false
+			}
+			cur = cur*10 + uint64(c-'0')
+			digits++
+		case c == '.' && digits > 0 && n < 2:
+			nums[n] = cur
+			n, cur, digits = n+1, 0, 0
+		default:
+			return Version{}, false
+		}
+	}
+	if digits == 0 {
+		return Version{}, false
+	}
+	nums[n] = cur
+	return Version{Major: nums[0], Minor: nums[1], Patch: nums[2]}, true
 }
 
 // validIdentifiers checks dot-separated identifiers of [0-9A-Za-z-]; numeric pre-release

@@ -156,7 +156,10 @@ func FuzzSemver(f *testing.F) {
 	for _, s := range []string{"1.2.3", "v1.2.3", "V1", "1.2", "1.2.3-rc.1", "1.2.3-rc.1+b.2", "1.2.3+b",
 		"1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-0.3.7", "1.0.0-x.7.z.92", "01.2.3", "1.2.3.4", "1..2",
 		"1.2.3-", "1.2.3+", "1.2.3-01", "1-2.3", "18446744073709551615.0.0", "18446744073709551616",
-		"", "v", "1.2.3 ", "1.0.0-rc-1", "1.2.3-a..b", "1.2-rc.1"} {
+		"", "v", "1.2.3 ", "1.0.0-rc-1", "1.2.3-a..b", "1.2-rc.1",
+		// the edges of parseRelease, the one-pass path for plain releases
+		"0", "0.0", "00", "1.", ".1", "1.2.", "9999999999999999999.0.1", "10000000000000000000.1",
+		"1.2.3.", "v01", "1.2.3\x00"} {
 		f.Add(s, "1.2.3-rc.1")
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
@@ -311,4 +314,15 @@ func (v reference) compare(w reference) int {
 		}
 	}
 	return cmp.Compare(len(v.pre), len(w.pre))
+}
+
+// BenchmarkTryParse: the evaluator parses a context's version once per evaluation.
+func BenchmarkTryParse(b *testing.B) {
+	for _, s := range []string{"2.3.1", "v1.2.3-rc.1+build.5"} {
+		b.Run(s, func(b *testing.B) {
+			for b.Loop() {
+				sinkVersion, sinkOK = semver.TryParse(s)
+			}
+		})
+	}
 }

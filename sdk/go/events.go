@@ -3,12 +3,13 @@ package vexil
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -16,9 +17,21 @@ import (
 	"time"
 )
 
-// event is one event of POST /sdk/v1/events, as the server's ingest rules name its fields.
-// event_id and occurred_at are always set here, once, so a retried batch is stored once.
+// event is an event waiting in the queue, in the form that is cheapest to make: Track and
+// exposures run on the application's goroutine, so the id stays 16 bytes and the time a
+// time.Time until the sender encodes the batch (wire). Both are fixed when the event is
+// queued, so a retried batch carries the same event_id and occurred_at and is stored once.
 type event struct {
+	kind, userKey, flagKey, variationKey, reason, experimentKey, goalKey string
+
+	id       [16]byte // a UUIDv7
+	at       time.Time
+	value    float64
+	hasValue bool
+}
+
+// wireEvent is one event of POST /sdk/v1/events, as the server's ingest rules name its fields.
+type wireEvent struct {
 	Kind          string   `json:"kind"`
 	EventID       string   `json:"event_id"`
 	OccurredAt    string   `json:"occurred_at"`
@@ -31,17 +44,33 @@ type event struct {
 	Value         *float64 `json:"value,omitempty"`
 }
 
-// newEventID returns a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids
-// sort by time as the server's own do.
-func newEventID(at time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[6:])
-	ms := uint64(at.UnixMilli())
-	for i := 0; i < 6; i++ {
-		b[i] = byte(ms >> (40 - 8*i))
+func (e *event) wire() wireEvent {
+	w := wireEvent{Kind: e.kind, EventID: formatUUID(&e.id), OccurredAt: e.at.UTC().Format(time.RFC3339Nano),
+		UserKey: e.userKey, FlagKey: e.flagKey, VariationKey: e.variationKey, Reason: e.reason,
+		ExperimentKey: e.experimentKey, GoalKey: e.goalKey}
+	if e.hasValue {
+		v := e.value
+		w.Value = &v
 	}
+	return w
+}
+
+// newEventID returns a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits, so
+// ids sort by time as the server's own do. The random bits come from math/rand/v2's
+// generator (ChaCha8, seeded by the runtime from the operating system's entropy, per thread):
+// ids must be unique, not secret, and crypto/rand's system call would cost more than the
+// rest of Track.
+func newEventID(at time.Time) [16]byte {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[0:8], uint64(at.UnixMilli())<<16|rand.Uint64()&0xffff)
+	binary.BigEndian.PutUint64(b[8:16], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x70 // version 7
 	b[8] = b[8]&0x3f | 0x80 // variant 10
+	return b
+}
+
+// formatUUID writes a UUID in its canonical form, 8-4-4-4-12 hexadecimal digits.
+func formatUUID(b *[16]byte) string {
 	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'
@@ -83,14 +112,14 @@ func newEventQueue(o *Options) *eventQueue {
 }
 
 // add queues e; false when the queue is full (the event is dropped and counted).
-func (q *eventQueue) add(e event) bool {
+func (q *eventQueue) add(e *event) bool {
 	q.mu.Lock()
 	if len(q.pending)+q.held >= q.max {
 		q.mu.Unlock()
 		q.dropped.Add(1)
 		return false
 	}
-	q.pending = append(q.pending, e)
+	q.pending = append(q.pending, *e)
 	full := len(q.pending) >= q.batch
 	q.mu.Unlock()
 	q.queued.Add(1)
@@ -161,7 +190,11 @@ func (e *errRetry) Error() string { return e.err.Error() }
 // post sends one batch. nil: the server kept it (202), or refused it for good (400, 413, 401,
 // 403: retrying would not help; logged and counted). *errRetry: send it again.
 func (p *Provider) post(ctx context.Context, batch []event) error {
-	body, err := json.Marshal(map[string]any{"events": batch})
+	wire := make([]wireEvent, len(batch))
+	for i := range batch {
+		wire[i] = batch[i].wire()
+	}
+	body, err := json.Marshal(map[string]any{"events": wire})
 	if err != nil {
 		return fmt.Errorf("vexil: encode events: %w", err)
 	}

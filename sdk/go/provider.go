@@ -207,7 +207,7 @@ func (p *Provider) Stats() Stats {
 		EventsRejected: q.rejected.Load(), EventsWaiting: q.length(), Evaluations: map[string]map[string]int64{}}
 	if s := p.current.Load(); s != nil {
 		st.RulesetVersion = s.version
-		for key, fi := range s.flags {
+		for _, fi := range s.flags {
 			m := map[string]int64{}
 			for i := range fi.counts {
 				if n := fi.counts[i].Load(); n > 0 {
@@ -219,7 +219,7 @@ func (p *Provider) Stats() Stats {
 				}
 			}
 			if len(m) > 0 {
-				st.Evaluations[key] = m
+				st.Evaluations[fi.key] = m
 			}
 		}
 	}
@@ -235,7 +235,6 @@ func (p *Provider) Evaluate(flag string, flatCtx openfeature.FlattenedContext) e
 }
 
 // evaluate returns the result and the prepared flag (nil when the flag or the ruleset is missing).
-
 func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (evaluation.Result, *flagInfo) {
 	s := p.current.Load()
 	if s == nil {
@@ -248,7 +247,7 @@ func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (
 		key, ok := tk.(string)
 		if !ok {
 			return evaluation.Result{FlagKey: flag, VariationIndex: -1, RuleIndex: -1, Bucket: -1, Reason: evaluation.ReasonError,
-				ErrorCode: errorInvalidContext, ErrorMessage: "targetingKey must be a string"}, s.flags[flag]
+				ErrorCode: errorInvalidContext, ErrorMessage: "targetingKey must be a string"}, s.flag(flag)
 		}
 		ctx.Key = key
 	}
@@ -263,11 +262,12 @@ func (p *Provider) evaluate(flag string, flatCtx openfeature.FlattenedContext) (
 			}
 		}
 	}
-	r := s.compiled.Evaluate(flag, &ctx)
-	fi := s.flags[flag]
-	if fi != nil {
-		p.record(fi, &r, ctx.Key)
+	fi := s.flag(flag)
+	if fi == nil {
+		return s.compiled.Evaluate(flag, &ctx), nil // FLAG_NOT_FOUND
 	}
+	r := s.compiled.EvaluateIndex(fi.index, &ctx) // one lookup by key, not two
+	p.record(fi, &r, ctx.Key)
 	return r, fi
 }
 
@@ -296,8 +296,8 @@ func (p *Provider) record(fi *flagInfo, r *evaluation.Result, user string) {
 		return
 	}
 	now := time.Now()
-	p.queue.add(event{Kind: "evaluation", EventID: newEventID(now), OccurredAt: now.UTC().Format(time.RFC3339Nano),
-		UserKey: user, FlagKey: r.FlagKey, VariationKey: r.Variation, Reason: r.Reason, ExperimentKey: k.experiment})
+	p.queue.add(&event{kind: "evaluation", id: newEventID(now), at: now,
+		userKey: user, flagKey: r.FlagKey, variationKey: r.Variation, reason: r.Reason, experimentKey: k.experiment})
 }
 
 // Track sends a goal event (OpenFeature's track): the goal is the event name, the user the
@@ -316,13 +316,11 @@ func (p *Provider) Track(_ context.Context, name string, ec openfeature.Evaluati
 		return
 	}
 	now := time.Now()
-	e := event{Kind: "goal", EventID: newEventID(now), OccurredAt: now.UTC().Format(time.RFC3339Nano), UserKey: user, GoalKey: name}
+	e := event{kind: "goal", id: newEventID(now), at: now, userKey: user, goalKey: name}
 	if v := details.Value(); v != 0 || details.Attribute("value") != nil {
-		if !math.IsNaN(v) && !math.IsInf(v, 0) {
-			e.Value = &v
-		}
+		e.value, e.hasValue = v, !math.IsNaN(v) && !math.IsInf(v, 0)
 	}
-	p.queue.add(e)
+	p.queue.add(&e)
 }
 
 // Error codes beyond evaluation's: OpenFeature's names.
@@ -361,13 +359,19 @@ func resolutionError(code, msg string) openfeature.ResolutionError {
 	return openfeature.NewGeneralResolutionError(msg)
 }
 
-// typed returns r unchanged when its value is of the wanted type, else TYPE_MISMATCH.
-func typed(r evaluation.Result, want domain.FlagType) evaluation.Result { return r.WithType(want) }
+// typed leaves r as it is when its value is of the wanted type, else makes it TYPE_MISMATCH.
+// (WithType is called only for a value of another type: it takes and returns the Result by
+// value, and two copies of it cost more than the check.)
+func typed(r *evaluation.Result, want domain.FlagType) {
+	if !r.IsError() && r.Value != nil && !domain.ValidateValueType(want, r.Value) {
+		*r = r.WithType(want)
+	}
+}
 
 // BooleanEvaluation evaluates a boolean flag.
 func (p *Provider) BooleanEvaluation(_ context.Context, flag string, def bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
 	r, fi := p.evaluate(flag, flatCtx)
-	r = typed(r, domain.FlagBoolean)
+	typed(&r, domain.FlagBoolean)
 	out := openfeature.BoolResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := r.Value.(bool); ok {
 		out.Value = v
@@ -378,7 +382,7 @@ func (p *Provider) BooleanEvaluation(_ context.Context, flag string, def bool, f
 // StringEvaluation evaluates a string flag.
 func (p *Provider) StringEvaluation(_ context.Context, flag string, def string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
 	r, fi := p.evaluate(flag, flatCtx)
-	r = typed(r, domain.FlagString)
+	typed(&r, domain.FlagString)
 	out := openfeature.StringResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := r.Value.(string); ok {
 		out.Value = v
@@ -389,7 +393,7 @@ func (p *Provider) StringEvaluation(_ context.Context, flag string, def string, 
 // FloatEvaluation evaluates a number flag.
 func (p *Provider) FloatEvaluation(_ context.Context, flag string, def float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
 	r, fi := p.evaluate(flag, flatCtx)
-	r = typed(r, domain.FlagNumber)
+	typed(&r, domain.FlagNumber)
 	out := openfeature.FloatResolutionDetail{Value: def, ProviderResolutionDetail: resolution(&r, fi)}
 	if v, ok := number(r.Value); ok {
 		out.Value = v
@@ -400,7 +404,7 @@ func (p *Provider) FloatEvaluation(_ context.Context, flag string, def float64, 
 // IntEvaluation evaluates a number flag whose value must be an integer (else TYPE_MISMATCH).
 func (p *Provider) IntEvaluation(_ context.Context, flag string, def int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
 	r, fi := p.evaluate(flag, flatCtx)
-	r = typed(r, domain.FlagNumber)
+	typed(&r, domain.FlagNumber)
 	if v, ok := number(r.Value); ok && (v != math.Trunc(v) || math.Abs(v) > 1<<53) {
 		r.Reason, r.ErrorCode = evaluation.ReasonError, evaluation.ErrorTypeMismatch
 		r.ErrorMessage = "flag " + flag + " does not hold an integer value"

@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -225,6 +228,8 @@ func TestProviderBootstrapFile(t *testing.T) {
 	waitFor(t, "a late first ruleset", func() bool { return q.BooleanEvaluation(bg, "new-checkout", false, pro("u1")).Value })
 }
 
+var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
 // Exposures and Track goals are batched with event ids and times; a 429 and a 503 with
 // Retry-After are retried (same ids, stored once); Shutdown flushes.
 func TestProviderSendsExposuresAndGoals(t *testing.T) {
@@ -251,8 +256,17 @@ func TestProviderSendsExposuresAndGoals(t *testing.T) {
 		if e["event_id"] == "" || e["occurred_at"] == "" {
 			t.Fatalf("event without id or time: %v", e)
 		}
-		if _, err := time.Parse(time.RFC3339Nano, e["occurred_at"].(string)); err != nil {
+		at, err := time.Parse(time.RFC3339Nano, e["occurred_at"].(string))
+		if err != nil {
 			t.Fatalf("occurred_at: %v", err)
+		}
+		// A UUIDv7 whose 48-bit timestamp is occurred_at's millisecond.
+		id, _ := e["event_id"].(string)
+		if !uuidV7.MatchString(id) {
+			t.Fatalf("event_id %q is not a UUIDv7", id)
+		}
+		if ms, _ := strconv.ParseInt(strings.ReplaceAll(id[:13], "-", ""), 16, 64); ms != at.UnixMilli() {
+			t.Fatalf("event_id %s holds %d ms, occurred_at %s is %d", id, ms, at.Format(time.RFC3339Nano), at.UnixMilli())
 		}
 		switch e["kind"] {
 		case "evaluation":
@@ -386,4 +400,25 @@ func TestProviderReportsARefusedKey(t *testing.T) {
 	if b := p.BooleanEvaluation(bg, "new-checkout", false, pro("u1")); !b.Value || b.Error() != nil {
 		t.Fatalf("the last ruleset is not served after the key was refused: %+v", b)
 	}
+}
+
+// A flag that is null in the ruleset's JSON (a hand-edited bootstrap file, a newer server) is
+// FLAG_NOT_FOUND, as the evaluator treats it, and neither installing that ruleset nor the next
+// one panics.
+func TestNullFlagIsNotFound(t *testing.T) {
+	rs := testRuleset()
+	rs.Flags["ghost"] = nil
+	f := newFakeServer(t, rs)
+	p := newTestProvider(t, f.srv.URL, nil)
+	if err := p.Init(openfeature.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.BooleanEvaluation(bg, "ghost", true, pro("u1")); !d.Value || d.ResolutionDetail().ErrorCode != openfeature.FlagNotFoundCode {
+		t.Fatalf("null flag: %+v", d)
+	}
+	f.change(func(rs *domain.Ruleset) {
+		rs.Flags["max-items"].Targeting.Default.Variation = "half"
+		rs.Flags["max-items"].Version++
+	})
+	waitFor(t, "the next ruleset", func() bool { return p.FloatEvaluation(bg, "max-items", 1, pro("u1")).Value == 2.5 })
 }

@@ -22,7 +22,9 @@ type snapshot struct {
 	body     []byte // the ruleset as downloaded, for SaveBootstrap
 	ruleset  *domain.Ruleset
 	compiled *evaluation.Compiled
-	flags    map[string]*flagInfo
+	// flags holds what the provider prepares per flag, by the flag's index in compiled
+	// (evaluation.Compiled.Index), so that one lookup by key serves both.
+	flags []*flagInfo
 	// keyAttribute is set when some clause or split of the ruleset reads an attribute named
 	// "targetingKey": OpenFeature's flattened context must then be copied without that entry
 	// (as the server does), instead of being used as it is.
@@ -33,6 +35,8 @@ type snapshot struct {
 // OpenFeature metadata (the values OFREP's answers carry: flagVersion, ruleId, experiment) and
 // the evaluation counters by variation.
 type flagInfo struct {
+	key            string
+	index          int                        // in the compiled ruleset, for EvaluateIndex
 	metaDefault    openfeature.FlagMetadata   // no rule matched
 	metaExperiment openfeature.FlagMetadata   // the running experiment served
 	metaRule       []openfeature.FlagMetadata // by rule index
@@ -51,13 +55,19 @@ func newSnapshot(body []byte, etag string) (*snapshot, error) {
 		return nil, fmt.Errorf("vexil: compile ruleset %s/%s version %d: %w", rs.Project, rs.Environment, rs.Version, err)
 	}
 	s := &snapshot{version: rs.Version, etag: etag, body: body, ruleset: &rs, compiled: compiled,
-		flags: make(map[string]*flagInfo, len(rs.Flags)), keyAttribute: bytes.Contains(body, []byte(openfeature.TargetingKey))}
+		flags: make([]*flagInfo, len(compiled.Flags())), keyAttribute: bytes.Contains(body, []byte(openfeature.TargetingKey))}
 	if s.etag == "" {
 		s.etag = fmt.Sprintf("%q", fmt.Sprint(rs.Version))
 	}
 	for key, f := range rs.Flags {
+		index, ok := compiled.Index(key)
+		if !ok { // a null flag in the JSON: Compile skipped it, evaluating it is FLAG_NOT_FOUND
+			continue
+		}
 		version := float64(f.Version)
 		fi := &flagInfo{
+			key:         key,
+			index:       index,
 			metaDefault: openfeature.FlagMetadata{"flagVersion": version},
 			counts:      make([]atomic.Int64, len(f.Variations)+1),
 		}
@@ -70,7 +80,7 @@ func newSnapshot(body []byte, etag string) (*snapshot, error) {
 		for _, r := range f.Targeting.Rules {
 			fi.metaRule = append(fi.metaRule, openfeature.FlagMetadata{"flagVersion": version, "ruleId": r.ID})
 		}
-		s.flags[key] = fi
+		s.flags[index] = fi
 	}
 	return s, nil
 }
@@ -97,7 +107,7 @@ func changedFlags(prev, next *snapshot) []string {
 	segmentsChanged := !segmentsEqual(prev.ruleset.Segments, next.ruleset.Segments)
 	for key, nf := range next.ruleset.Flags {
 		pf, ok := prev.ruleset.Flags[key]
-		if !ok || pf.Version != nf.Version || (segmentsChanged && readsSegments(nf)) {
+		if !ok || pf == nil || nf == nil || pf.Version != nf.Version || (segmentsChanged && readsSegments(nf)) {
 			out = append(out, key)
 		}
 	}
@@ -114,7 +124,7 @@ func changedFlags(prev, next *snapshot) []string {
 	for grew := true; grew; {
 		grew = false
 		for key, f := range next.ruleset.Flags {
-			if changed[key] {
+			if changed[key] || f == nil {
 				continue
 			}
 			for _, p := range f.Targeting.Prerequisites {
@@ -148,4 +158,12 @@ func readsSegments(f *domain.FlagConfig) bool {
 		}
 	}
 	return false
+}
+
+// flag returns what the provider prepared for a flag, nil when the ruleset has no such flag.
+func (s *snapshot) flag(key string) *flagInfo {
+	if i, ok := s.compiled.Index(key); ok {
+		return s.flags[i]
+	}
+	return nil
 }
