@@ -35,6 +35,8 @@ func NewAggregate(streamID string) (Aggregate, error) {
 		return &domain.AutoOpsRule{}, nil
 	case "trigger":
 		return &domain.Trigger{}, nil
+	case "changerequest":
+		return &domain.ChangeRequest{}, nil
 	default:
 		return nil, fmt.Errorf("projections: no aggregate for stream kind %q (%s)", kind, streamID)
 	}

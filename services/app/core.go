@@ -14,6 +14,7 @@ import (
 	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/projections/audit"
 	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/projections/changerequests"
 	"github.com/vexil-flags/vexil/projections/delivery"
 	"github.com/vexil-flags/vexil/projections/rulesets"
 	"github.com/vexil-flags/vexil/services/adapters/postgres"
@@ -40,6 +41,9 @@ type Meta struct {
 	// state after an optimistic-concurrency conflict (another writer appended between the load
 	// and the append). People get the conflict and reload (0); the system's actors retry.
 	Retries int
+	// applying is the change request whose approved change this command carries out: it passes
+	// the four-eyes gate (set only by ApplyChangeRequest).
+	applying string
 }
 
 // MaxReasonLength bounds a reason in bytes, as the event store's metadata column does.
@@ -215,9 +219,10 @@ func conflict(expected, current int64) error {
 // writes wait for the delivery read model too, which their lists (and the webhook's project
 // lookup) read.
 var (
-	waitedProjections = []string{catalog.Name, rulesets.Name, audit.Name}
-	deliveryWaited    = []string{catalog.Name, rulesets.Name, audit.Name, delivery.Name}
-	deliveryKinds     = map[string]bool{"schedule": true, "rollout": true, "autoops": true, "trigger": true}
+	waitedProjections    = []string{catalog.Name, rulesets.Name, audit.Name}
+	deliveryWaited       = []string{catalog.Name, rulesets.Name, audit.Name, delivery.Name}
+	changeRequestsWaited = []string{audit.Name, changerequests.Name}
+	deliveryKinds        = map[string]bool{"schedule": true, "rollout": true, "autoops": true, "trigger": true}
 )
 
 // awaitReadModels gives read-your-writes to clients that write then list. It never fails the
@@ -230,6 +235,9 @@ func (c *core) awaitReadModels(ctx context.Context, streamID string, version int
 	names := waitedProjections
 	if deliveryKinds[domain.StreamKind(streamID)] {
 		names = deliveryWaited
+	}
+	if domain.StreamKind(streamID) == "changerequest" {
+		names = changeRequestsWaited
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.wait)
 	defer cancel()

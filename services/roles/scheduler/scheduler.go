@@ -249,7 +249,9 @@ type Report struct {
 	RolloutsHalted   int `json:"rollouts_halted"` // paused because a step could not apply
 	RulesEvaluated   int `json:"rules_evaluated"`
 	RulesFired       int `json:"rules_fired"`
-	Errors           int `json:"errors"` // items that failed and will be retried next pass
+	// ChangeRequestsApplied counts approved change requests applied at their apply_at.
+	ChangeRequestsApplied int `json:"change_requests_applied"`
+	Errors                int `json:"errors"` // items that failed and will be retried next pass
 }
 
 // Tick runs one pass at the scheduler's now, whether or not this scheduler leads: auto-ops rules
@@ -306,6 +308,12 @@ func (s *Scheduler) Tick(ctx context.Context) (Report, error) {
 		if err == nil && res != "" {
 			s.actions.WithLabelValues("rollout_step", res).Inc()
 		}
+	}
+	// Approved change requests scheduled for now apply through the same command as by hand.
+	n, err := s.app.Commands.ApplyDueChangeRequests(ctx, now)
+	rep.ChangeRequestsApplied = n
+	if err != nil {
+		return rep, err
 	}
 	return rep, nil
 }
