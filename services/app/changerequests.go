@@ -80,7 +80,10 @@ func (c *Commands) decodeProposal(pc domain.ProposedChange) (proposal, error) {
 			decideFlag: func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
 				return f.Toggle(cmd.Environment, cmd.On, cat)
 			},
-			run: func(ctx context.Context, m Meta) (int64, error) { _, v, err := c.ToggleFlag(ctx, m, cmd); return v, err }}, nil
+			run: func(ctx context.Context, m Meta) (int64, error) {
+				_, v, err := c.ToggleFlag(ctx, m, cmd)
+				return v, err
+			}}, nil
 	case "UpdateTargeting":
 		var cmd UpdateTargeting
 		if err := json.Unmarshal(pc.Payload, &cmd); err != nil {
@@ -90,7 +93,10 @@ func (c *Commands) decodeProposal(pc domain.ProposedChange) (proposal, error) {
 			decideFlag: func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
 				return f.UpdateTargeting(cmd.Environment, cmd.Targeting, cat)
 			},
-			run: func(ctx context.Context, m Meta) (int64, error) { _, v, err := c.UpdateTargeting(ctx, m, cmd); return v, err }}, nil
+			run: func(ctx context.Context, m Meta) (int64, error) {
+				_, v, err := c.UpdateTargeting(ctx, m, cmd)
+				return v, err
+			}}, nil
 	case "UpdateVariations":
 		var cmd UpdateVariations
 		if err := json.Unmarshal(pc.Payload, &cmd); err != nil {
@@ -100,7 +106,10 @@ func (c *Commands) decodeProposal(pc domain.ProposedChange) (proposal, error) {
 			decideFlag: func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
 				return f.UpdateVariations(cmd.Variations, cat)
 			},
-			run: func(ctx context.Context, m Meta) (int64, error) { _, v, err := c.UpdateVariations(ctx, m, cmd); return v, err }}, nil
+			run: func(ctx context.Context, m Meta) (int64, error) {
+				_, v, err := c.UpdateVariations(ctx, m, cmd)
+				return v, err
+			}}, nil
 	case "UpdateSegment":
 		var cmd UpdateSegment
 		if err := json.Unmarshal(pc.Payload, &cmd); err != nil {
@@ -110,7 +119,10 @@ func (c *Commands) decodeProposal(pc domain.ProposedChange) (proposal, error) {
 			decideSegment: func(s *domain.Segment, cat *domain.Catalog) ([]domain.Event, error) {
 				return s.Update(cmd.Definition, cat)
 			},
-			run: func(ctx context.Context, m Meta) (int64, error) { _, v, err := c.UpdateSegment(ctx, m, cmd); return v, err }}, nil
+			run: func(ctx context.Context, m Meta) (int64, error) {
+				_, v, err := c.UpdateSegment(ctx, m, cmd)
+				return v, err
+			}}, nil
 	}
 	return proposal{}, fmt.Errorf("app: %q cannot be proposed in a change request", pc.Command)
 }
