@@ -531,6 +531,7 @@ type flagData struct {
 	Err            *fieldErrors
 	Tags           string
 	Live           liveData
+	Pending        []*domain.ChangeRequest // open and approved change requests of the flag
 }
 
 type liveData struct {
@@ -563,6 +564,7 @@ func (s *Server) showFlag(c echo.Context, status int, fe *fieldErrors, typed *fl
 		d.Switches = append(d.Switches, switchData{Project: project, Flag: key, Environment: e.Key, EnvironmentName: e.Name,
 			On: f.ConfigFor(e.Key).Targeting.On, CanEdit: fr.CanEdit && !f.Archived, Production: isProduction(e), Version: f.Version, CSRF: fr.CSRF})
 	}
+	d.Pending = s.pendingRequests(ctx, project, key)
 	return s.render(c, status, "flag", d)
 }
 
