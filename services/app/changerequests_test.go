@@ -5,10 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vexil-flags/vexil/domain"
+	"github.com/vexil-flags/vexil/projections/access"
+	"github.com/vexil-flags/vexil/projections/changerequests"
+	"github.com/vexil-flags/vexil/services/adapters/postgres"
+	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
 	"github.com/vexil-flags/vexil/services/app"
 )
 
@@ -169,4 +176,72 @@ func compact(b json.RawMessage) string {
 		return string(b)
 	}
 	return buf.String()
+}
+
+// An approved request scheduled for a time is applied by the scheduler's pass once due (as the
+// system actor of the request), and not before.
+func TestScheduledChangeRequestAppliesWhenDue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, store := pgtest.NewEventStore(t, postgres.WithInlineProjections(access.Projection{}))
+	now := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	a, err := app.New(app.Config{Store: store, Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Commands.CreateProject(ctx, person, app.CreateProject{Key: project, Name: "Shop"}); err != nil {
+		t.Fatal(err)
+	}
+	createFlag(t, a, "sale")
+	protect(t, a, "production", &domain.Protection{})
+	_, _, err = a.Commands.ToggleFlag(ctx, alice, app.ToggleFlag{Project: project, Flag: "sale", Environment: "production", On: true})
+	pending, ok := app.AsPending(err)
+	if !ok {
+		t.Fatalf("toggle: %v", err)
+	}
+	ref := app.ChangeRequestRef{Project: project, ID: pending.Request.ID}
+	at := now.Add(time.Hour)
+	if _, _, err := a.Commands.ScheduleChangeRequest(ctx, alice, app.ScheduleChangeRequest{ChangeRequestRef: ref, ApplyAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Commands.ApproveChangeRequest(ctx, bob, app.ReviewChangeRequest{ChangeRequestRef: ref, Role: "editor"}); err != nil {
+		t.Fatal(err)
+	}
+	// The read model the scheduler reads (no projector runs here: fold the stream into it).
+	foldReadModel := func() {
+		t.Helper()
+		events, err := store.Load(ctx, domain.ChangeRequestStream(project, ref.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if err := (changerequests.Projection{}).Apply(ctx, tx, nil, events); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	foldReadModel()
+	if n, err := a.Commands.ApplyDueChangeRequests(ctx, at.Add(-time.Second)); err != nil || n != 0 {
+		t.Fatalf("before it is due: %d applied, %v", n, err)
+	}
+	if n, err := a.Commands.ApplyDueChangeRequests(ctx, at); err != nil || n != 1 {
+		t.Fatalf("when due: %d applied, %v", n, err)
+	}
+	foldReadModel()
+	r, _, _ := a.Queries.ChangeRequest(ctx, ref.Project, ref.ID)
+	f, _, _ := a.Queries.Flag(ctx, ref.Project, "sale")
+	if r.Status != domain.RequestApplied || r.ResolvedBy != "system:changerequest/"+ref.ID || !f.ConfigFor("production").Targeting.On {
+		t.Fatalf("after the pass: %s by %s, on=%v", r.Status, r.ResolvedBy, f.ConfigFor("production").Targeting.On)
+	}
+	list, err := a.Queries.ListChangeRequests(ctx, changerequests.ListQuery{Project: ref.Project, Flag: "sale", Pending: true})
+	if err != nil || len(list) != 0 {
+		t.Fatalf("still pending: %v %v", list, err)
+	}
 }
