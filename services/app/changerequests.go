@@ -456,3 +456,18 @@ func (c *Commands) SetEnvironmentProtection(ctx context.Context, m Meta, cmd Set
 	}
 	return p.Environments[cmd.Environment], nil
 }
+
+// refuseInProtected refuses a person's new schedule or rollout in a protected environment: the
+// scheduler would later carry it out as a system actor, past approval. Such changes go through a
+// change request with apply_at (approved, then applied by the scheduler when due) instead.
+func (c *Commands) refuseInProtected(ctx context.Context, m Meta, project, env, what string) error {
+	if bypassesApproval(m) {
+		return nil
+	}
+	p, _, err := load[domain.Project](ctx, c.c, domain.ProjectStream(project))
+	if err != nil || p == nil || p.Protected(env) == nil {
+		return err // an unknown project or environment: the command says so itself
+	}
+	return &domain.Error{Code: domain.EForbidden, Field: "environment",
+		Message: fmt.Sprintf("environment %s is protected: %s there would bypass approval; propose the change (a toggle or targeting) and give its change request an apply_at instead", env, what)}
+}

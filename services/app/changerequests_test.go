@@ -245,3 +245,28 @@ func TestScheduledChangeRequestAppliesWhenDue(t *testing.T) {
 		t.Fatalf("still pending: %v %v", list, err)
 	}
 }
+
+// Schedules and rollouts would be carried out by the scheduler past approval: in a protected
+// environment people are refused them (a change request with apply_at does it instead).
+func TestProtectedEnvironmentRefusesPeoplesSchedulesAndRollouts(t *testing.T) {
+	t.Parallel()
+	a, _ := newApp(t)
+	ctx := context.Background()
+	createFlag(t, a, "promo")
+	protect(t, a, "production", &domain.Protection{})
+	on := true
+	_, _, err := a.Commands.ScheduleChange(ctx, alice, app.ScheduleChange{Project: project, Flag: "promo", Env: "production",
+		Change: app.ChangeSpec{At: time.Now().Add(time.Hour), Kind: domain.ChangeToggle, On: &on}})
+	if domain.ErrorCode(err) != domain.EForbidden {
+		t.Fatalf("a schedule in production: %v", err)
+	}
+	_, _, err = a.Commands.CreateRollout(ctx, alice, app.CreateRollout{Project: project, Flag: "promo", Env: "production",
+		Steps: []domain.RolloutStep{{At: time.Now().Add(time.Hour), Percent: 100}}})
+	if domain.ErrorCode(err) != domain.EForbidden {
+		t.Fatalf("a rollout in production: %v", err)
+	}
+	if _, _, err := a.Commands.ScheduleChange(ctx, alice, app.ScheduleChange{Project: project, Flag: "promo", Env: "development",
+		Change: app.ChangeSpec{At: time.Now().Add(time.Hour), Kind: domain.ChangeToggle, On: &on}}); err != nil {
+		t.Fatalf("a schedule in development: %v", err)
+	}
+}
