@@ -25,6 +25,7 @@ func TestChangeRequestsInBrowser(t *testing.T) {
 	v.must(201, "POST", "/api/v1/projects/shop/flags", map[string]any{"key": "checkout", "name": "Checkout", "type": "boolean"})
 	addPerson(t, v, "ada@example.com", "Ada Lovelace", "shop", identity.RoleEditor, false)
 	addPerson(t, v, "bo@example.com", "Bo Builder", "shop", identity.RoleEditor, false)
+	addPerson(t, v, "ida@example.com", "Ida Admin", "shop", identity.RoleAdmin, false)
 
 	// Only an admin protects; bad policies are 400s naming the field.
 	if r := v.do("PUT", "/api/v1/projects/shop/environments/production/protection", map[string]any{"required_approvals": 0, "approver_role": "owner"}); r.Status != 400 || r.JSON(t)["field"] != "approver_role" {
@@ -149,7 +150,23 @@ func TestChangeRequestsInBrowser(t *testing.T) {
 	if n := ada.count("section.pending"); n != 0 {
 		t.Fatalf("applied requests still pending on the flag page")
 	}
-	for _, tb := range []*tab{ada, bo} {
+	// Editors see the policy but no form; an admin lifts the protection in the console.
+	bo.open("/projects/shop/change-requests")
+	bo.waitText("table.protection", "protected: 1 approval by editors")
+	if n := bo.count(`table.protection form`); n != 0 {
+		t.Fatalf("an editor gets %d protection forms", n)
+	}
+	ida := ada.newContext()
+	ida.signIn("ida@example.com")
+	ida.open("/projects/shop/change-requests")
+	ida.axe(axe, "change requests list with the protection form")
+	ida.click(`#p-production`)
+	ida.click(`form[action$="/environments/production/protection"] button`)
+	ida.waitText("main .flash", "no longer protected")
+	if env := v.must(200, "GET", "/api/v1/projects/shop/environments/production", nil); env["protection"] != nil {
+		t.Fatalf("protection after the admin lifted it: %v", env["protection"])
+	}
+	for _, tb := range []*tab{ada, bo, ida} {
 		tb.checkConsole()
 	}
 

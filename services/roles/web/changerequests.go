@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/vexil-flags/vexil/projections/changerequests"
 	"github.com/vexil-flags/vexil/services/adapters/httpapi"
 	"github.com/vexil-flags/vexil/services/app"
+	"github.com/vexil-flags/vexil/services/app/identity"
 )
 
 // ChangeRequests is what the change request pages ask of the application; AppCommands implements
@@ -28,6 +30,15 @@ type ChangeRequests interface {
 	// ChangeRequestAction runs one action (comment, approve, reject, apply, rebase, cancel) as the
 	// person of meta, who holds role in the project.
 	ChangeRequestAction(ctx context.Context, meta domain.Metadata, role, project, id, action, text string) (*domain.ChangeRequest, error)
+	// SetProtection protects an environment (p set) or lifts its protection (nil).
+	SetProtection(ctx context.Context, meta domain.Metadata, project, env string, p *domain.Protection) error
+}
+
+// SetProtection runs SetEnvironmentProtection.
+func (a *AppCommands) SetProtection(ctx context.Context, meta domain.Metadata, project, env string, p *domain.Protection) error {
+	_, err := a.app.Commands.SetEnvironmentProtection(ctx, appMeta(meta, AnyVersion), app.SetEnvironmentProtection{
+		Project: project, Environment: env, Protection: p})
+	return err
 }
 
 var _ ChangeRequests = (*AppCommands)(nil)
@@ -98,8 +109,11 @@ func (s *Server) pending(c echo.Context, err error) (bool, error) {
 
 type changeRequestsData struct {
 	frame
-	Requests []changeRequestRow
-	Status   string
+	Requests     []changeRequestRow
+	Status       string
+	IsAdmin      bool
+	Environments []*domain.Environment
+	Err          string
 }
 
 type changeRequestRow struct {
@@ -132,6 +146,10 @@ type rebaseData struct {
 }
 
 func (s *Server) changeRequestsPage(c echo.Context) error {
+	return s.showChangeRequests(c, http.StatusOK, "")
+}
+
+func (s *Server) showChangeRequests(c echo.Context, code int, errMsg string) error {
 	ctx := c.Request().Context()
 	cr, err := s.changeRequests()
 	if err != nil {
@@ -154,11 +172,38 @@ func (s *Server) changeRequestsPage(c echo.Context) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	d := changeRequestsData{frame: s.baseFrame(c, "Change requests", "changes", p), Status: status}
+	d := changeRequestsData{frame: s.baseFrame(c, "Change requests", "changes", p), Status: status,
+		IsAdmin: roleOf(c) == identity.RoleAdmin, Environments: sortedEnvironments(p), Err: errMsg}
 	for _, r := range list {
 		d.Requests = append(d.Requests, changeRequestRow{Request: r, Author: actorName(r.Author, names)})
 	}
-	return s.render(c, http.StatusOK, "changerequests", d)
+	return s.render(c, code, "changerequests", d)
+}
+
+// protect sets or lifts an environment's protection from the change requests page (admins).
+func (s *Server) protect(c echo.Context) error {
+	cr, err := s.changeRequests()
+	if err != nil {
+		return s.fail(c, err)
+	}
+	var p *domain.Protection
+	if c.FormValue("protected") == "true" {
+		n, _ := strconv.Atoi(c.FormValue("required_approvals"))
+		p = &domain.Protection{RequiredApprovals: n, ApproverRole: c.FormValue("approver_role")}
+	}
+	env := c.Param("environment")
+	if err := cr.SetProtection(c.Request().Context(), meta(c), c.Param("project"), env, p); err != nil {
+		var de *domain.Error
+		if errors.As(err, &de) && de.Code != domain.EInternal && de.Code != domain.EUnavailable {
+			return s.showChangeRequests(c, httpapi.StatusOf(de.Code), de.Message)
+		}
+		return s.fail(c, err)
+	}
+	done := "Environment " + env + " is no longer protected."
+	if p != nil {
+		done = "Environment " + env + " is protected: changes there need approval."
+	}
+	return c.Redirect(http.StatusSeeOther, "/projects/"+url.PathEscape(c.Param("project"))+"/change-requests?done="+url.QueryEscape(done))
 }
 
 func (s *Server) changeRequestPage(c echo.Context) error {

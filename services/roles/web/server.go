@@ -121,6 +121,7 @@ func (s *Server) Register(e *echo.Echo) {
 	g.GET("/:project/change-requests", s.changeRequestsPage, s.member(identity.RoleViewer))
 	g.GET("/:project/change-requests/:id", s.changeRequestPage, s.member(identity.RoleViewer))
 	g.POST("/:project/change-requests/:id/:action", s.changeRequestAction, s.member(identity.RoleEditor))
+	g.POST("/:project/environments/:environment/protection", s.protect, s.member(identity.RoleAdmin))
 }
 
 // staticHandler serves embedded assets with a short cache: they change with the binary.
