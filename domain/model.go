@@ -39,6 +39,9 @@ type Environment struct {
 	// serves here (to contexts with a targeting key), so experiments work with OpenFeature
 	// clients that post no events. On unless turned off.
 	ServerExposures bool `json:"server_exposures"`
+	// Protection, when set, makes every change to what the environment serves a change request
+	// (four eyes); see Protection.
+	Protection *Protection `json:"protection,omitempty"`
 }
 
 // SDK key kinds.

@@ -271,6 +271,10 @@ func (p *Project) apply(e Event) bool {
 				env.ServerExposures = *e.ServerExposures
 			}
 		}
+	case *EnvironmentProtectionSet:
+		if env := p.Environments[e.Environment]; env != nil {
+			env.Protection = e.Protection
+		}
 	case *SDKKeyRotated:
 		if env := p.Environments[e.Environment]; env != nil {
 			switch e.Kind {

@@ -39,6 +39,8 @@ func NewAggregate(streamID string) (Aggregate, error) {
 		return &domain.Pipeline{}, nil
 	case "release":
 		return &domain.Release{}, nil
+	case "changerequest":
+		return &domain.ChangeRequest{}, nil
 	default:
 		return nil, fmt.Errorf("projections: no aggregate for stream kind %q (%s)", kind, streamID)
 	}

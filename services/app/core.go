@@ -14,6 +14,7 @@ import (
 	"github.com/vexil-flags/vexil/projections"
 	"github.com/vexil-flags/vexil/projections/audit"
 	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/projections/changerequests"
 	"github.com/vexil-flags/vexil/projections/delivery"
 	"github.com/vexil-flags/vexil/projections/rulesets"
 	"github.com/vexil-flags/vexil/services/adapters/postgres"
@@ -44,6 +45,10 @@ type Meta struct {
 	// that appends to two streams (a flag and its rollout or trigger) waits once, at its end, for
 	// both (see oneWait).
 	waits *waits
+
+	// applying is the change request whose approved change this command carries out: it passes
+	// the four-eyes gate (set only by ApplyChangeRequest).
+	applying string
 }
 
 // MaxReasonLength bounds a reason in bytes, as the event store's metadata column does.
@@ -226,9 +231,10 @@ func conflict(expected, current int64) error {
 // writes wait for the delivery read model too, which their lists (and the webhook's project
 // lookup) read.
 var (
-	waitedProjections = []string{catalog.Name, rulesets.Name, audit.Name}
-	deliveryWaited    = []string{catalog.Name, rulesets.Name, audit.Name, delivery.Name}
-	deliveryKinds     = map[string]bool{"schedule": true, "rollout": true, "autoops": true, "trigger": true, "pipeline": true, "release": true}
+	waitedProjections    = []string{catalog.Name, rulesets.Name, audit.Name}
+	deliveryWaited       = []string{catalog.Name, rulesets.Name, audit.Name, delivery.Name}
+	changeRequestsWaited = []string{audit.Name, changerequests.Name}
+	deliveryKinds        = map[string]bool{"schedule": true, "rollout": true, "autoops": true, "trigger": true, "pipeline": true, "release": true}
 )
 
 // waitTarget is a stream version a command waits for the read models to reach.
@@ -267,6 +273,9 @@ func (c *core) awaitReadModels(ctx context.Context, targets ...waitTarget) {
 		names := waitedProjections
 		if deliveryKinds[domain.StreamKind(t.stream)] {
 			names = deliveryWaited
+		}
+		if domain.StreamKind(t.stream) == "changerequest" {
+			names = changeRequestsWaited
 		}
 		if err := c.await(wctx, t.stream, t.version, names); err != nil {
 			c.log.Warn("read models lag behind a committed write", "stream", t.stream, "version", t.version, "err", err)

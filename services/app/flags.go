@@ -74,6 +74,9 @@ type UpdateVariations struct {
 
 // UpdateVariations runs UpdateVariations.
 func (c *Commands) UpdateVariations(ctx context.Context, m Meta, cmd UpdateVariations) (*domain.Flag, int64, error) {
+	if err := c.gate(ctx, m, "UpdateVariations", cmd); err != nil {
+		return nil, 0, err
+	}
 	return c.onFlag(ctx, m, cmd.Project, cmd.Flag, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
 		return f.UpdateVariations(cmd.Variations, cat)
 	})
@@ -87,6 +90,9 @@ type UpdateTargeting struct {
 
 // UpdateTargeting runs UpdateTargeting.
 func (c *Commands) UpdateTargeting(ctx context.Context, m Meta, cmd UpdateTargeting) (*domain.Flag, int64, error) {
+	if err := c.gate(ctx, m, "UpdateTargeting", cmd); err != nil {
+		return nil, 0, err
+	}
 	return c.onFlag(ctx, m, cmd.Project, cmd.Flag, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
 		return f.UpdateTargeting(cmd.Environment, cmd.Targeting, cat)
 	})
@@ -117,6 +123,9 @@ type ToggleFlag struct {
 
 // ToggleFlag runs ToggleFlag.
 func (c *Commands) ToggleFlag(ctx context.Context, m Meta, cmd ToggleFlag) (*domain.Flag, int64, error) {
+	if err := c.gate(ctx, m, "ToggleFlag", cmd); err != nil {
+		return nil, 0, err
+	}
 	return c.onFlag(ctx, m, cmd.Project, cmd.Flag, func(f *domain.Flag, cat *domain.Catalog) ([]domain.Event, error) {
 		return f.Toggle(cmd.Environment, cmd.On, cat)
 	})

@@ -56,6 +56,9 @@ type CreateRollout struct {
 
 // CreateRollout runs CreateRollout.
 func (c *Commands) CreateRollout(ctx context.Context, m Meta, cmd CreateRollout) (*domain.Rollout, int64, error) {
+	if err := c.refuseInProtected(ctx, m, cmd.Project, cmd.Env, "rollouts"); err != nil {
+		return nil, 0, err
+	}
 	now := c.at(cmd.Now)
 	steps := cmd.Steps
 	switch {

@@ -51,6 +51,9 @@ type ScheduleChange struct {
 
 // ScheduleChange runs ScheduleChange.
 func (c *Commands) ScheduleChange(ctx context.Context, m Meta, cmd ScheduleChange) (*domain.ScheduledChange, int64, error) {
+	if err := c.refuseInProtected(ctx, m, cmd.Project, cmd.Env, "scheduled changes"); err != nil {
+		return nil, 0, err
+	}
 	spec, err := cmd.Change.domain()
 	if err != nil {
 		return nil, 0, err

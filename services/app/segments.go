@@ -45,6 +45,9 @@ type UpdateSegment struct {
 
 // UpdateSegment runs UpdateSegment.
 func (c *Commands) UpdateSegment(ctx context.Context, m Meta, cmd UpdateSegment) (*domain.Segment, int64, error) {
+	if err := c.gate(ctx, m, "UpdateSegment", cmd); err != nil {
+		return nil, 0, err
+	}
 	return c.onSegment(ctx, m, cmd.Project, cmd.Segment, func(s *domain.Segment, cat *domain.Catalog) ([]domain.Event, error) {
 		return s.Update(cmd.Definition, cat)
 	})

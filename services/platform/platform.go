@@ -25,6 +25,7 @@ import (
 	"github.com/vexil-flags/vexil/projections/access"
 	"github.com/vexil-flags/vexil/projections/audit"
 	"github.com/vexil-flags/vexil/projections/catalog"
+	"github.com/vexil-flags/vexil/projections/changerequests"
 	"github.com/vexil-flags/vexil/projections/delivery"
 	"github.com/vexil-flags/vexil/projections/experiments"
 	"github.com/vexil-flags/vexil/projections/rulesets"
@@ -48,7 +49,7 @@ import (
 // ReadModels are the asynchronous projections, in the order the projector applies them.
 func ReadModels() []projections.Projection {
 	return []projections.Projection{access.Projection{}, catalog.Projection{}, rulesets.Projection{}, audit.Projection{},
-		experiments.Projection{}, delivery.Projection{}}
+		experiments.Projection{}, delivery.Projection{}, changerequests.Projection{}}
 }
 
 // Platform is a running Vexil process.

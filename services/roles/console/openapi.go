@@ -80,6 +80,10 @@ func buildOpenAPI() map[string]any {
 				"5XX":                  errResp,
 			},
 		}
+		if gatedRoutes[r.method+" "+r.path] {
+			// In a protected environment the change becomes a change request (four eyes).
+			op["responses"].(map[string]any)["202"] = response(pendingView{}, schemas)
+		}
 		if len(params) > 0 {
 			op["parameters"] = params
 		}

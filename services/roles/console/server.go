@@ -68,7 +68,15 @@ func (s *Server) Register(e *echo.Echo) {
 	g := e.Group("/api/v1")
 	for _, r := range allRoutes() {
 		checkRoute(r)
-		h := func(r route) echo.HandlerFunc { return func(c echo.Context) error { return r.handler(s, c) } }(r)
+		h := func(r route) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				err := r.handler(s, c)
+				if p, ok := app.AsPending(err); ok {
+					return answerPending(c, p) // a protected environment: a change request instead
+				}
+				return err
+			}
+		}(r)
 		if r.scope == "" {
 			g.Add(r.method, r.path, h, httpapi.NoStore)
 			continue
@@ -96,7 +104,8 @@ func IsStream(c echo.Context) bool {
 
 // allRoutes is every operation of the management API, grouped by area in their own tables.
 func allRoutes() []route {
-	return append(append(append(append(routes(), experimentRoutes()...), historyRoutes()...), webhookRoutes()...), releaseRoutes()...)
+	return append(append(append(append(append(routes(), experimentRoutes()...), historyRoutes()...), webhookRoutes()...), releaseRoutes()...),
+		changeRequestRoutes()...)
 }
 
 // decode reads a strict JSON body.

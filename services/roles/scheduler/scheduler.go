@@ -261,7 +261,9 @@ type Report struct {
 	ReleaseChanges   int `json:"release_changes"` // release pipeline stage changes recorded
 	RulesEvaluated   int `json:"rules_evaluated"`
 	RulesFired       int `json:"rules_fired"`
-	Errors           int `json:"errors"` // items that failed and will be retried next pass
+	// ChangeRequestsApplied counts approved change requests applied at their apply_at.
+	ChangeRequestsApplied int `json:"change_requests_applied"`
+	Errors                int `json:"errors"` // items that failed and will be retried next pass
 }
 
 // Tick runs one pass at the scheduler's now, whether or not this scheduler leads: auto-ops rules
@@ -331,6 +333,12 @@ func (s *Scheduler) Tick(ctx context.Context) (Report, error) {
 	for _, ref := range releases {
 		n, err := s.advanceRelease(ctx, ref, now)
 		s.count(&rep, "release", err, n > 0, func() { rep.ReleaseChanges += n })
+	}
+	// Approved change requests scheduled for now apply through the same command as by hand.
+	applied, err := s.app.Commands.ApplyDueChangeRequests(ctx, now)
+	rep.ChangeRequestsApplied = applied
+	if err != nil {
+		return rep, err
 	}
 	return rep, nil
 }

@@ -548,6 +548,7 @@ type flagData struct {
 	// LastChange is the flag's newest audit entry, by LastActor (a person, a trigger, the scheduler).
 	LastChange *audit.Entry
 	LastActor  string
+	Pending    []*domain.ChangeRequest // open and approved change requests of the flag
 }
 
 type liveData struct {
@@ -591,6 +592,7 @@ func (s *Server) showFlag(c echo.Context, status int, fe *fieldErrors, typed *fl
 		}
 		d.LastChange, d.LastActor = &e, actorName(e.Actor, names)
 	}
+	d.Pending = s.pendingRequests(ctx, project, key)
 	return s.render(c, status, "flag", d)
 }
 

@@ -138,6 +138,10 @@ func (s *Server) Register(e *echo.Echo) {
 	g.POST("/:project/webhooks", s.createWebhook, s.member(identity.RoleAdmin))
 	g.POST("/:project/webhooks/:id/test", s.testWebhook, s.member(identity.RoleAdmin))
 	g.POST("/:project/webhooks/:id/delete", s.deleteWebhook, s.member(identity.RoleAdmin))
+	g.GET("/:project/change-requests", s.changeRequestsPage, s.member(identity.RoleViewer))
+	g.GET("/:project/change-requests/:id", s.changeRequestPage, s.member(identity.RoleViewer))
+	g.POST("/:project/change-requests/:id/:action", s.changeRequestAction, s.member(identity.RoleEditor))
+	g.POST("/:project/environments/:environment/protection", s.protect, s.member(identity.RoleAdmin))
 }
 
 // staticHandler serves embedded assets with a short cache: they change with the binary.
@@ -300,6 +304,9 @@ func meta(c echo.Context) domain.Metadata {
 // fail shows an error the person cannot fix at a field: 4xx with the message, 503 with
 // Retry-After when a dependency is down, and for anything else a 500 page that leaks nothing.
 func (s *Server) fail(c echo.Context, err error) error {
+	if done, rerr := s.pending(c, err); done {
+		return rerr // a protected environment: the change became a change request
+	}
 	code := domain.ErrorCode(err)
 	status := httpapi.StatusOf(code)
 	if errors.Is(err, context.Canceled) {

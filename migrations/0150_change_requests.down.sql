@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS rm_change_requests;
+DELETE FROM projection_checkpoints WHERE projection = 'changerequests';
