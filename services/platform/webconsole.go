@@ -21,7 +21,10 @@ func registerWebConsole(e *echo.Echo, p *Platform) error {
 	if err != nil {
 		return err
 	}
-	srv, err := web.NewServer(cmds, people, p.Log, web.DefaultOptions)
+	cc := p.Config.Console
+	opts := web.Options{Sessions: identity.SessionPolicy{Idle: cc.SessionIdle, Absolute: cc.SessionAbsolute},
+		LoginAttempts: cc.LoginAttempts, LoginInterval: cc.LoginInterval}
+	srv, err := web.NewServer(cmds, people, p.Log, opts)
 	if err != nil {
 		return err
 	}

@@ -51,18 +51,29 @@ func safeNext(next string) string {
 
 func (s *Server) login(c echo.Context) error {
 	email, password, next := strings.TrimSpace(c.FormValue("email")), c.FormValue("password"), c.FormValue("next")
-	now := s.opts.Now()
+	ctx := c.Request().Context()
 	// Limited per email (a guessing attack on one account) and per client address (one client
-	// trying many accounts). A refused attempt never reaches bcrypt.
+	// trying many accounts), in buckets every replica shares. A refused attempt never reaches
+	// bcrypt.
 	for _, key := range []string{"email:" + strings.ToLower(email), "ip:" + c.RealIP()} {
-		if wait, ok := s.logins.Allow(key, now); !ok {
+		wait, ok, err := s.logins.Allow(ctx, key)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if !ok {
+			if err := s.people.RecordSignInRefused(ctx, email, c.RealIP(), "rate limited"); err != nil {
+				return s.fail(c, err)
+			}
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			return s.render(c, http.StatusTooManyRequests, "login", loginData{frame: frame{Title: "Sign in"}, Email: email, Next: next,
 				Error: fmt.Sprintf("Too many sign-in attempts. Try again in %d seconds.", int(wait.Seconds())+1)})
 		}
 	}
-	u, err := s.people.Authenticate(c.Request().Context(), email, password)
+	u, err := s.people.Authenticate(ctx, email, password)
 	if domain.ErrorCode(err) == domain.EUnauthorized {
+		if err := s.people.RecordSignInRefused(ctx, email, c.RealIP(), "unknown email or wrong password"); err != nil {
+			return s.fail(c, err)
+		}
 		return s.render(c, http.StatusUnauthorized, "login", loginData{frame: frame{Title: "Sign in"}, Email: email, Next: next,
 			Error: "Unknown email or wrong password."})
 	}
@@ -119,12 +130,16 @@ func (s *Server) setup(c echo.Context) error {
 	}
 	d := setupData{frame: frame{Title: "First admin"}, Email: strings.TrimSpace(c.FormValue("email")), Name: strings.TrimSpace(c.FormValue("name"))}
 	// The token is a secret worth guessing: the sign-in limiter applies to it as well.
-	if wait, ok := s.logins.Allow("setup:"+c.RealIP(), s.opts.Now()); !ok {
+	wait, ok, err := s.logins.Allow(ctx, "setup:"+c.RealIP())
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if !ok {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		d.Err = &fieldErrors{Field: "token", Message: "Too many attempts. Try again later."}
 		return s.render(c, http.StatusTooManyRequests, "setup", d)
 	}
-	ok, err := s.cmds.InstanceAdminToken(ctx, strings.TrimSpace(c.FormValue("token")))
+	ok, err = s.cmds.InstanceAdminToken(ctx, strings.TrimSpace(c.FormValue("token")))
 	if err != nil {
 		return s.fail(c, err)
 	}
