@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Actions of the account audit (table console_account_audit, migration 0111).
@@ -67,6 +68,11 @@ type AccountQuery struct {
 // the end). With a project it lists that project's membership changes and the instance-wide
 // entries (accounts created, sessions revoked) of the people who are its members now.
 func (s *Store) AccountAudit(ctx context.Context, q AccountQuery) ([]AccountEntry, string, error) {
+	return ListAccountAudit(ctx, s.pool, q)
+}
+
+// ListAccountAudit is AccountAudit over a pool (the management API reads it without a Store).
+func ListAccountAudit(ctx context.Context, pool *pgxpool.Pool, q AccountQuery) ([]AccountEntry, string, error) {
 	if q.Limit <= 0 || q.Limit > 500 {
 		q.Limit = 50
 	}
@@ -77,10 +83,10 @@ func (s *Store) AccountAudit(ctx context.Context, q AccountQuery) ([]AccountEntr
 	var rows pgx.Rows
 	var err error
 	if q.Project == "" {
-		rows, err = s.pool.Query(ctx, `SELECT id, occurred_at, actor, action, project, subject, before, after, client
+		rows, err = pool.Query(ctx, `SELECT id, occurred_at, actor, action, project, subject, before, after, client
 			FROM console_account_audit WHERE id < $1 ORDER BY id DESC LIMIT $2`, before, q.Limit+1)
 	} else {
-		rows, err = s.pool.Query(ctx, `SELECT id, occurred_at, actor, action, project, subject, before, after, client
+		rows, err = pool.Query(ctx, `SELECT id, occurred_at, actor, action, project, subject, before, after, client
 			FROM console_account_audit a WHERE id < $2 AND (project = $1 OR (project = '' AND action <> $4 AND subject IN
 				(SELECT 'user:' || user_id FROM console_members WHERE project = $1)))
 			ORDER BY id DESC LIMIT $3`, q.Project, before, q.Limit+1, ActionSignInRefused)

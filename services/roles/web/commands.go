@@ -53,6 +53,9 @@ type Commands interface {
 	UpdateVariations(ctx context.Context, meta domain.Metadata, project, flag string, expected int64, vs []domain.Variation) (*domain.Flag, error)
 	UpdateTargeting(ctx context.Context, meta domain.Metadata, project, flag, env string, expected int64, t domain.Targeting) (*domain.Flag, error)
 	Toggle(ctx context.Context, meta domain.Metadata, project, flag, env string, expected int64, on bool) (*domain.Flag, error)
+
+	// Projects, environments, SDK keys, API tokens and segments (commands_admin.go).
+	adminCommands
 }
 
 // AppCommands implements Commands over the application layer.

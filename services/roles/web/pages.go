@@ -263,6 +263,8 @@ type flagsData struct {
 	Archived         bool
 	Next, Prev       string
 	PageEnvironments []*domain.Environment
+	// Confirm, without script, is the confirmation of a production switch instead of the list.
+	Confirm *toggleConfirmData
 }
 
 type flagRow struct {
@@ -349,6 +351,20 @@ func (s *Server) toggle(c echo.Context) error {
 	project, key, env := c.Param("project"), c.Param("flag"), c.Param("environment")
 	on := c.FormValue("on") == "true"
 	expected := versionField(c)
+	if c.FormValue("confirm") != "yes" {
+		// A production-coloured environment shows the change and asks first (toggle_confirm.go).
+		p, err := s.cmds.Project(ctx, project)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if e := p.Environments[env]; e != nil && isProduction(e) {
+			cur, err := s.cmds.Flag(ctx, project, key)
+			if err != nil {
+				return s.fail(c, err)
+			}
+			return s.confirmToggle(c, cur, e, on)
+		}
+	}
 	f, err := s.cmds.Toggle(ctx, meta(c), project, key, env, expected, on)
 	if err != nil {
 		if domain.ErrorCode(err) == domain.EConflict {

@@ -24,7 +24,8 @@ type pages struct {
 	sets map[string]*template.Template
 }
 
-var pageNames = []string{"setup", "login", "error", "projects", "flags", "newflag", "flag", "targeting", "audit", "history", "evaluate", "segments"}
+var pageNames = []string{"setup", "login", "error", "projects", "flags", "newflag", "flag", "targeting", "audit", "history", "evaluate", "segments",
+	"members", "tokens", "accounts", "environments", "environment", "newproject", "segment"}
 
 var funcs = template.FuncMap{
 	"ago":      ago,

@@ -120,6 +120,7 @@ func (s *Server) Register(e *echo.Echo) {
 	g.GET("/:project/segments", s.segmentsPage, s.member(identity.RoleViewer))
 	g.GET("/:project/audit", s.auditPage, s.member(identity.RoleViewer))
 	g.GET("/:project/audit/export", s.auditExport, s.member(identity.RoleViewer))
+	s.registerAdmin(g)
 }
 
 // staticHandler serves embedded assets with a short cache: they change with the binary.
