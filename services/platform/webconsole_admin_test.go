@@ -155,7 +155,7 @@ func TestWebConsoleAdminPages(t *testing.T) {
 	}
 	// Production uses it: a save shows the diff first and changes nothing until confirmed.
 	v.must(200, "PUT", "/api/v1/projects/shop/flags/banner/environments/production", map[string]any{"on": false, "off_variation": "false",
-		"rules": []any{map[string]any{"clauses": []any{map[string]any{"op": "in_segment", "values": []any{"fr-staff"}}}, "serve": map[string]any{"variation": "true"}}},
+		"rules":   []any{map[string]any{"clauses": []any{map[string]any{"op": "in_segment", "values": []any{"fr-staff"}}}, "serve": map[string]any{"variation": "true"}}},
 		"default": map[string]any{"variation": "false"}})
 	seg.Del("key")
 	seg.Set("version", "1")
