@@ -116,6 +116,17 @@ func TestWebConsoleAdminPages(t *testing.T) {
 		t.Fatalf("newest members audit entry through the API: %v", entries[0])
 	}
 
+	// A person changes their own password (the current one first); it is audited too.
+	if st, body, _ := ed.post("/account/password", url.Values{"current_password": {"wrong password!"}, "password": {"a new long password"}, "password_again": {"a new long password"}}, true); st != http.StatusBadRequest || !strings.Contains(body, "cur-err") {
+		t.Fatalf("a wrong current password: %d %s", st, body)
+	}
+	if st, _, _ := ed.post("/account/password", url.Values{"current_password": {testPassword}, "password": {"a new long password"}, "password_again": {"a new long password"}}, true); st != http.StatusSeeOther {
+		t.Fatalf("change password: %d", st)
+	}
+	if all := items(t, v.must(200, "GET", "/api/v1/account-audit?limit=1", nil)); all[0]["action"] != identity.ActionPasswordChanged || all[0]["actor"] != "user:"+ed.user.ID {
+		t.Fatalf("newest account audit entry: %v", all[0])
+	}
+
 	// API tokens: the secret once, it works; revoked, it is refused.
 	st, page, _ = ann.post("/projects/shop/tokens", url.Values{"name": {"ci-deploy"}, "scope": {"write"}, "reason": {"CI"}}, true)
 	secret := regexp.MustCompile(`id="token-secret" readonly value="([^"]+)"`).FindStringSubmatch(page)

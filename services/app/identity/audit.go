@@ -19,6 +19,7 @@ const (
 	ActionMemberRemoved    = "member.removed"
 	ActionSessionsRevoked  = "user.sessions_revoked"
 	ActionSignInRefused    = "user.sign_in_refused"
+	ActionPasswordChanged  = "user.password_changed"
 )
 
 // AccountEntry is one recorded change of an account or membership.

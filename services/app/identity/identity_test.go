@@ -2,10 +2,12 @@ package identity_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/vexil-flags/vexil/domain"
 	"github.com/vexil-flags/vexil/services/adapters/postgres"
 	"github.com/vexil-flags/vexil/services/adapters/postgres/pgtest"
 	"github.com/vexil-flags/vexil/services/app/identity"
@@ -144,4 +146,58 @@ func TestAccountAudit(t *testing.T) {
 	if all[0].Action != identity.ActionMemberRemoved || all[0].Before != "editor" || all[1].Action != identity.ActionSignInRefused || all[1].Client != "192.0.2.7" {
 		t.Fatalf("instance audit: %+v", all)
 	}
+}
+
+// A password change needs the current password, ends the person's other sessions (not this one)
+// and is audited.
+func TestChangePassword(t *testing.T) {
+	t.Parallel()
+	s, _ := twoReplicas(t)
+	ctx := context.Background()
+	u, err := s.CreateUser(ctx, identity.NewUser{Email: "ada@example.com", DisplayName: "Ada", Password: "correct horse battery", CreatedBy: "cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := identity.DefaultSessionPolicy
+	here, sess, err := s.StartSession(ctx, u, policy, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	there, _, err := s.StartSession(ctx, u, policy, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ChangePassword(ctx, sess, "wrong password!", "a new long password"); domainField(err) != "current_password" {
+		t.Fatalf("a wrong current password: %v", err)
+	}
+	if err := s.ChangePassword(ctx, sess, "correct horse battery", "short"); domainField(err) != "password" {
+		t.Fatalf("a short new password: %v", err)
+	}
+	if err := s.ChangePassword(ctx, sess, "correct horse battery", "a new long password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, "ada@example.com", "a new long password"); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, "ada@example.com", "correct horse battery"); err == nil {
+		t.Fatal("the old password still works")
+	}
+	if _, err := s.LookupSession(ctx, here, policy); err != nil {
+		t.Fatalf("the session that changed it ended: %v", err)
+	}
+	if _, err := s.LookupSession(ctx, there, policy); err == nil {
+		t.Fatal("another session survived the password change")
+	}
+	all, _, err := s.AccountAudit(ctx, identity.AccountQuery{Limit: 1})
+	if err != nil || all[0].Action != identity.ActionPasswordChanged || all[0].Actor != u.Actor() || all[0].After != "1 other sessions ended" {
+		t.Fatalf("audit: %+v %v", all, err)
+	}
+}
+
+func domainField(err error) string {
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return de.Field
+	}
+	return ""
 }

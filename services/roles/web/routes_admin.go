@@ -9,6 +9,7 @@ import (
 // registerAdmin adds the pages of projects, environments and SDK keys, members, API tokens and
 // the segment editor to the /projects group (session and CSRF checked there).
 func (s *Server) registerAdmin(g *echo.Group) {
+
 	g.GET("/new", s.newProjectPage)
 	g.POST("", s.createProject)
 	g.GET("/:project/environments", s.environmentsPage, s.member(identity.RoleViewer))

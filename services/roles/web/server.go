@@ -100,6 +100,8 @@ func (s *Server) Register(e *echo.Echo) {
 	e.POST("/logout", s.logout, s.headers, s.session, s.csrf)
 	e.GET("/setup", s.setupPage, s.headers)
 	e.POST("/setup", s.setup, s.headers)
+	e.GET("/account", s.accountPage, s.headers, s.session, s.csrf)
+	e.POST("/account/password", s.changePassword, s.headers, s.session, s.csrf)
 
 	g := e.Group("/projects", s.headers, s.session, s.csrf)
 	g.GET("", s.projectsPage)
