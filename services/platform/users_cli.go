@@ -82,7 +82,7 @@ func (m *Main) users(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		n, err := people.RevokeSessions(ctx, u.ID)
+		n, err := people.RevokeSessions(ctx, u.ID, cliActor())
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,9 @@ func registerWebConsole(e *echo.Echo, p *Platform) error {
 	if err != nil {
 		return err
 	}
+	cc := p.Config.Console
+	opts.Sessions = identity.SessionPolicy{Idle: cc.SessionIdle, Absolute: cc.SessionAbsolute}
+	opts.LoginAttempts, opts.LoginInterval = cc.LoginAttempts, cc.LoginInterval
 	if opts.Webhooks, err = webhooks.NewStore(p.Pool); err != nil {
 		return err
 	}

@@ -130,8 +130,18 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
 		return User{}, fmt.Errorf("identity: hash password: %w", err)
 	}
 	u := User{ID: "u_" + randomHex(8), Email: n.Email, DisplayName: strings.TrimSpace(n.DisplayName), InstanceAdmin: n.InstanceAdmin}
-	err = s.pool.QueryRow(ctx, `INSERT INTO console_users (id, email, display_name, password_hash, instance_admin, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`, u.ID, u.Email, u.DisplayName, string(hash), u.InstanceAdmin, n.CreatedBy).Scan(&u.CreatedAt)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO console_users (id, email, display_name, password_hash, instance_admin, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`, u.ID, u.Email, u.DisplayName, string(hash), u.InstanceAdmin, n.CreatedBy).Scan(&u.CreatedAt)
+		if err != nil {
+			return err
+		}
+		after := u.Email + " (" + u.DisplayName + ")"
+		if u.InstanceAdmin {
+			after += ", instance admin"
+		}
+		return record(ctx, tx, AccountEntry{Actor: n.CreatedBy, Action: ActionUserCreated, Subject: u.Actor(), After: after})
+	})
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		return User{}, &domain.Error{Code: domain.EConflict, Message: fmt.Sprintf("a person with email %q exists already", n.Email), Field: "email"}
@@ -233,21 +243,40 @@ type Member struct {
 	Role string `json:"role"`
 }
 
-// SetRole gives a person a role in a project (replacing any other); "" removes them.
+// SetRole gives a person a role in a project (replacing any other); "" removes them. The change
+// is recorded in the account audit, in the same transaction, attributed to by.
 func (s *Store) SetRole(ctx context.Context, userID, project, role, by string) error {
-	if role == "" {
-		_, err := s.pool.Exec(ctx, `DELETE FROM console_members WHERE user_id = $1 AND project = $2`, userID, project)
-		if err != nil {
-			return fmt.Errorf("identity: remove %s from %s: %w", userID, project, err)
-		}
-		return nil
-	}
-	if ScopeOf(role) == "" {
+	if role != "" && ScopeOf(role) == "" {
 		return domain.Invalid("role", "role must be viewer, editor or admin, not %q", role)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO console_members (user_id, project, role, created_by) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (user_id, project) DO UPDATE SET role = EXCLUDED.role, created_by = EXCLUDED.created_by, created_at = now()`,
-		userID, project, role, by)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var before string
+		err := tx.QueryRow(ctx, `SELECT role FROM console_members WHERE user_id = $1 AND project = $2 FOR UPDATE`, userID, project).Scan(&before)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if before == role {
+			return nil // nothing changes, nothing to record
+		}
+		entry := AccountEntry{Actor: by, Project: project, Subject: ActorPrefix + userID, Before: before, After: role}
+		switch {
+		case role == "":
+			entry.Action = ActionMemberRemoved
+			_, err = tx.Exec(ctx, `DELETE FROM console_members WHERE user_id = $1 AND project = $2`, userID, project)
+		default:
+			entry.Action = ActionMemberRoleChange
+			if before == "" {
+				entry.Action = ActionMemberAdded
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO console_members (user_id, project, role, created_by) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (user_id, project) DO UPDATE SET role = EXCLUDED.role, created_by = EXCLUDED.created_by, created_at = now()`,
+				userID, project, role, by)
+		}
+		if err != nil {
+			return err
+		}
+		return record(ctx, tx, entry)
+	})
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23503" {
 		return domain.Errorf(domain.ENotFound, "no person with id %q", userID)
@@ -387,13 +416,22 @@ func (s *Store) EndSession(ctx context.Context, secret string) error {
 	return nil
 }
 
-// RevokeSessions ends every session of a person (a lost laptop, a person leaving).
-func (s *Store) RevokeSessions(ctx context.Context, userID string) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE console_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID)
+// RevokeSessions ends every session of a person (a lost laptop, a person leaving), recorded in
+// the account audit as done by by.
+func (s *Store) RevokeSessions(ctx context.Context, userID, by string) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE console_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, userID)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		return record(ctx, tx, AccountEntry{Actor: by, Action: ActionSessionsRevoked, Subject: ActorPrefix + userID, After: fmt.Sprintf("%d sessions", n)})
+	})
 	if err != nil {
 		return 0, fmt.Errorf("identity: revoke sessions of %s: %w", userID, err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 // CheckCSRF compares a submitted anti-forgery token with the session's in constant time.

@@ -92,6 +92,8 @@ type Config struct {
 
 	SSO      SSO      // console single sign-on (sso.go)
 	Webhooks Webhooks // outgoing webhooks (webhooks.go)
+	// Console: the web console's sessions and sign-in limit (console.go).
+	Console Console
 }
 
 // setting documents one option once, for the flag set, the environment and the README table.
@@ -149,6 +151,10 @@ var settings = []setting{
 	{"VEXIL_EDGE_DIR", "edge-dir", "vexil-edge", "edge role: directory of the snapshot file (served across restarts while the core is down) and of the event spool"},
 	{"VEXIL_EDGE_SPOOL_MAX_BYTES", "edge-spool-max-bytes", "268435456", "edge role: bound of the on-disk queue of SDK events waiting for the core; past it /sdk/v1/events answers 503 with Retry-After"},
 	{"VEXIL_SERVER_EXPOSURES_MAX_PENDING", "server-exposures-max-pending", "100000", "server-side exposures held in memory while the telemetry stream is slow or down; more are dropped and counted"},
+	{"VEXIL_SESSION_IDLE_TIMEOUT", "session-idle-timeout", "30m", "web console: a session unused this long ends (1m to 24h)"},
+	{"VEXIL_SESSION_MAX_AGE", "session-max-age", "12h", "web console: every session ends this long after sign-in, however it is used (5m to 30d, at least the idle timeout)"},
+	{"VEXIL_LOGIN_ATTEMPTS", "login-attempts", "5", "web console: sign-in attempts allowed at once per email and per client address, counted in PostgreSQL so every replica shares them"},
+	{"VEXIL_LOGIN_INTERVAL", "login-interval", "12s", "web console: after the login-attempts burst, one more attempt per this interval (per email and per client address)"},
 }
 
 // kind names the type of a setting's value for help texts, from its default.
@@ -290,6 +296,9 @@ func ParseWithOutput(name string, args []string, lookup func(string) (string, bo
 	}
 	if c.CORSMaxAge, err = time.ParseDuration(*vals["cors-max-age"]); err != nil || c.CORSMaxAge < 0 || c.CORSMaxAge > 24*time.Hour {
 		return nil, fmt.Errorf("config: cors-max-age must be a duration from 0s to 24h, got %q", *vals["cors-max-age"])
+	}
+	if err := c.parseConsole(vals); err != nil {
+		return nil, err
 	}
 	return c, c.validate()
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/vexil-flags/vexil/projections/catalog"
 	"github.com/vexil-flags/vexil/projections/delivery"
 	"github.com/vexil-flags/vexil/projections/telemetry"
+	"github.com/vexil-flags/vexil/services/app/identity"
 )
 
 const (
@@ -154,6 +155,11 @@ func routes() []route {
 			status: 200, response: delivery.TriggerSummary{}, handler: (*Server).disableTrigger},
 		{method: del, path: "/projects/:project/triggers/:id", scope: write, tag: "triggers", summary: "Delete a webhook trigger",
 			status: 200, response: delivery.TriggerSummary{}, handler: (*Server).deleteTrigger},
+
+		{method: get, path: "/account-audit", scope: admin, reach: reachInstance, tag: "audit", summary: "Audit of the web console's accounts and memberships, newest first: people created, roles given, changed and removed, sessions revoked, refused sign-ins; needs an unrestricted token",
+			status: 200, query: []string{"cursor", "limit"}, response: page[identity.AccountEntry]{}, handler: (*Server).instanceAccountAudit},
+		{method: get, path: "/projects/:project/members/audit", scope: admin, tag: "audit", summary: "Audit of a project's console members: roles given, changed and removed, and the accounts and sessions of its members, newest first",
+			status: 200, query: []string{"cursor", "limit"}, response: page[identity.AccountEntry]{}, handler: (*Server).projectAccountAudit},
 
 		{method: get, path: "/tokens", scope: admin, reach: reachListing, tag: "tokens", summary: "List the API tokens within this token's project and scope (never their secrets)",
 			status: 200, response: page[tokenView]{}, handler: (*Server).listTokens},

@@ -59,6 +59,8 @@ type Commands interface {
 	AnalyticsCommands
 	// Scheduled changes, rollouts, auto-ops rules and webhook triggers (delivery_commands.go).
 	DeliveryCommands
+	// Projects, environments, SDK keys, API tokens and segments (commands_admin.go).
+	adminCommands
 }
 
 // AppCommands implements Commands over the application layer.

@@ -62,18 +62,29 @@ func (s *Server) login(c echo.Context) error {
 		return s.render(c, http.StatusForbidden, "login", s.loginData(loginData{frame: frame{Title: "Sign in"}, Next: next,
 			Error: "Passwords are turned off here: sign in with single sign-on."}))
 	}
-	now := s.opts.Now()
+	ctx := c.Request().Context()
 	// Limited per email (a guessing attack on one account) and per client address (one client
-	// trying many accounts). A refused attempt never reaches bcrypt.
+	// trying many accounts), in buckets every replica shares. A refused attempt never reaches
+	// bcrypt.
 	for _, key := range []string{"email:" + strings.ToLower(email), "ip:" + c.RealIP()} {
-		if wait, ok := s.logins.Allow(key, now); !ok {
+		wait, ok, err := s.logins.Allow(ctx, key)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if !ok {
+			if err := s.people.RecordSignInRefused(ctx, email, c.RealIP(), "rate limited"); err != nil {
+				return s.fail(c, err)
+			}
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			return s.render(c, http.StatusTooManyRequests, "login", s.loginData(loginData{frame: frame{Title: "Sign in"}, Email: email, Next: next,
 				Error: fmt.Sprintf("Too many sign-in attempts. Try again in %d seconds.", int(wait.Seconds())+1)}))
 		}
 	}
-	u, err := s.people.Authenticate(c.Request().Context(), email, password)
+	u, err := s.people.Authenticate(ctx, email, password)
 	if domain.ErrorCode(err) == domain.EUnauthorized {
+		if err := s.people.RecordSignInRefused(ctx, email, c.RealIP(), "unknown email or wrong password"); err != nil {
+			return s.fail(c, err)
+		}
 		return s.render(c, http.StatusUnauthorized, "login", s.loginData(loginData{frame: frame{Title: "Sign in"}, Email: email, Next: next,
 			Error: "Unknown email or wrong password."}))
 	}
@@ -130,12 +141,16 @@ func (s *Server) setup(c echo.Context) error {
 	}
 	d := setupData{frame: frame{Title: "First admin"}, Email: strings.TrimSpace(c.FormValue("email")), Name: strings.TrimSpace(c.FormValue("name"))}
 	// The token is a secret worth guessing: the sign-in limiter applies to it as well.
-	if wait, ok := s.logins.Allow("setup:"+c.RealIP(), s.opts.Now()); !ok {
+	wait, ok, err := s.logins.Allow(ctx, "setup:"+c.RealIP())
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if !ok {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		d.Err = &fieldErrors{Field: "token", Message: "Too many attempts. Try again later."}
 		return s.render(c, http.StatusTooManyRequests, "setup", d)
 	}
-	ok, err := s.cmds.InstanceAdminToken(ctx, strings.TrimSpace(c.FormValue("token")))
+	ok, err = s.cmds.InstanceAdminToken(ctx, strings.TrimSpace(c.FormValue("token")))
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -259,6 +274,8 @@ type flagsData struct {
 	Archived         bool
 	Next, Prev       string
 	PageEnvironments []*domain.Environment
+	// Confirm, without script, is the confirmation of a production switch instead of the list.
+	Confirm *toggleConfirmData
 }
 
 type flagRow struct {
@@ -348,6 +365,20 @@ func (s *Server) toggle(c echo.Context) error {
 	project, key, env := c.Param("project"), c.Param("flag"), c.Param("environment")
 	on := c.FormValue("on") == "true"
 	expected := versionField(c)
+	if c.FormValue("confirm") != "yes" {
+		// A production-coloured environment shows the change and asks first (toggle_confirm.go).
+		p, err := s.cmds.Project(ctx, project)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		if e := p.Environments[env]; e != nil && isProduction(e) {
+			cur, err := s.cmds.Flag(ctx, project, key)
+			if err != nil {
+				return s.fail(c, err)
+			}
+			return s.confirmToggle(c, cur, e, on)
+		}
+	}
 	f, err := s.cmds.Toggle(ctx, meta(c), project, key, env, expected, on)
 	if err != nil {
 		if domain.ErrorCode(err) == domain.EConflict {

@@ -25,7 +25,7 @@ type pages struct {
 }
 
 var pageNames = []string{"setup", "login", "error", "projects", "flags", "newflag", "flag", "targeting", "audit", "history", "evaluate", "segments", "webhooks",
-	"changerequests", "changerequest"}
+	"changerequests", "changerequest", "members", "tokens", "accounts", "environments", "environment", "newproject", "segment", "account"}
 
 var funcs = template.FuncMap{
 	"ago":      ago,

@@ -12,8 +12,7 @@ import (
 )
 
 // The segments list: each live segment with its definition and the flags whose targeting uses it
-// (in any environment, directly in an in_segment clause). Editing segments in the console is not
-// built yet; the management API does it.
+// (in any environment, directly in an in_segment clause). The editor is segment_editor.go.
 
 type segmentsData struct {
 	frame

@@ -45,9 +45,10 @@ const (
 // Options configure the console.
 type Options struct {
 	Sessions identity.SessionPolicy
-	// LoginRate and LoginBurst limit sign-in attempts per email and per client address.
-	LoginRate  float64 // attempts per second
-	LoginBurst float64
+	// LoginAttempts at once, then one per LoginInterval, per email and per client address,
+	// counted in PostgreSQL so that every replica shares the budget.
+	LoginAttempts int
+	LoginInterval time.Duration
 	// Now is the clock (tests may fix it); nil is time.Now.
 	Now func() time.Time
 	// SSO signs people in through an identity provider (sso.go); nil: no single sign-on.
@@ -64,8 +65,9 @@ type Options struct {
 }
 
 // DefaultOptions: the default session policy; 5 attempts at once, then one every 12 s, per email
-// and per client address.
-var DefaultOptions = Options{Sessions: identity.DefaultSessionPolicy, LoginRate: 1.0 / 12, LoginBurst: 5}
+// and per client address (VEXIL_SESSION_IDLE_TIMEOUT, VEXIL_SESSION_MAX_AGE, VEXIL_LOGIN_ATTEMPTS
+// and VEXIL_LOGIN_INTERVAL set them in a deployment).
+var DefaultOptions = Options{Sessions: identity.DefaultSessionPolicy, LoginAttempts: 5, LoginInterval: 12 * time.Second}
 
 // Server serves the console's pages.
 type Server struct {
@@ -73,7 +75,7 @@ type Server struct {
 	people *identity.Store
 	log    *slog.Logger
 	opts   Options
-	logins *httpapi.Limiter
+	logins *identity.LoginLimiter
 	pages  *pages
 }
 
@@ -88,15 +90,15 @@ func NewServer(cmds Commands, people *identity.Store, log *slog.Logger, opts Opt
 	if opts.Sessions.Idle <= 0 || opts.Sessions.Absolute <= 0 {
 		opts.Sessions = identity.DefaultSessionPolicy
 	}
-	if opts.LoginRate <= 0 {
-		opts.LoginRate, opts.LoginBurst = DefaultOptions.LoginRate, DefaultOptions.LoginBurst
+	if opts.LoginAttempts <= 0 || opts.LoginInterval <= 0 {
+		opts.LoginAttempts, opts.LoginInterval = DefaultOptions.LoginAttempts, DefaultOptions.LoginInterval
 	}
 	p, err := parsePages()
 	if err != nil {
 		return nil, err
 	}
 	return &Server{cmds: cmds, people: people, log: log, opts: opts,
-		logins: httpapi.NewLimiter(opts.LoginRate, opts.LoginBurst), pages: p}, nil
+		logins: people.NewLoginLimiter(opts.LoginAttempts, opts.LoginInterval), pages: p}, nil
 }
 
 // Register adds the console's routes to e. /api, /sdk, /ofrep and the operational endpoints
@@ -112,6 +114,8 @@ func (s *Server) Register(e *echo.Echo) {
 	e.POST("/logout", s.logout, s.headers, s.session, s.csrf)
 	e.GET("/setup", s.setupPage, s.headers)
 	e.POST("/setup", s.setup, s.headers)
+	e.GET("/account", s.accountPage, s.headers, s.session, s.csrf)
+	e.POST("/account/password", s.changePassword, s.headers, s.session, s.csrf)
 
 	g := e.Group("/projects", s.headers, s.session, s.csrf)
 	g.GET("", s.projectsPage)
@@ -142,6 +146,7 @@ func (s *Server) Register(e *echo.Echo) {
 	g.GET("/:project/change-requests/:id", s.changeRequestPage, s.member(identity.RoleViewer))
 	g.POST("/:project/change-requests/:id/:action", s.changeRequestAction, s.member(identity.RoleEditor))
 	g.POST("/:project/environments/:environment/protection", s.protect, s.member(identity.RoleAdmin))
+	s.registerAdmin(g)
 }
 
 // staticHandler serves embedded assets with a short cache: they change with the binary.

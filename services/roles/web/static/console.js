@@ -105,7 +105,86 @@
     });
   }
 
+  // Copy buttons: data-copy names the element whose value or text is copied. The clipboard API
+  // needs a secure context (https or localhost); elsewhere the text is selected and copied.
+  function copyButtons() {
+    document.body.addEventListener("click", function (e) {
+      var b = e.target.closest && e.target.closest("button[data-copy]");
+      if (!b) return;
+      var el = document.getElementById(b.getAttribute("data-copy"));
+      if (!el) return;
+      var text = el.value !== undefined ? el.value : el.textContent;
+      function done() {
+        var label = b.textContent;
+        b.textContent = "Copied";
+        setTimeout(function () { b.textContent = label; }, 1500);
+      }
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, function () { selectAndCopy(el); done(); });
+      } else {
+        selectAndCopy(el);
+        done();
+      }
+    });
+  }
+
+  function selectAndCopy(el) {
+    if (el.select) {
+      el.select();
+    } else {
+      var range = document.createRange();
+      range.selectNodeContents(el);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+    }
+    try { document.execCommand("copy"); } catch (err) { /* selected: the person copies it */ }
+  }
+
+  // Buttons marked data-confirm ask in a modal dialog (not window.confirm: it blocks the page
+  // and cannot be styled or read by tests); without script they submit at once.
+  function confirmButtons() {
+    var dialog = null;
+    document.body.addEventListener("click", function (e) {
+      var b = e.target.closest && e.target.closest("button[data-confirm]");
+      if (!b || b.dataset.confirmed === "yes") return;
+      e.preventDefault();
+      if (!dialog) {
+        dialog = document.createElement("dialog");
+        dialog.className = "confirm-dialog";
+        dialog.setAttribute("aria-labelledby", "confirm-dialog-msg");
+        dialog.innerHTML = '<p id="confirm-dialog-msg"></p><p><button type="button" class="primary danger" data-dialog-ok>Confirm</button> <button type="button" data-dialog-cancel>Cancel</button></p>';
+        document.body.appendChild(dialog);
+        dialog.querySelector("[data-dialog-cancel]").addEventListener("click", function () { dialog.close(); });
+      }
+      dialog.querySelector("#confirm-dialog-msg").textContent = b.getAttribute("data-confirm");
+      var ok = dialog.querySelector("[data-dialog-ok]");
+      var fresh = ok.cloneNode(true);
+      ok.replaceWith(fresh);
+      fresh.textContent = b.textContent.trim() || "Confirm";
+      fresh.addEventListener("click", function () {
+        dialog.close();
+        b.dataset.confirmed = "yes";
+        b.form.requestSubmit(b);
+      });
+      dialog.showModal();
+    });
+  }
+
+  // Colour swatches of environments (no inline styles under the CSP: set here).
+  function swatches(root) {
+    root.querySelectorAll("[data-color]").forEach(function (el) { el.style.backgroundColor = el.getAttribute("data-color"); });
+  }
+
   onReady(function () {
+    copyButtons();
+    confirmButtons();
+    swatches(document);
+    document.body.addEventListener("htmx:afterSwap", function (e) {
+      var f = e.detail.target && e.detail.target.querySelector ? e.detail.target.querySelector("[data-autofocus]") : null;
+      if (!f) f = document.querySelector(".toggle-confirm [data-autofocus]");
+      if (f) f.focus();
+    });
     autosubmit(document);
     splitSums(document);
     clauseKinds(document);
