@@ -23,7 +23,7 @@ func webhookRoutes() []route {
 		{method: get, path: "/projects/:project/webhooks", scope: admin, tag: "webhooks", summary: "List outgoing webhook subscriptions (never their secrets)",
 			status: 200, response: page[webhooks.Subscription]{}, handler: (*Server).listWebhooks},
 		{method: post, path: "/projects/:project/webhooks", scope: admin, tag: "webhooks",
-			summary: "Subscribe a URL to event kinds of the project (flag.changed, change_request.*, experiment.concluded, autoops.fired, rollout.step_applied); the signing secret is shown only in this answer",
+			summary: "Subscribe a URL to event kinds of the project (flag.changed, change_request.*, experiment.concluded, autoops.fired, rollout.step_applied, rollout.guard_fired, rollout.paused, release.awaiting_approval); the signing secret is shown only in this answer",
 			status:  201, request: webhooks.NewSubscription{}, response: webhooks.SubscriptionWithSecret{}, handler: (*Server).createWebhook},
 		{method: get, path: "/projects/:project/webhooks/:id", scope: admin, tag: "webhooks", summary: "Get a webhook subscription (never its secret)",
 			status: 200, response: webhooks.Subscription{}, handler: (*Server).getWebhook},

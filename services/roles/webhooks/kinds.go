@@ -20,6 +20,12 @@ const (
 	KindExperimentConcluded   = "experiment.concluded"
 	KindAutoOpsFired          = "autoops.fired"
 	KindRolloutStepApplied    = "rollout.step_applied"
+	// The notifications of guarded releases (issue 20): a guard fired (rollback or pause, with
+	// its evidence), a rollout paused (by a person, a guard or a failed step), and a release
+	// waiting for a person to approve its next stage.
+	KindRolloutGuardFired       = "rollout.guard_fired"
+	KindRolloutPaused           = "rollout.paused"
+	KindReleaseAwaitingApproval = "release.awaiting_approval"
 	// KindTest is the kind of a "send test" delivery; no subscription asks for it.
 	KindTest = "test"
 )
@@ -28,20 +34,23 @@ const (
 // one. The change request types are those of protected environments (issue 18, part B); they
 // are listed by name so their events are delivered as soon as the domain records them.
 var kindOfEvent = map[string]string{
-	"FlagCreated":           KindFlagChanged,
-	"FlagUpdated":           KindFlagChanged,
-	"FlagToggled":           KindFlagChanged,
-	"FlagTargetingUpdated":  KindFlagChanged,
-	"FlagVariationsUpdated": KindFlagChanged,
-	"FlagArchived":          KindFlagChanged,
-	"FlagRestored":          KindFlagChanged,
-	"ChangeRequestOpened":   KindChangeRequestOpened,
-	"ChangeRequestApproved": KindChangeRequestApproved,
-	"ChangeRequestRejected": KindChangeRequestRejected,
-	"ChangeRequestApplied":  KindChangeRequestApplied,
-	"ExperimentConcluded":   KindExperimentConcluded,
-	"AutoOpsRuleTriggered":  KindAutoOpsFired,
-	"RolloutStepApplied":    KindRolloutStepApplied,
+	"FlagCreated":              KindFlagChanged,
+	"FlagUpdated":              KindFlagChanged,
+	"FlagToggled":              KindFlagChanged,
+	"FlagTargetingUpdated":     KindFlagChanged,
+	"FlagVariationsUpdated":    KindFlagChanged,
+	"FlagArchived":             KindFlagChanged,
+	"FlagRestored":             KindFlagChanged,
+	"ChangeRequestOpened":      KindChangeRequestOpened,
+	"ChangeRequestApproved":    KindChangeRequestApproved,
+	"ChangeRequestRejected":    KindChangeRequestRejected,
+	"ChangeRequestApplied":     KindChangeRequestApplied,
+	"ExperimentConcluded":      KindExperimentConcluded,
+	"AutoOpsRuleTriggered":     KindAutoOpsFired,
+	"RolloutStepApplied":       KindRolloutStepApplied,
+	"GuardFired":               KindRolloutGuardFired,
+	"RolloutPaused":            KindRolloutPaused,
+	"PipelineAwaitingApproval": KindReleaseAwaitingApproval,
 }
 
 // KindOf is the kind an event type is delivered as, "" for none.

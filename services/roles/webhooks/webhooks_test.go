@@ -305,7 +305,8 @@ func TestExponentialBackoffDoublesWithJitterUpToTheLimit(t *testing.T) {
 
 func TestKindsCoverEveryNamedKind(t *testing.T) {
 	for _, k := range []string{webhooks.KindFlagChanged, webhooks.KindChangeRequestOpened, webhooks.KindChangeRequestApproved,
-		webhooks.KindChangeRequestApplied, webhooks.KindExperimentConcluded, webhooks.KindAutoOpsFired, webhooks.KindRolloutStepApplied} {
+		webhooks.KindChangeRequestApplied, webhooks.KindExperimentConcluded, webhooks.KindAutoOpsFired, webhooks.KindRolloutStepApplied,
+		webhooks.KindRolloutGuardFired, webhooks.KindRolloutPaused, webhooks.KindReleaseAwaitingApproval} {
 		found := false
 		for _, have := range webhooks.Kinds() {
 			found = found || have == k
