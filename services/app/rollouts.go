@@ -161,7 +161,9 @@ func (c *Commands) ResumeRollout(ctx context.Context, m Meta, cmd ResumeRollout)
 	return c.onRollout(ctx, m, cmd.Project, cmd.ID, c.resumeRollout)
 }
 
-func (c *Commands) resumeRollout(r *domain.Rollout) ([]domain.Event, error) { return r.Resume(c.c.now()) }
+func (c *Commands) resumeRollout(r *domain.Rollout) ([]domain.Event, error) {
+	return r.Resume(c.c.now())
+}
 
 // AbortRollout ends a rollout and writes its starting default serve back to the flag: the flag
 // first (command id "<rollout>:abort"), then the rollout's RolloutAborted with the same command
