@@ -348,3 +348,64 @@ func TestProtectedEnvironmentTurnsSchedulesAndRolloutsIntoChangeRequests(t *test
 		t.Fatalf("a schedule in development: %v", err)
 	}
 }
+
+// A request on a rollout that moved meanwhile (the system paused it) refuses to apply with the
+// new diff; an edit of a schedule is a request whose diff is the schedule's change.
+func TestChangeRequestOnAMovedRolloutNeedsARebase(t *testing.T) {
+	t.Parallel()
+	a, _ := newApp(t)
+	ctx := context.Background()
+	createFlag(t, a, "promo")
+	protect(t, a, "production", &domain.Protection{})
+	system := app.Meta{Actor: "system:seed"}
+	on, off := true, false
+	ro, _, err := a.Commands.CreateRollout(ctx, system, app.CreateRollout{Project: project, Flag: "promo", Env: "production",
+		Steps: []domain.RolloutStep{{At: time.Now().Add(time.Hour), Percent: 100}}})
+	if err != nil {
+		t.Fatalf("the system's rollout: %v", err)
+	}
+	_, _, err = a.Commands.AbortRollout(ctx, alice, app.AbortRollout{Project: project, ID: ro.ID, Reason: "wrong variation"})
+	pending, ok := app.AsPending(err)
+	if !ok || !strings.Contains(compact(pending.Request.After), `"status":"aborted"`) {
+		t.Fatalf("abort in production: %v", err)
+	}
+	ref := app.ChangeRequestRef{Project: project, ID: pending.Request.ID}
+	if _, _, err := a.Commands.ApproveChangeRequest(ctx, bob, app.ReviewChangeRequest{ChangeRequestRef: ref, Role: "editor"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Commands.PauseRollout(ctx, app.Meta{Actor: "system:autoops/r1"}, app.PauseRollout{Project: project, ID: ro.ID, Reason: "errors"}); err != nil {
+		t.Fatalf("auto-ops pauses: %v", err)
+	}
+	_, _, err = a.Commands.ApplyChangeRequest(ctx, alice, app.ApplyChangeRequest(ref))
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != domain.EConflict || de.Details["rebase"] != true || !strings.Contains(de.Message, "rollout changed") {
+		t.Fatalf("apply on a moved rollout: %v", err)
+	}
+	if _, _, err := a.Commands.RebaseChangeRequest(ctx, alice, app.RebaseChangeRequest(ref)); err != nil {
+		t.Fatalf("rebase: %v", err)
+	}
+	if _, _, err := a.Commands.ApproveChangeRequest(ctx, carol, app.ReviewChangeRequest{ChangeRequestRef: ref, Role: "editor"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Commands.ApplyChangeRequest(ctx, alice, app.ApplyChangeRequest(ref)); err != nil {
+		t.Fatalf("apply after the rebase: %v", err)
+	}
+	if ro, _, _ := a.Queries.Rollout(ctx, project, ro.ID); ro.Status != domain.RolloutStatusAborted {
+		t.Fatalf("after the approved abort: %s", ro.Status)
+	}
+
+	sc, _, err := a.Commands.ScheduleChange(ctx, system, app.ScheduleChange{Project: project, Flag: "promo", Env: "production",
+		Change: app.ChangeSpec{At: time.Now().Add(time.Hour), Kind: domain.ChangeToggle, On: &on}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = a.Commands.EditSchedule(ctx, alice, app.EditSchedule{Project: project, ID: sc.ID,
+		Change: app.ChangeSpec{At: sc.At, Kind: domain.ChangeToggle, On: &off}})
+	pending, ok = app.AsPending(err)
+	if !ok || pending.Request.Change.Command != "EditSchedule" || compact(pending.Request.Before) != `{"on":true}` {
+		t.Fatalf("edit in production: %v (after %s)", err, pending.Request.After)
+	}
+	if sc, _, _ := a.Queries.ScheduledChange(ctx, project, sc.ID); !sc.On {
+		t.Fatal("the schedule changed before approval")
+	}
+}
