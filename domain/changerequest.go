@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -331,6 +332,12 @@ func (r *ChangeRequest) Applied(version int64) ([]Event, error) {
 }
 
 func (r *ChangeRequest) kind() string {
+	switch {
+	case strings.HasPrefix(r.Target, "schedule/"):
+		return "scheduled change"
+	case strings.HasPrefix(r.Target, "rollout/"):
+		return "rollout"
+	}
 	if r.Segment != "" {
 		return "segment"
 	}

@@ -53,11 +53,18 @@ type proposal struct {
 	// decide previews the command on the current target.
 	decideFlag    func(*domain.Flag, *domain.Catalog) ([]domain.Event, error)
 	decideSegment func(*domain.Segment, *domain.Catalog) ([]domain.Event, error)
+	// stream and previewTarget replace the flag or segment as target for a change to a schedule
+	// or a rollout (of flag, in environment): previewTarget decides it on its aggregate.
+	stream        string
+	previewTarget func(ctx context.Context) (int64, json.RawMessage, json.RawMessage, error)
 	// run runs the command itself and returns the target's version after it.
 	run func(ctx context.Context, m Meta) (int64, error)
 }
 
 func (p proposal) target() string {
+	if p.stream != "" {
+		return p.stream
+	}
 	if p.segment != "" {
 		return domain.SegmentStream(p.project, p.segment)
 	}
@@ -66,7 +73,7 @@ func (p proposal) target() string {
 
 // decodeProposal turns a serialized command into what the gate and the apply need. Every command
 // the gate stops has a case here: it is the list of what a protected environment protects.
-func (c *Commands) decodeProposal(pc domain.ProposedChange) (proposal, error) {
+func (c *Commands) decodeProposal(ctx context.Context, pc domain.ProposedChange) (proposal, error) {
 	bad := func(err error) (proposal, error) {
 		return proposal{}, fmt.Errorf("app: decode proposed %s: %w", pc.Command, err)
 	}
@@ -124,6 +131,9 @@ func (c *Commands) decodeProposal(pc domain.ProposedChange) (proposal, error) {
 				return v, err
 			}}, nil
 	}
+	if p, ok, err := c.decodeDeliveryProposal(ctx, pc); ok {
+		return p, err
+	}
 	return proposal{}, fmt.Errorf("app: %q cannot be proposed in a change request", pc.Command)
 }
 
@@ -131,6 +141,9 @@ func (c *Commands) decodeProposal(pc domain.ProposedChange) (proposal, error) {
 // before and after (empty when it changes nothing). On a decision's error the version is still
 // returned.
 func (c *Commands) preview(ctx context.Context, p proposal) (version int64, before, after json.RawMessage, err error) {
+	if p.previewTarget != nil {
+		return p.previewTarget(ctx)
+	}
 	cat, err := c.q.Catalog(ctx, p.project)
 	if err != nil {
 		return 0, nil, nil, err
@@ -213,7 +226,7 @@ func (c *Commands) gate(ctx context.Context, m Meta, command string, payload any
 		return fmt.Errorf("app: serialize %s for a change request: %w", command, err)
 	}
 	change := domain.ProposedChange{Command: command, Payload: raw}
-	p, err := c.decodeProposal(change)
+	p, err := c.decodeProposal(ctx, change)
 	if err != nil {
 		return err
 	}
@@ -337,7 +350,7 @@ func (c *Commands) RebaseChangeRequest(ctx context.Context, m Meta, cmd RebaseCh
 	if err != nil {
 		return nil, 0, err
 	}
-	p, err := c.decodeProposal(r.Change)
+	p, err := c.decodeProposal(ctx, r.Change)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -362,7 +375,7 @@ func (c *Commands) ApplyChangeRequest(ctx context.Context, m Meta, cmd ApplyChan
 	if err != nil {
 		return nil, 0, err
 	}
-	p, err := c.decodeProposal(r.Change)
+	p, err := c.decodeProposal(ctx, r.Change)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -455,19 +468,4 @@ func (c *Commands) SetEnvironmentProtection(ctx context.Context, m Meta, cmd Set
 		return nil, err
 	}
 	return p.Environments[cmd.Environment], nil
-}
-
-// refuseInProtected refuses a person's new schedule or rollout in a protected environment: the
-// scheduler would later carry it out as a system actor, past approval. Such changes go through a
-// change request with apply_at (approved, then applied by the scheduler when due) instead.
-func (c *Commands) refuseInProtected(ctx context.Context, m Meta, project, env, what string) error {
-	if bypassesApproval(m) {
-		return nil
-	}
-	p, _, err := load[domain.Project](ctx, c.c, domain.ProjectStream(project))
-	if err != nil || p == nil || p.Protected(env) == nil {
-		return err // an unknown project or environment: the command says so itself
-	}
-	return &domain.Error{Code: domain.EForbidden, Field: "environment",
-		Message: fmt.Sprintf("environment %s is protected: %s there would bypass approval; propose the change (a toggle or targeting) and give its change request an apply_at instead", env, what)}
 }

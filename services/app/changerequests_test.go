@@ -247,26 +247,165 @@ func TestScheduledChangeRequestAppliesWhenDue(t *testing.T) {
 }
 
 // Schedules and rollouts would be carried out by the scheduler past approval: in a protected
-// environment people are refused them (a change request with apply_at does it instead).
-func TestProtectedEnvironmentRefusesPeoplesSchedulesAndRollouts(t *testing.T) {
+// environment a person's schedule, its cancellation, a rollout and its pause become change
+// requests like a toggle; another person approves and they apply through the same commands.
+func TestProtectedEnvironmentTurnsSchedulesAndRolloutsIntoChangeRequests(t *testing.T) {
 	t.Parallel()
 	a, _ := newApp(t)
 	ctx := context.Background()
 	createFlag(t, a, "promo")
 	protect(t, a, "production", &domain.Protection{})
 	on := true
+
+	// approveAndApply: the author cannot approve; bob approves; the author applies.
+	approveAndApply := func(t *testing.T, err error, command string) *domain.ChangeRequest {
+		t.Helper()
+		pending, ok := app.AsPending(err)
+		if !ok {
+			t.Fatalf("%s in production: %v, want a change request", command, err)
+		}
+		r := pending.Request
+		if r.Change.Command != command || r.Flag != "promo" || r.Environment != "production" || r.Author != "user:alice" || len(r.After) == 0 {
+			t.Fatalf("%s request: %+v", command, r)
+		}
+		ref := app.ChangeRequestRef{Project: project, ID: r.ID}
+		if _, _, err := a.Commands.ApproveChangeRequest(ctx, alice, app.ReviewChangeRequest{ChangeRequestRef: ref, Role: "editor"}); domain.ErrorCode(err) != domain.EForbidden {
+			t.Fatalf("the author approves %s: %v", command, err)
+		}
+		if _, _, err := a.Commands.ApproveChangeRequest(ctx, bob, app.ReviewChangeRequest{ChangeRequestRef: ref, Role: "editor"}); err != nil {
+			t.Fatalf("approve %s: %v", command, err)
+		}
+		r, _, err = a.Commands.ApplyChangeRequest(ctx, alice, app.ApplyChangeRequest(ref))
+		if err != nil || r.Status != domain.RequestApplied {
+			t.Fatalf("apply %s: %+v, %v", command, r, err)
+		}
+		return r
+	}
+
+	// A schedule: nothing is scheduled before approval; after it, the schedule the request named.
 	_, _, err := a.Commands.ScheduleChange(ctx, alice, app.ScheduleChange{Project: project, Flag: "promo", Env: "production",
 		Change: app.ChangeSpec{At: time.Now().Add(time.Hour), Kind: domain.ChangeToggle, On: &on}})
-	if domain.ErrorCode(err) != domain.EForbidden {
-		t.Fatalf("a schedule in production: %v", err)
+	pending, _ := app.AsPending(err)
+	var scheduleID string
+	if pending != nil {
+		var payload app.ScheduleChange
+		if err := json.Unmarshal(pending.Request.Change.Payload, &payload); err != nil || payload.ID == "" {
+			t.Fatalf("the request's schedule: %s, %v", pending.Request.Change.Payload, err)
+		}
+		scheduleID = payload.ID
+		if _, _, err := a.Queries.ScheduledChange(ctx, project, scheduleID); domain.ErrorCode(err) != domain.ENotFound {
+			t.Fatalf("the schedule exists before approval: %v", err)
+		}
+		if !strings.Contains(compact(pending.Request.After), `"status":"pending"`) {
+			t.Fatalf("the schedule's diff: %s", pending.Request.After)
+		}
 	}
+	approveAndApply(t, err, "ScheduleChange")
+	sc, _, err := a.Queries.ScheduledChange(ctx, project, scheduleID)
+	if err != nil || sc.Status != domain.ScheduleStatusPending || sc.Environment != "production" || !sc.On {
+		t.Fatalf("the approved schedule: %+v, %v", sc, err)
+	}
+	// Cancelling it is a change request too.
+	_, _, err = a.Commands.CancelSchedule(ctx, alice, app.CancelSchedule{Project: project, ID: scheduleID})
+	if sc, _, _ := a.Queries.ScheduledChange(ctx, project, scheduleID); sc.Status != domain.ScheduleStatusPending {
+		t.Fatalf("cancelled before approval: %s", sc.Status)
+	}
+	approveAndApply(t, err, "CancelSchedule")
+	if sc, _, _ := a.Queries.ScheduledChange(ctx, project, scheduleID); sc.Status != domain.ScheduleStatusCancelled {
+		t.Fatalf("after the approved cancellation: %s", sc.Status)
+	}
+
+	// A rollout, then its pause.
 	_, _, err = a.Commands.CreateRollout(ctx, alice, app.CreateRollout{Project: project, Flag: "promo", Env: "production",
-		Steps: []domain.RolloutStep{{At: time.Now().Add(time.Hour), Percent: 100}}})
-	if domain.ErrorCode(err) != domain.EForbidden {
-		t.Fatalf("a rollout in production: %v", err)
+		Steps: []domain.RolloutStep{{At: time.Now().Add(time.Hour), Percent: 50}, {At: time.Now().Add(2 * time.Hour), Percent: 100}}})
+	created := approveAndApply(t, err, "CreateRollout")
+	var payload app.CreateRollout
+	if err := json.Unmarshal(created.Change.Payload, &payload); err != nil {
+		t.Fatal(err)
+	}
+	ro, rv, err := a.Queries.Rollout(ctx, project, payload.ID)
+	if err != nil || ro.Status != domain.RolloutStatusScheduled {
+		t.Fatalf("the approved rollout: %+v, %v", ro, err)
+	}
+	_, _, err = a.Commands.PauseRollout(ctx, alice, app.PauseRollout{Project: project, ID: ro.ID, Reason: "checkout errors"})
+	if ro, v, _ := a.Queries.Rollout(ctx, project, payload.ID); v != rv || ro.Status == domain.RolloutStatusPaused {
+		t.Fatalf("paused before approval: v%d %s", v, ro.Status)
+	}
+	paused := approveAndApply(t, err, "PauseRollout")
+	if paused.BaseVersion != rv || !strings.Contains(compact(paused.After), `"status":"paused"`) {
+		t.Fatalf("the pause's request: base %d (rollout v%d), after %s", paused.BaseVersion, rv, paused.After)
+	}
+	if ro, _, _ := a.Queries.Rollout(ctx, project, payload.ID); ro.Status != domain.RolloutStatusPaused {
+		t.Fatalf("after the approved pause: %s", ro.Status)
+	}
+
+	// The system's actors (auto-ops, the scheduler) and other environments act at once.
+	if _, _, err := a.Commands.ResumeRollout(ctx, app.Meta{Actor: "system:autoops/r1"}, app.ResumeRollout{Project: project, ID: ro.ID}); err != nil {
+		t.Fatalf("the system resumes: %v", err)
 	}
 	if _, _, err := a.Commands.ScheduleChange(ctx, alice, app.ScheduleChange{Project: project, Flag: "promo", Env: "development",
 		Change: app.ChangeSpec{At: time.Now().Add(time.Hour), Kind: domain.ChangeToggle, On: &on}}); err != nil {
 		t.Fatalf("a schedule in development: %v", err)
+	}
+}
+
+// A request on a rollout that moved meanwhile (the system paused it) refuses to apply with the
+// new diff; an edit of a schedule is a request whose diff is the schedule's change.
+func TestChangeRequestOnAMovedRolloutNeedsARebase(t *testing.T) {
+	t.Parallel()
+	a, _ := newApp(t)
+	ctx := context.Background()
+	createFlag(t, a, "promo")
+	protect(t, a, "production", &domain.Protection{})
+	system := app.Meta{Actor: "system:seed"}
+	on, off := true, false
+	ro, _, err := a.Commands.CreateRollout(ctx, system, app.CreateRollout{Project: project, Flag: "promo", Env: "production",
+		Steps: []domain.RolloutStep{{At: time.Now().Add(time.Hour), Percent: 100}}})
+	if err != nil {
+		t.Fatalf("the system's rollout: %v", err)
+	}
+	_, _, err = a.Commands.AbortRollout(ctx, alice, app.AbortRollout{Project: project, ID: ro.ID, Reason: "wrong variation"})
+	pending, ok := app.AsPending(err)
+	if !ok || !strings.Contains(compact(pending.Request.After), `"status":"aborted"`) {
+		t.Fatalf("abort in production: %v", err)
+	}
+	ref := app.ChangeRequestRef{Project: project, ID: pending.Request.ID}
+	if _, _, err := a.Commands.ApproveChangeRequest(ctx, bob, app.ReviewChangeRequest{ChangeRequestRef: ref, Role: "editor"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Commands.PauseRollout(ctx, app.Meta{Actor: "system:autoops/r1"}, app.PauseRollout{Project: project, ID: ro.ID, Reason: "errors"}); err != nil {
+		t.Fatalf("auto-ops pauses: %v", err)
+	}
+	_, _, err = a.Commands.ApplyChangeRequest(ctx, alice, app.ApplyChangeRequest(ref))
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != domain.EConflict || de.Details["rebase"] != true || !strings.Contains(de.Message, "rollout changed") {
+		t.Fatalf("apply on a moved rollout: %v", err)
+	}
+	if _, _, err := a.Commands.RebaseChangeRequest(ctx, alice, app.RebaseChangeRequest(ref)); err != nil {
+		t.Fatalf("rebase: %v", err)
+	}
+	if _, _, err := a.Commands.ApproveChangeRequest(ctx, carol, app.ReviewChangeRequest{ChangeRequestRef: ref, Role: "editor"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Commands.ApplyChangeRequest(ctx, alice, app.ApplyChangeRequest(ref)); err != nil {
+		t.Fatalf("apply after the rebase: %v", err)
+	}
+	if ro, _, _ := a.Queries.Rollout(ctx, project, ro.ID); ro.Status != domain.RolloutStatusAborted {
+		t.Fatalf("after the approved abort: %s", ro.Status)
+	}
+
+	sc, _, err := a.Commands.ScheduleChange(ctx, system, app.ScheduleChange{Project: project, Flag: "promo", Env: "production",
+		Change: app.ChangeSpec{At: time.Now().Add(time.Hour), Kind: domain.ChangeToggle, On: &on}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = a.Commands.EditSchedule(ctx, alice, app.EditSchedule{Project: project, ID: sc.ID,
+		Change: app.ChangeSpec{At: sc.At, Kind: domain.ChangeToggle, On: &off}})
+	pending, ok = app.AsPending(err)
+	if !ok || pending.Request.Change.Command != "EditSchedule" || compact(pending.Request.Before) != `{"on":true}` {
+		t.Fatalf("edit in production: %v (after %s)", err, pending.Request.After)
+	}
+	if sc, _, _ := a.Queries.ScheduledChange(ctx, project, sc.ID); !sc.On {
+		t.Fatal("the schedule changed before approval")
 	}
 }

@@ -54,20 +54,39 @@ type CreateRollout struct {
 	Now time.Time
 }
 
-// CreateRollout runs CreateRollout.
+// CreateRollout runs CreateRollout. In a protected environment a person's rollout becomes a
+// change request (the scheduler would otherwise carry out its steps past approval).
 func (c *Commands) CreateRollout(ctx context.Context, m Meta, cmd CreateRollout) (*domain.Rollout, int64, error) {
-	if err := c.refuseInProtected(ctx, m, cmd.Project, cmd.Env, "rollouts"); err != nil {
+	id, err := newDeliveryID(cmd.ID)
+	if err != nil {
 		return nil, 0, err
 	}
+	cmd.ID = id // fixed before the gate: the change request names the rollout it creates
+	if err := c.gate(ctx, m, "CreateRollout", cmd); err != nil {
+		return nil, 0, err
+	}
+	decide, err := c.createRolloutDecision(ctx, cmd)
+	if err != nil {
+		return nil, 0, err
+	}
+	m.Expected = Version(0)
+	r, v, err := execute(ctx, c.c, domain.RolloutStream(cmd.Project, id), m, func(*domain.Rollout) ([]domain.Event, error) {
+		return decide()
+	})
+	return r, v, idTaken(err, "rollout", id)
+}
+
+// createRolloutDecision validates cmd (its ID set) and returns the decision that creates it.
+func (c *Commands) createRolloutDecision(ctx context.Context, cmd CreateRollout) (func() ([]domain.Event, error), error) {
 	now := c.at(cmd.Now)
 	steps := cmd.Steps
 	switch {
 	case cmd.Template != nil && len(cmd.Steps) > 0:
-		return nil, 0, domain.Invalid("template", "give either steps or a template, not both")
+		return nil, domain.Invalid("template", "give either steps or a template, not both")
 	case cmd.Template != nil:
 		every, err := ParseEvery(cmd.Template.Every)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		start := now
 		if cmd.Template.Start != nil {
@@ -78,22 +97,18 @@ func (c *Commands) CreateRollout(ctx context.Context, m Meta, cmd CreateRollout)
 			percents = domain.StandardRolloutPercents()
 		}
 		if len(percents) > domain.MaxRolloutSteps {
-			return nil, 0, domain.Invalid("template.percents", "at most %d steps, got %d", domain.MaxRolloutSteps, len(percents))
+			return nil, domain.Invalid("template.percents", "at most %d steps, got %d", domain.MaxRolloutSteps, len(percents))
 		}
 		steps = domain.RolloutTemplate(start, every, percents...)
-	}
-	id, err := newDeliveryID(cmd.ID)
-	if err != nil {
-		return nil, 0, err
 	}
 	// One load answers the flag catalog, the flag's active rollouts and its running experiments.
 	ec, err := c.q.ExperimentCatalog(ctx, cmd.Project)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	current, err := c.q.optionalFlag(ctx, cmd.Project, cmd.Flag)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	var active, experiments []string
 	if domain.ValidKey(cmd.Flag) {
@@ -102,15 +117,13 @@ func (c *Commands) CreateRollout(ctx context.Context, m Meta, cmd CreateRollout)
 	}
 	guards, onFailure, err := domain.ValidateRolloutGuards(cmd.Guards, cmd.OnGuardFailure, ec)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	m.Expected = Version(0)
-	r, v, err := execute(ctx, c.c, domain.RolloutStream(cmd.Project, id), m, func(*domain.Rollout) ([]domain.Event, error) {
-		return domain.CreateRollout(domain.NewRollout{Project: cmd.Project, ID: id, Flag: cmd.Flag, Environment: cmd.Env,
+	return func() ([]domain.Event, error) {
+		return domain.CreateRollout(domain.NewRollout{Project: cmd.Project, ID: cmd.ID, Flag: cmd.Flag, Environment: cmd.Env,
 			Variation: cmd.Variation, Other: cmd.Other, BucketBy: cmd.BucketBy, Steps: steps, Guards: guards, OnGuardFailure: onFailure},
 			current, ec.Catalog, active, experiments, now)
-	})
-	return r, v, idTaken(err, "rollout", id)
+	}, nil
 }
 
 func (c *Commands) onRollout(ctx context.Context, m Meta, project, id string, decide func(*domain.Rollout) ([]domain.Event, error)) (*domain.Rollout, int64, error) {
@@ -124,21 +137,32 @@ type PauseRollout struct {
 	Now                 time.Time // zero: the application's clock
 }
 
-// PauseRollout runs PauseRollout.
+// PauseRollout runs PauseRollout (a person's pause is a change request in a protected
+// environment; auto-ops and the scheduler pause at once).
 func (c *Commands) PauseRollout(ctx context.Context, m Meta, cmd PauseRollout) (*domain.Rollout, int64, error) {
-	return c.onRollout(ctx, m, cmd.Project, cmd.ID, func(r *domain.Rollout) ([]domain.Event, error) {
-		return r.Pause(cmd.Reason, c.at(cmd.Now))
-	})
+	if err := c.gate(ctx, m, "PauseRollout", cmd); err != nil {
+		return nil, 0, err
+	}
+	return c.onRollout(ctx, m, cmd.Project, cmd.ID, c.pauseRollout(cmd))
+}
+
+func (c *Commands) pauseRollout(cmd PauseRollout) func(*domain.Rollout) ([]domain.Event, error) {
+	return func(r *domain.Rollout) ([]domain.Event, error) { return r.Pause(cmd.Reason, c.at(cmd.Now)) }
 }
 
 // ResumeRollout resumes a paused rollout.
 type ResumeRollout struct{ Project, ID string }
 
-// ResumeRollout runs ResumeRollout.
+// ResumeRollout runs ResumeRollout (a change request in a protected environment).
 func (c *Commands) ResumeRollout(ctx context.Context, m Meta, cmd ResumeRollout) (*domain.Rollout, int64, error) {
-	return c.onRollout(ctx, m, cmd.Project, cmd.ID, func(r *domain.Rollout) ([]domain.Event, error) {
-		return r.Resume(c.c.now())
-	})
+	if err := c.gate(ctx, m, "ResumeRollout", cmd); err != nil {
+		return nil, 0, err
+	}
+	return c.onRollout(ctx, m, cmd.Project, cmd.ID, c.resumeRollout)
+}
+
+func (c *Commands) resumeRollout(r *domain.Rollout) ([]domain.Event, error) {
+	return r.Resume(c.c.now())
 }
 
 // AbortRollout ends a rollout and writes its starting default serve back to the flag: the flag
@@ -147,8 +171,11 @@ func (c *Commands) ResumeRollout(ctx context.Context, m Meta, cmd ResumeRollout)
 // rollout's version.
 type AbortRollout struct{ Project, ID, Reason string }
 
-// AbortRollout runs AbortRollout.
+// AbortRollout runs AbortRollout (a change request in a protected environment).
 func (c *Commands) AbortRollout(ctx context.Context, m Meta, cmd AbortRollout) (*domain.Rollout, int64, error) {
+	if err := c.gate(ctx, m, "AbortRollout", cmd); err != nil {
+		return nil, 0, err
+	}
 	r, version, err := c.q.Rollout(ctx, cmd.Project, cmd.ID)
 	if err != nil {
 		return nil, 0, err

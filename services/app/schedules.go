@@ -49,33 +49,46 @@ type ScheduleChange struct {
 	Now     time.Time // when it is scheduled (zero: the application's clock); At must be after it
 }
 
-// ScheduleChange runs ScheduleChange.
+// ScheduleChange runs ScheduleChange. In a protected environment a person's schedule becomes a
+// change request (the scheduler would otherwise carry it out past approval).
 func (c *Commands) ScheduleChange(ctx context.Context, m Meta, cmd ScheduleChange) (*domain.ScheduledChange, int64, error) {
-	if err := c.refuseInProtected(ctx, m, cmd.Project, cmd.Env, "scheduled changes"); err != nil {
-		return nil, 0, err
-	}
-	spec, err := cmd.Change.domain()
-	if err != nil {
-		return nil, 0, err
-	}
 	id, err := newDeliveryID(cmd.ID)
 	if err != nil {
 		return nil, 0, err
 	}
-	cat, err := c.q.Catalog(ctx, cmd.Project)
-	if err != nil {
+	cmd.ID = id // fixed before the gate: the change request names the schedule it creates
+	if err := c.gate(ctx, m, "ScheduleChange", cmd); err != nil {
 		return nil, 0, err
 	}
-	current, err := c.q.optionalFlag(ctx, cmd.Project, cmd.Flag)
+	decide, err := c.scheduleChangeDecision(ctx, cmd)
 	if err != nil {
 		return nil, 0, err
 	}
 	m.Expected = Version(0)
 	sc, v, err := execute(ctx, c.c, domain.ScheduleStream(cmd.Project, id), m, func(*domain.ScheduledChange) ([]domain.Event, error) {
-		return domain.ScheduleChange(domain.NewScheduledChange{Project: cmd.Project, ID: id, Flag: cmd.Flag,
-			Environment: cmd.Env, ChangeSpec: spec}, current, cat, c.at(cmd.Now))
+		return decide()
 	})
 	return sc, v, idTaken(err, "scheduled change", id)
+}
+
+// scheduleChangeDecision validates cmd (its ID set) and returns the decision that creates it.
+func (c *Commands) scheduleChangeDecision(ctx context.Context, cmd ScheduleChange) (func() ([]domain.Event, error), error) {
+	spec, err := cmd.Change.domain()
+	if err != nil {
+		return nil, err
+	}
+	cat, err := c.q.Catalog(ctx, cmd.Project)
+	if err != nil {
+		return nil, err
+	}
+	current, err := c.q.optionalFlag(ctx, cmd.Project, cmd.Flag)
+	if err != nil {
+		return nil, err
+	}
+	return func() ([]domain.Event, error) {
+		return domain.ScheduleChange(domain.NewScheduledChange{Project: cmd.Project, ID: cmd.ID, Flag: cmd.Flag,
+			Environment: cmd.Env, ChangeSpec: spec}, current, cat, c.at(cmd.Now))
+	}, nil
 }
 
 func (c *Commands) onSchedule(ctx context.Context, m Meta, project, id string, decide func(*domain.ScheduledChange) ([]domain.Event, error)) (*domain.ScheduledChange, int64, error) {
@@ -88,34 +101,48 @@ type EditSchedule struct {
 	Change      ChangeSpec
 }
 
-// EditSchedule runs EditSchedule.
+// EditSchedule runs EditSchedule (a change request in a protected environment).
 func (c *Commands) EditSchedule(ctx context.Context, m Meta, cmd EditSchedule) (*domain.ScheduledChange, int64, error) {
-	spec, err := cmd.Change.domain()
+	if err := c.gate(ctx, m, "EditSchedule", cmd); err != nil {
+		return nil, 0, err
+	}
+	decide, err := c.editScheduleDecision(ctx, cmd)
 	if err != nil {
 		return nil, 0, err
+	}
+	return c.onSchedule(ctx, m, cmd.Project, cmd.ID, decide)
+}
+
+func (c *Commands) editScheduleDecision(ctx context.Context, cmd EditSchedule) (func(*domain.ScheduledChange) ([]domain.Event, error), error) {
+	spec, err := cmd.Change.domain()
+	if err != nil {
+		return nil, err
 	}
 	cat, err := c.q.Catalog(ctx, cmd.Project)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	return c.onSchedule(ctx, m, cmd.Project, cmd.ID, func(sc *domain.ScheduledChange) ([]domain.Event, error) {
+	return func(sc *domain.ScheduledChange) ([]domain.Event, error) {
 		f, _, err := load[domain.Flag](ctx, c.c, domain.FlagStream(cmd.Project, sc.Flag))
 		if err != nil {
 			return nil, err
 		}
 		return sc.Edit(spec, f, cat, c.c.now())
-	})
+	}, nil
 }
 
 // CancelSchedule cancels a pending scheduled change.
 type CancelSchedule struct{ Project, ID string }
 
-// CancelSchedule runs CancelSchedule.
+// CancelSchedule runs CancelSchedule (a change request in a protected environment).
 func (c *Commands) CancelSchedule(ctx context.Context, m Meta, cmd CancelSchedule) (*domain.ScheduledChange, int64, error) {
-	return c.onSchedule(ctx, m, cmd.Project, cmd.ID, func(sc *domain.ScheduledChange) ([]domain.Event, error) {
-		return sc.Cancel()
-	})
+	if err := c.gate(ctx, m, "CancelSchedule", cmd); err != nil {
+		return nil, 0, err
+	}
+	return c.onSchedule(ctx, m, cmd.Project, cmd.ID, cancelSchedule)
 }
+
+func cancelSchedule(sc *domain.ScheduledChange) ([]domain.Event, error) { return sc.Cancel() }
 
 // Outcome is what a delivery aggregate decided when it changed its flag: the events to record on
 // the aggregate itself (appended by a second command, see the delivery scheduler), and the

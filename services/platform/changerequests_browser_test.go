@@ -54,6 +54,16 @@ func TestChangeRequestsInBrowser(t *testing.T) {
 	if v.flagOn(t, "shop", "checkout", "production") {
 		t.Fatal("the flag changed without approval")
 	}
+	// A schedule in production is a change request too (the scheduler would apply it unreviewed).
+	r = v.do("POST", "/api/v1/projects/shop/schedules", map[string]any{"flag": "checkout", "environment": "production",
+		"at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "kind": "toggle", "on": true})
+	if r.Status != 202 || !strings.HasPrefix(r.Header.Get("Location"), "/api/v1/projects/shop/change-requests/") {
+		t.Fatalf("a schedule in a protected environment: %d %s", r.Status, r.Body)
+	}
+	if cr := r.JSON(t)["change_request"].(map[string]any); cr["change"].(map[string]any)["command"] != "ScheduleChange" {
+		t.Fatalf("the schedule's request: %v", cr)
+	}
+	v.must(200, "POST", r.Header.Get("Location")+"/cancel", nil)
 
 	b := startBrowser(t, chromium)
 	ada := &tab{t: t, ctx: b.ctx, base: v.base, b: b}

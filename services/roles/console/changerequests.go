@@ -232,4 +232,11 @@ var gatedRoutes = map[string]bool{
 	put + " /projects/:project/flags/:flag/environments/:environment":         true,
 	post + " /projects/:project/flags/:flag/environments/:environment/toggle": true,
 	put + " /projects/:project/segments/:segment":                             true,
+	post + " /projects/:project/schedules":                                    true,
+	put + " /projects/:project/schedules/:id":                                 true,
+	post + " /projects/:project/schedules/:id/cancel":                         true,
+	post + " /projects/:project/rollouts":                                     true,
+	post + " /projects/:project/rollouts/:id/pause":                           true,
+	post + " /projects/:project/rollouts/:id/resume":                          true,
+	post + " /projects/:project/rollouts/:id/abort":                           true,
 }
