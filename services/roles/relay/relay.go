@@ -154,7 +154,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		stopListening()
 		<-listening
 	}()
-	wake := &wakeOnAppend{inner: wsql.NewDefaultBackoffManager(r.cfg.PollInterval, time.Second), appended: appended, poll: r.cfg.PollInterval}
+	wake := &wakeOnAppend{inner: wsql.NewDefaultBackoffManager(r.cfg.PollInterval, time.Second), appended: appended, poll: r.cfg.PollInterval,
+		done: ctx.Done()}
 	sub, err := wsql.NewSubscriber(armingBeginner{Beginner: wsql.BeginnerFromPgx(r.cfg.Pool), wake: wake}, wsql.SubscriberConfig{
 		ConsumerGroup:  r.cfg.ConsumerGroup,
 		AckDeadline:    &r.cfg.AckDeadline,
@@ -196,6 +197,10 @@ type wakeOnAppend struct {
 	inner    wsql.BackoffManager
 	appended *postgres.Signal
 	poll     time.Duration
+	// done is the relay's shutdown: the wait ends with it, and answers a whole poll interval so
+	// the subscriber's own loop sees the shutdown before it begins another query (which would
+	// fail, and log an error, on the canceled context).
+	done <-chan struct{}
 
 	mu    sync.Mutex
 	armed <-chan struct{}
@@ -213,6 +218,16 @@ func (w *wakeOnAppend) HandleError(logger watermill.LoggerAdapter, noMsg bool, e
 	if err != nil {
 		return w.inner.HandleError(logger, noMsg, err)
 	}
+	d := w.next(noMsg)
+	select {
+	case <-w.done: // never a zero wait at shutdown: the loop must see it before querying again
+		return max(d, w.poll)
+	default:
+		return d
+	}
+}
+
+func (w *wakeOnAppend) next(noMsg bool) time.Duration {
 	w.mu.Lock()
 	woken, retry := w.armed, w.retry
 	if !noMsg {
@@ -235,6 +250,8 @@ func (w *wakeOnAppend) HandleError(logger watermill.LoggerAdapter, noMsg bool, e
 	t := time.NewTimer(w.poll)
 	defer t.Stop()
 	select {
+	case <-w.done:
+		return w.poll
 	case <-woken:
 		w.mu.Lock()
 		w.retry = time.Millisecond
