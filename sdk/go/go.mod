@@ -9,7 +9,7 @@ require (
 )
 
 require (
-	github.com/go-logr/logr v1.4.3 // indirect
+	github.com/go-logr/logr v1.4.4 // indirect
 	go.uber.org/mock v0.5.2 // indirect
 )
 

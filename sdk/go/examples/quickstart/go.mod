@@ -8,7 +8,7 @@ require (
 )
 
 require (
-	github.com/go-logr/logr v1.4.3 // indirect
+	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/vexil-flags/vexil v0.0.0-00010101000000-000000000000 // indirect
 	go.uber.org/mock v0.5.2 // indirect
 )
