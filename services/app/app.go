@@ -39,6 +39,10 @@ type Config struct {
 	ConsistencyWait time.Duration
 	// Clock is now for commands that stamp or compare times (time.Now when nil).
 	Clock func() time.Time
+	// Checkpoints, when set, is fired by the process's listener of the projector's checkpoint
+	// notifications (postgres.NotifyCheckpoint): a write's wait ends when the projector commits
+	// instead of at its next poll of the checkpoints.
+	Checkpoints *postgres.Signal
 	// AwaitReadModels waits until the named read models reached a stream's version or ctx ends
 	// (projector.WaitFor on Pool when nil). A command calls it once per stream it appended to,
 	// all under one ConsistencyWait deadline; tests count the waits with it.
@@ -55,8 +59,9 @@ func New(cfg Config) (*Application, error) {
 	}
 	c := &core{store: cfg.Store, pool: cfg.Pool, log: cfg.Log, wait: cfg.ConsistencyWait, now: cfg.Clock, await: cfg.AwaitReadModels}
 	if c.await == nil {
+		checkpoints := cfg.Checkpoints
 		c.await = func(ctx context.Context, streamID string, version int64, projections []string) error {
-			return projector.WaitFor(ctx, cfg.Pool, streamID, version, projections)
+			return projector.WaitForSignal(ctx, cfg.Pool, checkpoints, streamID, version, projections)
 		}
 	}
 	q := &Queries{c: c}

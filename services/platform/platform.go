@@ -62,6 +62,8 @@ type Platform struct {
 	App    *app.Application
 	// Addr is the address the HTTP server listens on (useful when configured with port 0).
 	Addr string
+	// checkpoints is fired by the checkpoint listener Start runs; the application layer waits on it.
+	checkpoints *postgres.Signal
 	// Analyzer runs experiment analyses (on a schedule in the experiment role, on demand in the
 	// console role).
 	Analyzer *analysis.Analyzer
@@ -113,13 +115,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Platform,
 		rdb.Close()
 		return nil, err
 	}
-	a, err := app.New(app.Config{Store: store, Pool: pool, Log: log, ConsistencyWait: cfg.ConsistencyWait})
+	checkpoints := postgres.NewSignal()
+	a, err := app.New(app.Config{Store: store, Pool: pool, Log: log, ConsistencyWait: cfg.ConsistencyWait, Checkpoints: checkpoints})
 	if err != nil {
 		pool.Close()
 		rdb.Close()
 		return nil, err
 	}
-	return &Platform{Config: cfg, Log: log, Pool: pool, Redis: rdb, Store: store, App: a,
+	return &Platform{Config: cfg, Log: log, Pool: pool, Redis: rdb, Store: store, App: a, checkpoints: checkpoints,
 		Analyzer: analysis.NewAnalyzer(pool, a.Queries, log), errs: make(chan error, 8)}, nil
 }
 
@@ -145,6 +148,11 @@ func (p *Platform) Start(ctx context.Context) error {
 	bus := redisstream.Config{URL: cfg.RedisURL, Prefix: cfg.StreamPrefix, Logger: p.Log}
 	telemetryMetrics := ingest.NewMetrics(reg)
 
+	// The projector's checkpoint notifications end the writes' read-your-writes waits (app.Config).
+	p.run("checkpoint listener", func() error {
+		postgres.Listen(runCtx, p.Pool, postgres.NotifyCheckpoint, p.checkpoints, p.Log)
+		return nil
+	})
 	if cfg.Has(config.RoleRelay) {
 		pub, err := redisstream.NewPublisher(bus)
 		if err != nil {

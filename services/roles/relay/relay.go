@@ -22,6 +22,7 @@ package relay
 
 import (
 	"context"
+	stdsql "database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -140,10 +141,26 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.log.Warn("close publisher", "err", err)
 		}
 	}()
-	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(r.cfg.Pool), wsql.SubscriberConfig{
+	// Appends NOTIFY postgres.NotifyOutbox at commit: the relay forwards at once instead of at
+	// its next poll (on average half of PollInterval later), and polls only as the fallback.
+	appended := postgres.NewSignal()
+	listenCtx, stopListening := context.WithCancel(ctx)
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		postgres.Listen(listenCtx, r.cfg.Pool, postgres.NotifyOutbox, appended, r.log)
+	}()
+	defer func() {
+		stopListening()
+		<-listening
+	}()
+	wake := &wakeOnAppend{inner: wsql.NewDefaultBackoffManager(r.cfg.PollInterval, time.Second), appended: appended, poll: r.cfg.PollInterval,
+		done: ctx.Done()}
+	sub, err := wsql.NewSubscriber(armingBeginner{Beginner: wsql.BeginnerFromPgx(r.cfg.Pool), wake: wake}, wsql.SubscriberConfig{
 		ConsumerGroup:  r.cfg.ConsumerGroup,
 		AckDeadline:    &r.cfg.AckDeadline,
 		PollInterval:   r.cfg.PollInterval,
+		BackoffManager: wake,
 		ResendInterval: r.cfg.InitialBackoff,
 		RetryInterval:  time.Second,
 		SchemaAdapter:  wsql.DefaultPostgreSQLSchema{SubscribeBatchSize: r.cfg.BatchSize},
@@ -169,6 +186,102 @@ func (r *Relay) Run(ctx context.Context) error {
 	resubscribe.Loop(ctx, r.log, "outbox subscription ended; resubscribing", "relay stopped",
 		func(ctx context.Context) error { return r.consume(ctx, sub) })
 	return nil
+}
+
+// wakeOnAppend is the outbox subscriber's backoff: after a query that found the outbox empty it
+// waits for an append's notification or PollInterval, whichever comes first, then queries again.
+// Errors and a busy outbox keep watermill-sql's default behaviour. The notification channel is
+// taken when the query's transaction begins (armingBeginner), so an append that commits while
+// the query runs wakes the wait that follows it.
+type wakeOnAppend struct {
+	inner    wsql.BackoffManager
+	appended *postgres.Signal
+	poll     time.Duration
+	// done is the relay's shutdown: the wait ends with it, and answers a whole poll interval so
+	// the subscriber's own loop sees the shutdown before it begins another query (which would
+	// fail, and log an error, on the canceled context).
+	done <-chan struct{}
+
+	mu    sync.Mutex
+	armed <-chan struct{}
+	retry time.Duration // after a wake that found nothing yet: the next short wait (doubling)
+}
+
+func (w *wakeOnAppend) arm() {
+	ch := w.appended.C("")
+	w.mu.Lock()
+	w.armed = ch
+	w.mu.Unlock()
+}
+
+func (w *wakeOnAppend) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	if err != nil {
+		return w.inner.HandleError(logger, noMsg, err)
+	}
+	d := w.next(noMsg)
+	select {
+	case <-w.done: // never a zero wait at shutdown: the loop must see it before querying again
+		return max(d, w.poll)
+	default:
+		return d
+	}
+}
+
+func (w *wakeOnAppend) next(noMsg bool) time.Duration {
+	w.mu.Lock()
+	woken, retry := w.armed, w.retry
+	if !noMsg {
+		w.retry = 0
+	} else if retry > 0 && retry < w.poll {
+		// Woken, but the row was not there yet: the subscriber reads a row only once every
+		// transaction older than it has ended (so none is skipped), and some other transaction
+		// was still open. Look again soon rather than at the next poll.
+		w.retry = 2 * retry
+	} else {
+		w.retry = 0
+	}
+	w.mu.Unlock()
+	if !noMsg {
+		return 0
+	}
+	if retry > 0 && retry < w.poll {
+		return retry
+	}
+	t := time.NewTimer(w.poll)
+	defer t.Stop()
+	select {
+	case <-w.done:
+		return w.poll
+	case <-woken:
+		w.mu.Lock()
+		w.retry = time.Millisecond
+		w.mu.Unlock()
+	case <-t.C:
+	}
+	return 0
+}
+
+// armingBeginner arms the wake before each outbox query's transaction, which it begins without
+// waiting for the WAL flush at commit.
+type armingBeginner struct {
+	wsql.Beginner
+	wake *wakeOnAppend
+}
+
+func (b armingBeginner) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx, error) {
+	b.wake.arm()
+	tx, err := b.Beginner.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The transaction only advances the relay's offset: losing its last commits in a server
+	// crash forwards those messages again, which delivery already allows (at least once; the
+	// consumers are idempotent). So it does not wait for the WAL flush (docs/write-path.md).
+	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+		_ = tx.Rollback()
+		return nil, fmt.Errorf("relay: outbox transaction: %w", err)
+	}
+	return tx, nil
 }
 
 func (r *Relay) consume(ctx context.Context, sub message.Subscriber) error {

@@ -34,7 +34,16 @@ type notification struct {
 	streamID string
 	version  int64
 	applied  bool // the read models are known to include it (in-process projector hook)
+	// retries is how many times the notification came back because the read models were still
+	// behind it when its refresh ran (see apply).
+	retries int
 }
+
+// maxNotificationRetries bounds how often a notification whose read models were behind is
+// looked at again (each after another ProjectionWait): long enough for a projector catching up
+// after an incident on a busy machine, short of turning a projector that is down into a loop.
+// Reconciliation repairs what is left.
+const maxNotificationRetries = 6
 
 // Notify tells the snapshots that the read models applied streamID up to version; the projector
 // calls it in-process when both roles run together. It never blocks: if the queue is full the
@@ -146,7 +155,9 @@ func (s *Server) apply(ctx context.Context, batch []notification, wait time.Dura
 	}
 	var order []string
 	projects := map[string]*pending{}
+	retries := map[string]int{}
 	for _, n := range batch {
+		retries[n.streamID] = max(retries[n.streamID], n.retries)
 		kind := domain.StreamKind(n.streamID)
 		if kind != "project" && kind != "flag" && kind != "segment" {
 			continue
@@ -175,11 +186,32 @@ func (s *Server) apply(ctx context.Context, batch []notification, wait time.Dura
 		p := projects[project]
 		for streamID, version := range p.streams {
 			if err := projector.WaitFor(wctx, s.snaps.pool, streamID, version, []string{rulesets.Name, access.Name}); err != nil {
-				s.log.Debug("read models behind a notification; refreshing anyway", "stream", streamID, "err", err)
+				s.log.Debug("read models behind a notification; refreshing anyway and looking again later", "stream", streamID, "err", err)
+				// The refresh below reads the read models as they are, without this change: a
+				// projector slower than the wait (catching up after a Redis incident on a busy
+				// machine) would leave the snapshot stale until the next reconciliation.
+				s.retryLater(ctx, notification{streamID: streamID, version: version, retries: retries[streamID] + 1}, wait)
 			}
 		}
 		if err := s.snaps.RefreshProject(ctx, project, p.keysToo); err != nil && ctx.Err() == nil {
 			s.log.Warn("snapshot refresh failed; serving the last snapshot", "project", project, "err", err)
 		}
 	}
+}
+
+// retryLater queues n again after delay, unless it came back too often already or ctx ends. It
+// never blocks Run: a full queue drops it (reconciliation repairs).
+func (s *Server) retryLater(ctx context.Context, n notification, delay time.Duration) {
+	if n.retries > maxNotificationRetries || ctx.Err() != nil {
+		return
+	}
+	time.AfterFunc(delay, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case s.notes <- n:
+		default:
+		}
+	})
 }
