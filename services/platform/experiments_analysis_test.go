@@ -247,7 +247,7 @@ func TestExperimentQuantileGoalAndAnalysisSettingsChange(t *testing.T) {
 	exp := map[string]any{"key": "price-exp", "name": "Price", "flag": "price", "environment": "production",
 		"variations":   []any{map[string]any{"variation": "a", "control": true}, map[string]any{"variation": "b"}},
 		"primary_goal": "revenue", "secondary_goals": []any{"signup"},
-		"analysis":     map[string]any{"goals": []any{map[string]any{"goal": "revenue", "quantile": 0.5}}}}
+		"analysis": map[string]any{"goals": []any{map[string]any{"goal": "revenue", "quantile": 0.5}}}}
 	// A quantile of a conversion goal is refused at creation, with the field.
 	bad := map[string]any{}
 	for k, x := range exp {

@@ -34,7 +34,7 @@ func experimentRoutes() []route {
 			status: 200, request: domain.ExperimentDefinition{}, response: domain.Experiment{}, handler: (*Server).updateExperiment},
 		{method: put, path: "/projects/:project/experiments/:experiment/analysis", scope: write, tag: "experiments",
 			summary: "Change the analysis settings of a running or stopped experiment (engine, alpha, sequential, correction, CUPED, conversion windows, priors, quantiles, ratio metrics); the next analysis uses them",
-			status: 200, request: domain.ExperimentAnalysis{}, response: domain.Experiment{}, handler: (*Server).changeExperimentAnalysis},
+			status:  200, request: domain.ExperimentAnalysis{}, response: domain.Experiment{}, handler: (*Server).changeExperimentAnalysis},
 		{method: post, path: "/projects/:project/experiments/:experiment/start", scope: write, tag: "experiments", summary: "Start an experiment: its split is served from now on",
 			status: 200, response: domain.Experiment{}, handler: (*Server).startExperiment},
 		{method: post, path: "/projects/:project/experiments/:experiment/stop", scope: write, tag: "experiments", summary: "Stop an experiment: the flag's own targeting serves everyone again",
