@@ -158,3 +158,40 @@ func TestCUPEDPostHogReference(t *testing.T) {
 		}
 	}
 }
+
+// TestConversionBucketeerReference reproduces Bucketeer's binomial model test
+// (github.com/bucketeer-io/bucketeer, python/tests/lib/calculator/stats/binomial_test.py, the model in
+// python/src/lib/calculator/stats/binomial.py): 38 of 101 against 51 of 99, the first the
+// baseline. Bucketeer samples p ~ Uniform(0, 1) = Beta(1, 1) per variation with Stan (NUTS, 5
+// chains of 20000 draws) and asserts ranges around its Monte Carlo figures; ours are the exact
+// Beta(1, 1) posteriors, inside every range. The sd of prob_best is that of a 0/1 draw,
+// √(p(1−p)). Bucketeer reports 0 as the baseline's own chance to beat the baseline; ours is 0.5
+// (a variation against itself). (Its value model, normal_inverse_gamma.py (normal_inverse_gamma_test.py), is tested on unseeded
+// random data and reports the predictive distribution of a user's value, not of the mean: no
+// figure of ours corresponds.)
+func TestConversionBucketeerReference(t *testing.T) {
+	r, err := stats.AnalyzeConversion([]stats.ConversionArm{{Variation: "vid1", Users: 101, Conversions: 38}, {Variation: "vid2", Users: 99, Conversions: 51}},
+		0, stats.DefaultBetaPrior, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(name string, x, lo, hi float64) {
+		t.Helper()
+		if !(x >= lo && x <= hi) {
+			t.Errorf("%s = %.5f, Bucketeer asserts [%g, %g]", name, x, lo, hi)
+		}
+	}
+	for i, want := range []struct{ meanLo, meanHi, bestLo, bestHi float64 }{{0.37, 0.38, 0.024, 0.026}, {0.49, 0.52, 0.97, 0.98}} {
+		v := r.Variations[i]
+		a, b := v.PosteriorAlpha, v.PosteriorBeta
+		if a != float64(v.Conversions)+1 || b != float64(v.Users-v.Conversions)+1 {
+			t.Fatalf("%s: posterior Beta(%v, %v)", v.Variation, a, b)
+		}
+		in(v.Variation+" cvr_prob.mean", v.PosteriorMean, want.meanLo, want.meanHi)
+		in(v.Variation+" cvr_prob.sd", math.Sqrt(a*b/((a+b)*(a+b)*(a+b+1))), 0.045, 0.05)
+		in(v.Variation+" cvr_prob_best.mean", v.ProbabilityToBeBest, want.bestLo, want.bestHi)
+		in(v.Variation+" cvr_prob_best.sd", math.Sqrt(v.ProbabilityToBeBest*(1-v.ProbabilityToBeBest)), 0.15, 0.16)
+	}
+	in("vid2 cvr_prob_beat_baseline.mean", r.Variations[1].ChanceToBeatControl, 0.97, 0.98)
+	in("vid2 cvr_prob_beat_baseline.sd", math.Sqrt(r.Variations[1].ChanceToBeatControl*(1-r.Variations[1].ChanceToBeatControl)), 0.15, 0.16)
+}
