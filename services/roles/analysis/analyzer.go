@@ -157,7 +157,7 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 	if err != nil {
 		return nil, err
 	}
-	quantiles, err := a.quantiles(ctx, exp, goals, data.window)
+	quantiles, err := a.quantiles(ctx, exp, goals, data.window, data.users)
 	if err != nil {
 		return nil, err
 	}

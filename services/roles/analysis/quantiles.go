@@ -40,20 +40,9 @@ type QuantileFigures struct {
 // quantileRequest is one value goal's quantile setting.
 type quantileRequest struct {
 	goal             string
-	q, cap, windowS  float64
+	q                float64
 	estimate, lo, hi map[string]int64 // ranks per variation
 }
-
-// sqlQuantileUnits counts the experiment's units per variation, as sqlStatistics does; in the
-// same snapshot as sqlQuantiles, so the ranks asked for are ranks among exactly those units.
-// $1 project, $2 environment, $3 flag, $4 experiment, $5 start, $6 stop.
-const sqlQuantileUnits = `SELECT variation, count(*) FROM (
-  SELECT user_key, min(variation) AS variation, min(variation) <> max(variation) AS multiple
-  FROM evaluation_events
-  WHERE project = $1 AND environment = $2 AND experiment = $4 AND flag = $3
-    AND user_key IS NOT NULL AND variation <> '' AND occurred_at >= $5 AND occurred_at <= $6
-  GROUP BY user_key
-) units WHERE NOT multiple GROUP BY variation`
 
 // sqlQuantiles selects order statistics of a value goal's per-unit totals per variation: the
 // units and goal events are counted as in sqlStatistics (after the first exposure, inside the
@@ -61,10 +50,11 @@ const sqlQuantileUnits = `SELECT variation, count(*) FROM (
 // total of 0 without a row: in the order of all n units they sit between the negative totals and
 // the others, so a unit with a row at position k among the m rows of its variation has rank k
 // when its total is negative and k + (n − m) otherwise; a rank asked for that no row has is one
-// of those zeros.
-// $1–$6 as sqlQuantileUnits, $7 goal[], $8 cap[] (Infinity: none), $9 conversion window in
-// seconds[] (0: none), $10 goal[], $11 variation[], $12 rank[] (the order statistics wanted).
-// Rows: (goal, variation, rank, value).
+// of those zeros. The ranks are asked for among the units the caller counted; each row carries
+// the n the statement counted, so a difference (events stored in between) is seen and retried.
+// $1 project, $2 environment, $3 flag, $4 experiment, $5 start, $6 stop, $7 goal[], $8 cap[]
+// (Infinity: none), $9 conversion window in seconds[] (0: none), $10 goal[], $11 variation[],
+// $12 rank[] (the order statistics wanted). Rows: (goal, variation, rank, value, n).
 const sqlQuantiles = `WITH units AS MATERIALIZED (
   SELECT user_key, min(occurred_at) AS first_at, min(variation) AS variation, min(variation) <> max(variation) AS multiple
   FROM evaluation_events
@@ -89,8 +79,9 @@ ranked AS (
   FROM per_unit p JOIN n USING (variation)
   WINDOW w AS (PARTITION BY p.goal, p.variation ORDER BY p.y)
 )
-SELECT w.goal, w.variation, w.rank, coalesce(r.y, 0)
+SELECT w.goal, w.variation, w.rank, coalesce(r.y, 0), coalesce(n.n, 0)
 FROM unnest($10::text[], $11::text[], $12::bigint[]) AS w(goal, variation, rank)
+LEFT JOIN n ON n.variation = w.variation
 LEFT JOIN ranked r ON r.goal = w.goal AND r.variation = w.variation AND r.rank = w.rank`
 
 // estimateRank is the rank of the q quantile's estimate among n units: ⌈n·q⌉ in [1, n], the
@@ -100,10 +91,14 @@ func estimateRank(n int64, q float64) int64 {
 }
 
 // quantiles reads the order statistics of the value goals with a quantile setting and returns
-// their figures per goal and variation (nil when no goal asks for one). Its own snapshot
-// (repeatable read): the units counted and the ranks asked for agree.
-func (a *Analyzer) quantiles(ctx context.Context, exp *domain.Experiment, goals map[string]*domain.Goal, window AnalysisWindow) (map[string]map[string]*QuantileFigures, error) {
+// their figures per goal and variation (nil when no goal asks for one). users are the units per
+// variation the statistics statement counted: the ranks are computed from them, and when the
+// quantile statement counts other numbers (telemetry stored between the two statements) the
+// ranks are computed again from its counts, up to maxQuantileAttempts times.
+func (a *Analyzer) quantiles(ctx context.Context, exp *domain.Experiment, goals map[string]*domain.Goal, window AnalysisWindow, users map[string]int64) (map[string]map[string]*QuantileFigures, error) {
 	var reqs []*quantileRequest
+	var names []string
+	var caps, windows []float64
 	for _, k := range exp.Goals() {
 		s := exp.Analysis.GoalSettings(k)
 		g := goals[k]
@@ -114,40 +109,20 @@ func (a *Analyzer) quantiles(ctx context.Context, exp *domain.Experiment, goals 
 		if g.ValueCap > 0 {
 			c = g.ValueCap
 		}
-		reqs = append(reqs, &quantileRequest{goal: k, q: s.Quantile, cap: c, windowS: s.ConversionWindowHours * 3600,
-			estimate: map[string]int64{}, lo: map[string]int64{}, hi: map[string]int64{}})
+		reqs = append(reqs, &quantileRequest{goal: k, q: s.Quantile})
+		names, caps, windows = append(names, k), append(caps, c), append(windows, s.ConversionWindowHours*3600)
 	}
 	if len(reqs) == 0 {
 		return nil, nil
 	}
 	alpha := exp.Analysis.EffectiveAlpha()
-	out := map[string]map[string]*QuantileFigures{}
-	err := pgx.BeginTxFunc(ctx, a.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, analysisSettings); err != nil {
-			return err
-		}
-		base := []any{exp.Project, exp.Environment, exp.Flag, exp.Key, window.Start, window.Stop}
-		rows, err := tx.Query(ctx, sqlQuantileUnits, base...)
-		if err != nil {
-			return err
-		}
-		units := map[string]int64{}
-		for rows.Next() {
-			var v string
-			var n int64
-			if err := rows.Scan(&v, &n); err != nil {
-				return fmt.Errorf("scan units: %w", err)
-			}
-			units[v] = n
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		var names, wantGoal, wantVariation []string
-		var caps, windows []float64
+	units := users
+	for attempt := 1; ; attempt++ {
+		out := map[string]map[string]*QuantileFigures{}
+		var wantGoal, wantVariation []string
 		var wantRank []int64
 		for _, r := range reqs {
-			names, caps, windows = append(names, r.goal), append(caps, r.cap), append(windows, r.windowS)
+			r.estimate, r.lo, r.hi = map[string]int64{}, map[string]int64{}, map[string]int64{}
 			out[r.goal] = map[string]*QuantileFigures{}
 			for _, v := range exp.Variations {
 				n := units[v.Variation]
@@ -165,27 +140,48 @@ func (a *Analyzer) quantiles(ctx context.Context, exp *domain.Experiment, goals 
 			}
 		}
 		if len(wantRank) == 0 {
-			return nil
-		}
-		rows, err = tx.Query(ctx, sqlQuantiles, append(base, names, caps, windows, wantGoal, wantVariation, wantRank)...)
-		if err != nil {
-			return err
+			return out, nil
 		}
 		values := map[[2]string]map[int64]float64{}
-		for rows.Next() {
-			var g, v string
-			var rank int64
-			var y float64
-			if err := rows.Scan(&g, &v, &rank, &y); err != nil {
-				return fmt.Errorf("scan quantile: %w", err)
+		counted := map[string]int64{}
+		err := pgx.BeginTxFunc(ctx, a.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, analysisSettings); err != nil {
+				return err
 			}
-			if values[[2]string{g, v}] == nil {
-				values[[2]string{g, v}] = map[int64]float64{}
+			rows, err := tx.Query(ctx, sqlQuantiles, exp.Project, exp.Environment, exp.Flag, exp.Key, window.Start, window.Stop,
+				names, caps, windows, wantGoal, wantVariation, wantRank)
+			if err != nil {
+				return err
 			}
-			values[[2]string{g, v}][rank] = y
+			defer rows.Close()
+			for rows.Next() {
+				var g, v string
+				var rank, n int64
+				var y float64
+				if err := rows.Scan(&g, &v, &rank, &y, &n); err != nil {
+					return fmt.Errorf("scan quantile: %w", err)
+				}
+				if values[[2]string{g, v}] == nil {
+					values[[2]string{g, v}] = map[int64]float64{}
+				}
+				values[[2]string{g, v}][rank] = y
+				counted[v] = n
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("experiments: quantiles of %s: %w", exp.Key, err)
 		}
-		if err := rows.Err(); err != nil {
-			return err
+		same := true
+		for v, n := range counted {
+			same = same && n == units[v]
+		}
+		if !same {
+			if attempt == maxQuantileAttempts {
+				return nil, fmt.Errorf("experiments: quantiles of %s: the units changed during each of %d attempts", exp.Key, attempt)
+			}
+			units = counted
+			continue
 		}
 		for _, r := range reqs {
 			for v, f := range out[r.goal] {
@@ -196,13 +192,13 @@ func (a *Analyzer) quantiles(ctx context.Context, exp *domain.Experiment, goals 
 				f.Estimate, f.CI = at[r.estimate[v]], [2]float64{at[r.lo[v]], at[r.hi[v]]}
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("experiments: quantiles of %s: %w", exp.Key, err)
+		return out, nil
 	}
-	return out, nil
 }
+
+// maxQuantileAttempts bounds the quantile statement's retries when the units it counts differ
+// from those its ranks were computed for.
+const maxQuantileAttempts = 3
 
 // addQuantiles sets each variation's quantile figures of a goal and compares them with the
 // control's: the frequentist test always (it is what the quantile's interval supports), and
