@@ -67,6 +67,24 @@ func TestAnalyzeQuantileEqualsPercentileDisc(t *testing.T) {
 	if err := rows.Err(); err != nil || seen != 3 {
 		t.Fatalf("%d variations compared: %v", seen, err)
 	}
+
+	// Counts that differ from the statement's (as when events are stored between the statistics
+	// statement and this one): the ranks are recomputed from the statement's own counts and the
+	// figures are those of the analysis.
+	wrong := map[string]int64{}
+	for _, v := range revenue.Variations {
+		wrong[v.Variation] = v.Users + 7
+	}
+	again, err := analysis.QuantilesWithUsers(context.Background(), a, "p", "e", wrong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range revenue.Variations {
+		got, want := again["revenue"][v.Variation], v.Quantile
+		if got == nil || got.Users != want.Users || got.Estimate != want.Estimate || got.CI != want.CI || got.Ranks != want.Ranks {
+			t.Errorf("%s after a recount: %+v, want %+v", v.Variation, got, want)
+		}
+	}
 }
 
 // BenchmarkAnalyzeQuantile1MUsers is the cost of a quantile goal at the scale: the same
