@@ -19,6 +19,8 @@ func TestExperimentationAndDeliveryEvents(t *testing.T) {
 		checkoutCreated(), &domain.ExperimentUpdated{ExperimentDefinition: checkoutRecorded()},
 		&domain.ExperimentStarted{At: at(1)}, &domain.ExperimentStopped{At: at(2)},
 		&domain.ExperimentConcluded{Variation: "blue", Reason: "won"}, &domain.ExperimentArchived{},
+		&domain.ExperimentAnalysisChanged{Analysis: domain.ExperimentAnalysis{Engine: domain.EngineFrequentist, Alpha: 0.01,
+			Goals: []domain.GoalAnalysis{{Goal: "revenue", Quantile: 0.9, Prior: &domain.GoalPrior{Mean: 0.01, SD: 0.1}}}}},
 		targetingCreated(), defaultCreated(),
 		&domain.ScheduleEdited{ChangeSpec: defaultSpec(newSplit()), Before: domain.ChangeBefore{Default: &before}},
 		&domain.ScheduleCancelled{}, &domain.ScheduleApplied{Environment: "production", At: at(3), FlagVersion: 7}, &domain.ScheduleFailed{Environment: "production", At: at(3), Reason: "r"},
@@ -50,7 +52,7 @@ func TestExperimentationAndDeliveryEvents(t *testing.T) {
 			t.Errorf("round trip of %s\n got %s\nwant %s", typ, got, want)
 		}
 	}
-	if len(events) != 36 {
+	if len(events) != 37 {
 		t.Fatalf("%d events listed, every new type must be", len(events))
 	}
 }

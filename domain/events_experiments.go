@@ -50,6 +50,13 @@ type ExperimentStopped struct {
 	At time.Time `json:"at"`
 }
 
+// ExperimentAnalysisChanged replaces the analysis settings of a started experiment (see
+// Experiment.ChangeAnalysis); Previous is what they were, for the audit trail.
+type ExperimentAnalysisChanged struct {
+	Analysis ExperimentAnalysis `json:"analysis"`
+	Previous ExperimentAnalysis `json:"previous"`
+}
+
 // ExperimentConcluded records the decision: the variation chosen (one of those in play) and why.
 type ExperimentConcluded struct {
 	Variation string `json:"variation"`
@@ -67,7 +74,10 @@ func (*ExperimentUpdated) EventType() string   { return "ExperimentUpdated" }
 func (*ExperimentStarted) EventType() string   { return "ExperimentStarted" }
 func (*ExperimentStopped) EventType() string   { return "ExperimentStopped" }
 func (*ExperimentConcluded) EventType() string { return "ExperimentConcluded" }
-func (*ExperimentArchived) EventType() string  { return "ExperimentArchived" }
+func (*ExperimentAnalysisChanged) EventType() string {
+	return "ExperimentAnalysisChanged"
+}
+func (*ExperimentArchived) EventType() string { return "ExperimentArchived" }
 
 func init() {
 	register(
@@ -80,6 +90,7 @@ func init() {
 		func() Event { return new(ExperimentStarted) },
 		func() Event { return new(ExperimentStopped) },
 		func() Event { return new(ExperimentConcluded) },
+		func() Event { return new(ExperimentAnalysisChanged) },
 		func() Event { return new(ExperimentArchived) },
 	)
 }

@@ -192,7 +192,7 @@ func validateExperimentDefinition(d ExperimentDefinition, cat *ExperimentCatalog
 		*l.dst = append([]string{}, l.goals...)
 	}
 	goals := append(append([]string{d.PrimaryGoal}, d.SecondaryGoals...), d.GuardrailGoals...)
-	if err := validateAnalysis(d.Analysis, goals); err != nil {
+	if err := validateAnalysis(d.Analysis, goals, goalKind(cat)); err != nil {
 		return out, err
 	}
 	out.Analysis = d.Analysis.clone()
@@ -369,6 +369,42 @@ func (e *Experiment) UpdateDraft(d ExperimentDefinition, cat *ExperimentCatalog)
 	return []Event{&ExperimentUpdated{ExperimentDefinition: out}}, nil
 }
 
+// ChangeAnalysis replaces the analysis settings (engine, alpha, sequential testing, correction,
+// CUPED, per-goal conversion windows, priors and quantiles, ratio metrics) of a running or
+// stopped experiment; the next analysis uses them, and each stored analysis keeps the settings it
+// ran with. Only how the data is read changes, never who saw what, so this is the one change a
+// started experiment allows. A draft changes its whole definition (UpdateDraft); a concluded
+// experiment keeps the settings its decision was made with (EConflict). Identical settings
+// record nothing.
+func (e *Experiment) ChangeAnalysis(a ExperimentAnalysis, cat *ExperimentCatalog) ([]Event, error) {
+	if err := e.live(); err != nil {
+		return nil, err
+	}
+	switch e.Status {
+	case ExperimentStatusRunning, ExperimentStatusStopped:
+	case ExperimentStatusDraft:
+		return nil, Errorf(EConflict, "experiment %q is a draft: change its definition (analysis included) with an update", e.Key)
+	default:
+		return nil, Errorf(EConflict, "experiment %q is %s: its analysis settings are those its decision was made with", e.Key, e.Status)
+	}
+	if err := validateAnalysis(a, e.Goals(), goalKind(cat)); err != nil {
+		return nil, err
+	}
+	out := a.clone()
+	if reflect.DeepEqual(out, e.Analysis.clone()) {
+		return nil, nil
+	}
+	return []Event{&ExperimentAnalysisChanged{Analysis: out, Previous: e.Analysis.clone()}}, nil
+}
+
+// goalKind looks a goal's kind up in cat.
+func goalKind(cat *ExperimentCatalog) func(string) (GoalKind, bool) {
+	return func(goal string) (GoalKind, bool) {
+		g, ok := cat.Goal(goal)
+		return g.Kind, ok
+	}
+}
+
 // Start starts a draft at now. It is refused (EConflict) for any other status, while another
 // experiment runs on the same flag and environment (Details["experiments"]), and when the draft
 // is no longer valid against cat (a flag, variation, environment or goal has gone or been
@@ -499,6 +535,8 @@ func (e *Experiment) apply(ev Event) bool {
 		e.Status = ExperimentStatusDraft
 	case *ExperimentUpdated:
 		e.setDefinition(ev.ExperimentDefinition)
+	case *ExperimentAnalysisChanged:
+		e.Analysis = ev.Analysis.clone()
 	case *ExperimentStarted:
 		e.Status, e.StartedAt = ExperimentStatusRunning, ev.At
 	case *ExperimentStopped:

@@ -75,6 +75,10 @@ type GoalAnalysis struct {
 	// conversion goals, Gamma(shape, rate) for count goals, a normal N(mean, sd²) on the
 	// relative effect for value goals.
 	Prior *GoalPrior `json:"prior,omitempty"`
+	// Quantile, for a value goal, adds the q quantile of the per-unit values (0.5: the median,
+	// 0.9: p90) per variation with its distribution-free interval, compared with the control's.
+	// 0 is off.
+	Quantile float64 `json:"quantile,omitempty"`
 }
 
 // GoalPrior is a prior for one goal; which fields apply depends on the goal's kind.
@@ -129,9 +133,9 @@ func (a ExperimentAnalysis) clone() ExperimentAnalysis {
 
 func finitePositive(x float64) bool { return x > 0 && !math.IsInf(x, 1) }
 
-// validateAnalysis checks the settings against the experiment's goals; field paths start at
-// "analysis".
-func validateAnalysis(a ExperimentAnalysis, goals []string) *Error {
+// validateAnalysis checks the settings against the experiment's goals (kind gives a goal's kind
+// when known: a quantile needs a value goal); field paths start at "analysis".
+func validateAnalysis(a ExperimentAnalysis, goals []string, kind func(goal string) (GoalKind, bool)) *Error {
 	switch a.Engine {
 	case "", EngineBayesian, EngineFrequentist:
 	default:
@@ -183,6 +187,14 @@ func validateAnalysis(a ExperimentAnalysis, goals []string) *Error {
 		seen[g.Goal] = i
 		if w := g.ConversionWindowHours; w != 0 && !(finitePositive(w) && w <= MaxConversionWindowHrs) {
 			return Invalid(field+".conversion_window_hours", "conversion window must be 0 (none) or up to %d hours, got %g", MaxConversionWindowHrs, w)
+		}
+		if q := g.Quantile; q != 0 {
+			if !(q > 0 && q < 1) {
+				return Invalid(field+".quantile", "quantile must be between 0 and 1 (exclusive), e.g. 0.5 for the median or 0.9 for p90, got %g", q)
+			}
+			if k, ok := kind(g.Goal); ok && k != GoalValue {
+				return Invalid(field+".quantile", "goal %q is a %s goal: quantiles apply to value goals only", truncate(g.Goal, 120), k)
+			}
 		}
 		if p := g.Prior; p != nil {
 			for _, f := range []struct {

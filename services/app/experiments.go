@@ -123,6 +123,20 @@ func (c *Commands) UpdateExperiment(ctx context.Context, m Meta, cmd UpdateExper
 	})
 }
 
+// ChangeExperimentAnalysis replaces the analysis settings of a running or stopped experiment
+// (domain.Experiment.ChangeAnalysis): the next analysis uses them.
+type ChangeExperimentAnalysis struct {
+	Project, Experiment string
+	Analysis            domain.ExperimentAnalysis
+}
+
+// ChangeExperimentAnalysis runs ChangeExperimentAnalysis.
+func (c *Commands) ChangeExperimentAnalysis(ctx context.Context, m Meta, cmd ChangeExperimentAnalysis) (*domain.Experiment, int64, error) {
+	return c.onExperiment(ctx, m, cmd.Project, cmd.Experiment, func(e *domain.Experiment, cat *domain.ExperimentCatalog) ([]domain.Event, error) {
+		return e.ChangeAnalysis(cmd.Analysis, cat)
+	})
+}
+
 // ExperimentRef names one experiment.
 type ExperimentRef struct{ Project, Experiment string }
 

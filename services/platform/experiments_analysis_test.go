@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vexil-flags/vexil/domain/stats"
 )
 
 // sendEvents posts SDK events in batches of at most 500.
@@ -220,5 +223,155 @@ func TestExperimentCUPEDNarrowsTheInterval(t *testing.T) {
 	}
 	if !(width["cuped"] < 0.7*width["plain"]) {
 		t.Fatalf("CUPED interval width %v, without %v: want it much narrower on a correlated pre-period", width["cuped"], width["plain"])
+	}
+}
+
+// Issue 21, quantile metrics and analysis settings changed on a running experiment, end to end
+// (OFREP assignment, /sdk/v1/events values): a value goal with analysis.goals[].quantile 0.5
+// reports each variation's median per user with the distribution-free interval of
+// stats.QuantileRanks, computed here independently from the values sent (users without a
+// purchase count as 0, a refund makes a negative total); PUT …/analysis then switches the running
+// experiment to the frequentist engine and p90, audited, and the next analysis uses it. Bad
+// settings are 4xx with the field.
+func TestExperimentQuantileGoalAndAnalysisSettingsChange(t *testing.T) {
+	t.Parallel()
+	v := startVexil(t, "--server-exposures", "false")
+	v.must(201, "POST", "/api/v1/projects", map[string]any{"key": "app", "name": "App"})
+	v.must(201, "POST", "/api/v1/projects/app/goals", map[string]any{"key": "revenue", "name": "Revenue", "kind": "value"})
+	v.must(201, "POST", "/api/v1/projects/app/goals", map[string]any{"key": "signup", "name": "Signup", "kind": "conversion"})
+	serverKey := v.must(200, "GET", "/api/v1/projects/app/environments/production", nil)["server_key"].(string)
+	v.must(201, "POST", "/api/v1/projects/app/flags", map[string]any{"key": "price", "name": "price", "type": "string",
+		"variations": []any{map[string]any{"key": "a", "value": "A"}, map[string]any{"key": "b", "value": "B"}}})
+	v.must(200, "PUT", "/api/v1/projects/app/flags/price/environments/production",
+		map[string]any{"on": true, "off_variation": "a", "default": map[string]any{"variation": "a"}})
+	exp := map[string]any{"key": "price-exp", "name": "Price", "flag": "price", "environment": "production",
+		"variations":   []any{map[string]any{"variation": "a", "control": true}, map[string]any{"variation": "b"}},
+		"primary_goal": "revenue", "secondary_goals": []any{"signup"},
+		"analysis": map[string]any{"goals": []any{map[string]any{"goal": "revenue", "quantile": 0.5}}}}
+	// A quantile of a conversion goal is refused at creation, with the field.
+	bad := map[string]any{}
+	for k, x := range exp {
+		bad[k] = x
+	}
+	bad["analysis"] = map[string]any{"goals": []any{map[string]any{"goal": "signup", "quantile": 0.5}}}
+	if r := v.do("POST", "/api/v1/projects/app/experiments", bad); r.Status != 400 || !strings.Contains(string(r.Body), `"field":"analysis.goals[0].quantile"`) {
+		t.Fatalf("quantile of a conversion goal: %d %s", r.Status, r.Body)
+	}
+	v.must(201, "POST", "/api/v1/projects/app/experiments", exp)
+	// A draft changes its analysis through its definition, not this command.
+	if r := v.do("PUT", "/api/v1/projects/app/experiments/price-exp/analysis", map[string]any{"engine": "frequentist"}); r.Status != 409 {
+		t.Fatalf("analysis settings of a draft: %d %s", r.Status, r.Body)
+	}
+	v.must(200, "POST", "/api/v1/projects/app/experiments/price-exp/start", nil)
+	e := &sdkEnv{v: v, serverKey: serverKey}
+	waitUntil(t, 10*time.Second, "the experiment to be served", func() bool {
+		r := e.call("POST", "/ofrep/v1/evaluate/flags/price", serverKey, `{"context":{"targetingKey":"probe"}}`)
+		return r.Status == 200 && strings.Contains(string(r.Body), "price-exp")
+	})
+
+	const users = 400
+	now := time.Now().UTC()
+	var events []map[string]any
+	totals := map[string][]float64{} // per variation, every unit's total revenue
+	goals := 0
+	for i := range users {
+		user := fmt.Sprintf("user-%d", i)
+		variation := e.call("POST", "/ofrep/v1/evaluate/flags/price", serverKey, `{"context":{"targetingKey":"`+user+`"}}`).JSON(t)["variant"].(string)
+		at := now.Add(time.Duration(i) * time.Microsecond)
+		events = append(events, evaluation("price", variation, "price-exp", user, at))
+		total := 0.0
+		switch {
+		case i%4 == 0: // no purchase: 0
+		case i%25 == 1: // a purchase refunded for more than it cost
+			events = append(events, goalEvent("revenue", user, 10, at.Add(time.Millisecond)), goalEvent("revenue", user, -13, at.Add(2*time.Millisecond)))
+			total, goals = -3, goals+2
+		default:
+			total = float64(1 + (i*37)%100)
+			if variation == "b" {
+				total += 5
+			}
+			events = append(events, goalEvent("revenue", user, total, at.Add(time.Millisecond)))
+			goals++
+		}
+		totals[variation] = append(totals[variation], total)
+	}
+	sendEvents(t, v, serverKey, events)
+	waitStored(t, v, users, goals)
+
+	check := func(report map[string]any, q, alpha float64) {
+		t.Helper()
+		res := goalResult(t, report, "revenue")
+		for _, variation := range []string{"a", "b"} {
+			xs := append([]float64(nil), totals[variation]...)
+			slices.Sort(xs)
+			n := int64(len(xs))
+			lo, hi := stats.QuantileRanks(n, q, alpha)
+			want := xs[int(math.Ceil(float64(n)*q))-1]
+			got, ok := res[variation]["quantile"].(map[string]any)
+			if !ok {
+				t.Fatalf("%s: no quantile figures in %v", variation, res[variation])
+			}
+			ci := got["ci"].([]any)
+			if got["quantile"] != q || got["users"].(float64) != float64(n) || got["estimate"] != want ||
+				ci[0] != xs[lo-1] || ci[1] != xs[hi-1] || got["alpha"] != alpha {
+				t.Fatalf("%s p%g: %v, want n %d, estimate %v, interval [%v, %v] (ranks %d, %d)", variation, 100*q, got, n, want, xs[lo-1], xs[hi-1], lo, hi)
+			}
+			if variation == "b" {
+				f := got["frequentist"].(map[string]any)
+				if f["valid"] != true || !(f["ci"].([]any)[0].(float64) < f["estimate"].(float64)) {
+					t.Fatalf("b against a on p%g: %v", 100*q, f)
+				}
+			}
+		}
+	}
+	v.must(200, "POST", "/api/v1/projects/app/experiments/price-exp/analyze", nil)
+	report := v.must(200, "GET", "/api/v1/projects/app/experiments/price-exp/results", nil)
+	check(report, 0.5, 0.05)
+	if b := goalResult(t, report, "revenue")["b"]; b["frequentist"] != nil {
+		t.Fatalf("frequentist test under the Bayesian engine: %v", b)
+	}
+
+	// Bad settings on the running experiment: 400 with the field, nothing recorded.
+	for _, c := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"engine": "magic"}, "analysis.engine"},
+		{map[string]any{"alpha": 0.7}, "analysis.alpha"},
+		{map[string]any{"goals": []any{map[string]any{"goal": "revenue", "quantile": 1.5}}}, "analysis.goals[0].quantile"},
+		{map[string]any{"goals": []any{map[string]any{"goal": "signup", "quantile": 0.9}}}, "analysis.goals[0].quantile"},
+		{map[string]any{"goals": []any{map[string]any{"goal": "nope"}}}, "analysis.goals[0].goal"},
+		{map[string]any{"cuped_lookback_days": -1}, "analysis.cuped_lookback_days"},
+	} {
+		r := v.do("PUT", "/api/v1/projects/app/experiments/price-exp/analysis", c.body)
+		if r.Status != 400 || !strings.Contains(string(r.Body), `"field":"`+c.field+`"`) {
+			t.Fatalf("%v: %d %s, want 400 on %s", c.body, r.Status, r.Body, c.field)
+		}
+	}
+	changed := v.must(200, "PUT", "/api/v1/projects/app/experiments/price-exp/analysis", map[string]any{"engine": "frequentist", "alpha": 0.1,
+		"goals": []any{map[string]any{"goal": "revenue", "quantile": 0.9, "conversion_window_hours": 24}}})
+	if a := changed["analysis"].(map[string]any); a["engine"] != "frequentist" || changed["status"] != "running" {
+		t.Fatalf("changed experiment %v", changed)
+	}
+	audit := items(t, v.must(200, "GET", "/api/v1/projects/app/experiments/price-exp/audit", nil))
+	if len(audit) == 0 || audit[0]["event_type"] != "ExperimentAnalysisChanged" {
+		t.Fatalf("audit %v", audit)
+	}
+	data := audit[0]["data"].(map[string]any)
+	if data["analysis"].(map[string]any)["alpha"] != 0.1 || data["previous"].(map[string]any)["goals"] == nil {
+		t.Fatalf("audited change %v", data)
+	}
+	v.must(200, "POST", "/api/v1/projects/app/experiments/price-exp/analyze", nil)
+	report = v.must(200, "GET", "/api/v1/projects/app/experiments/price-exp/results", nil)
+	check(report, 0.9, 0.1)
+	settings := report["settings"].(map[string]any)
+	b := goalResult(t, report, "revenue")["b"]
+	if settings["engine"] != "frequentist" || b["frequentist"] == nil || b["chance_to_beat_control"].(float64) != 0 {
+		t.Fatalf("re-analysis did not use the new settings: settings %v, b %v", settings, b)
+	}
+	// A concluded experiment keeps the settings its decision was made with.
+	v.must(200, "POST", "/api/v1/projects/app/experiments/price-exp/conclude", map[string]any{"variation": "b", "reason": "p90 up"})
+	if r := v.do("PUT", "/api/v1/projects/app/experiments/price-exp/analysis", map[string]any{}); r.Status != 409 {
+		t.Fatalf("analysis settings of a concluded experiment: %d %s", r.Status, r.Body)
 	}
 }

@@ -288,6 +288,8 @@ func (fx *fuzzFixture) example(op fuzzOp) map[string]any {
 		return map[string]any{"name": "E2", "hypothesis": "h", "flag": "f", "environment": "production",
 			"allocation": 40000, "primary_goal": "g",
 			"variations": []any{map[string]any{"variation": "false", "control": true}, map[string]any{"variation": "true"}}}
+	case "PUT /projects/{project}/experiments/{experiment}/analysis":
+		return map[string]any{"engine": "frequentist", "alpha": 0.01, "correction": "holm", "cuped_lookback_days": 7}
 	case "PUT /projects/{project}/autoops-rules/{id}":
 		return map[string]any{"name": "r2", "metric": map[string]any{"goal": "g", "variation": "true", "control": "false"},
 			"comparison": "gt", "threshold": 0.02, "min_sample": 100, "min_probability": 0.9, "action": "turn_off"}

@@ -85,6 +85,9 @@ type VariationResult struct {
 	CUPED *stats.CUPEDFigures `json:"cuped,omitempty"`
 	// Figures is the Bayesian model's whole output for the goal's kind.
 	Figures VariationFigures `json:"figures"`
+	// Quantile is the value goal's quantile (analysis.goals[].quantile) in this variation; nil
+	// when the goal has none.
+	Quantile *QuantileFigures `json:"quantile,omitempty"`
 }
 
 // VariationFigures is the whole output of the Bayesian model of a goal's kind: exactly one is set.
@@ -154,6 +157,10 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 	if err != nil {
 		return nil, err
 	}
+	quantiles, err := a.quantiles(ctx, exp, goals, data.window, data.users)
+	if err != nil {
+		return nil, err
+	}
 	res := &Analysis{Project: project, Experiment: key, ComputedAt: a.now().UTC(), Users: data.total, ExcludedUsers: data.excluded,
 		AnalysisDetails: AnalysisDetails{Window: data.window, Settings: exp.Analysis, UnknownVariations: map[string]int64{}, GuardrailViolations: []GuardrailViolation{}},
 		Thresholds: map[string]float64{"win_chance_to_beat_control": WinThreshold, "max_relative_expected_loss": MaxRiskToShip,
@@ -186,6 +193,7 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 		if err != nil {
 			return nil, fmt.Errorf("experiments: analyse %s on %s: %w", key, g, err)
 		}
+		addQuantiles(exp, &gr, control, quantiles[g])
 		switch {
 		case g == exp.PrimaryGoal:
 			gr.Role = "primary"

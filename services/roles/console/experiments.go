@@ -172,6 +172,17 @@ func (s *Server) updateExperiment(c echo.Context) error {
 	})
 }
 
+// changeExperimentAnalysis replaces a started experiment's analysis settings (an audited event).
+func (s *Server) changeExperimentAnalysis(c echo.Context) error {
+	var in domain.ExperimentAnalysis
+	if err := s.decode(c, &in); err != nil {
+		return err
+	}
+	return s.experimentCommand(c, func(ctx context.Context, m app.Meta, ref app.ExperimentRef) (*domain.Experiment, int64, error) {
+		return s.app.Commands.ChangeExperimentAnalysis(ctx, m, app.ChangeExperimentAnalysis{Project: ref.Project, Experiment: ref.Experiment, Analysis: in})
+	})
+}
+
 func (s *Server) startExperiment(c echo.Context) error {
 	return s.experimentCommand(c, func(ctx context.Context, m app.Meta, ref app.ExperimentRef) (*domain.Experiment, int64, error) {
 		return s.app.Commands.StartExperiment(ctx, m, app.StartExperiment(ref))

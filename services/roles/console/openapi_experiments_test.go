@@ -38,6 +38,8 @@ func TestOpenAPIExperimentReportSchemasAreTyped(t *testing.T) {
 	ref("VariationResult", "figures", "VariationFigures")
 	ref("VariationResult", "frequentist", "FrequentistResult")
 	ref("VariationResult", "cuped", "CUPEDFigures")
+	ref("VariationResult", "quantile", "QuantileFigures")
+	ref("QuantileFigures", "frequentist", "FrequentistResult")
 	ref("VariationFigures", "value", "ValueVariation")
 	ref("ValueVariation", "welch", "WelchTest")
 	for schema, fields := range map[string][]string{
@@ -46,6 +48,8 @@ func TestOpenAPIExperimentReportSchemasAreTyped(t *testing.T) {
 		"FrequentistResult": {"p_value", "p_value_adjusted", "ci", "sequential"},
 		"ValueVariation":    {"absolute_chance_to_beat_control", "uplift_ci95", "scale"},
 		"Report":            {"unknown_variations", "guardrail_violations"},
+		"QuantileFigures":   {"quantile", "users", "estimate", "ci", "ranks", "alpha", "chance_to_beat_control"},
+		"GoalAnalysis":      {"quantile", "conversion_window_hours", "prior"},
 	} {
 		for _, f := range fields {
 			if props(schema)[f] == nil {

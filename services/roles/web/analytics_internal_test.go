@@ -231,3 +231,39 @@ func TestStaleFlags(t *testing.T) {
 		t.Errorf("stale flags:\n got %v\nwant %v", got, want)
 	}
 }
+
+// A value goal with a quantile setting gets its own table: p90, its interval, the change
+// against the control with its interval and p-value; an invalid comparison says so.
+func TestReportShowsAValueGoalsQuantile(t *testing.T) {
+	e, r, history := fixtureReport(3, 2, 1)
+	g := &r.Goals[1] // a value goal
+	test := &stats.FrequentistResult{Valid: true, Estimate: 0.125, CI: [2]float64{0.05, 0.2}, PValue: 0.00123}
+	g.Variations[0].Quantile = &analysis.QuantileFigures{Quantile: 0.9, Users: 500, Estimate: 40, CI: [2]float64{38.5, 42}, ChanceToBeatControl: 0.5}
+	g.Variations[1].Quantile = &analysis.QuantileFigures{Quantile: 0.9, Users: 500, Estimate: 45, CI: [2]float64{43, 47.25}, Frequentist: test}
+	g.Variations[2].Quantile = &analysis.QuantileFigures{Quantile: 0.9, Users: 1, Frequentist: &stats.FrequentistResult{Reason: "not enough data"}}
+	d := reportData(analyticsFrame(), e, r, history)
+	gv := d.Goals[1]
+	if gv.Quantile != "p90" || len(gv.QuantileRows) != 3 || d.Goals[0].Quantile != "" {
+		t.Fatalf("quantile view %q %+v", gv.Quantile, gv.QuantileRows)
+	}
+	if a := gv.QuantileRows[0]; !a.Control || a.Estimate != "40.0000" || a.CILow != "38.5000" || a.Change != "" {
+		t.Errorf("control row %+v", a)
+	}
+	if b := gv.QuantileRows[1]; b.Estimate != "45.0000" || b.CIHigh != "47.2500" || b.Change != "12.50%" || b.ChangeLow != "5.00%" || b.ChangeHigh != "20.00%" || b.PValue != "0.00123" {
+		t.Errorf("variation row %+v", b)
+	}
+	if c := gv.QuantileRows[2]; c.Change != "not enough data" {
+		t.Errorf("invalid comparison %+v", c)
+	}
+	p, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := p.sets["experiment"].ExecuteTemplate(&b, "layout.html", d); err != nil {
+		t.Fatal(err)
+	}
+	if html := b.String(); !strings.Contains(html, `data-quantile="p90"`) || !strings.Contains(html, "p90 of the value per user") || !strings.Contains(html, "12.50%") {
+		t.Errorf("page lacks the quantile table")
+	}
+}

@@ -348,6 +348,20 @@ type goalView struct {
 	EstimateChart, UpliftChart        template.HTML
 	ChanceChart, UpliftHistoryChart   template.HTML
 	HistoryPoints                     int
+	// Quantile names the value goal's quantile ("p90") when it has one; QuantileRows are its
+	// figures per variation.
+	Quantile     string
+	QuantileRows []quantileRow
+}
+
+// quantileRow is one variation's quantile of a value goal as shown: values with four decimals,
+// the change against the control in percent with two.
+type quantileRow struct {
+	Variation                     string
+	Control                       bool
+	Estimate, CILow, CIHigh       string
+	Change, ChangeLow, ChangeHigh string
+	PValue                        string
 }
 
 // variationRow is one variation's figures as shown. Precision: rates and uplifts in percent with
@@ -490,6 +504,18 @@ func goalViewOf(index int, g analysis.GoalResult, name string, history []analysi
 			controlEstimate = &est
 		}
 		gv.Rows = append(gv.Rows, row)
+		if q := v.Quantile; q != nil {
+			gv.Quantile = "p" + strconv.FormatFloat(100*q.Quantile, 'f', -1, 64)
+			qr := quantileRow{Variation: v.Variation, Control: v.Control, Estimate: mf(q.Estimate), CILow: mf(q.CI[0]), CIHigh: mf(q.CI[1])}
+			if f := q.Frequentist; f != nil {
+				qr.Change, qr.ChangeLow, qr.ChangeHigh = percent(f.Estimate, 2), percent(f.CI[0], 2), percent(f.CI[1], 2)
+				qr.PValue = strconv.FormatFloat(f.PValue, 'g', 3, 64)
+				if !f.Valid {
+					qr.Change, qr.ChangeLow, qr.ChangeHigh, qr.PValue = "not enough data", "—", "—", "—"
+				}
+			}
+			gv.QuantileRows = append(gv.QuantileRows, qr)
+		}
 		estimates = append(estimates, chart.Row{Label: v.Variation, Estimate: v.Estimate, Low: v.CI95[0], High: v.CI95[1], Highlight: v.Control})
 	}
 	format := chart.Decimal
