@@ -197,7 +197,8 @@ func startRoles(t *testing.T, env ...string) *roles {
 		"VEXIL_ADMIN_TOKEN="+adminToken, "VEXIL_LOG_LEVEL=warn", "VEXIL_MIGRATE=false",
 		"VEXIL_ANALYSIS_INTERVAL=1s", "VEXIL_RECONCILE_INTERVAL=5s", "VEXIL_TELEMETRY_REDELIVER_AFTER=2s",
 		"VEXIL_TELEMETRY_REFRESH_INTERVAL=5s")
-	c.env = append(c.env, env...)
+	base := c.env
+	c.env = append(slices.Clone(base), env...)
 	c.run("migrate", "up")
 
 	r := &roles{cluster: c, dbURL: dbURL, procs: map[string]*proc{}}
@@ -225,7 +226,12 @@ func startRoles(t *testing.T, env ...string) *roles {
 		c.start(p)
 	}
 
+	// The seed runs with the defaults: each of its steps reads what the one before wrote, which
+	// a process started with VEXIL_CONSISTENCY_WAIT=0s (the RSS test's roles) does not wait for.
+	procEnv := c.env
+	c.env = base
 	seedOut := c.run("seed", "demo")
+	c.env = procEnv
 	var seeded struct {
 		Environments []struct {
 			Key       string `json:"key"`

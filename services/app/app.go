@@ -68,17 +68,6 @@ func New(cfg Config) (*Application, error) {
 	return &Application{Commands: &Commands{c: c, q: q}, Queries: q}, nil
 }
 
-// WithConsistencyWaitAtLeast returns the application layer over the same store and read models
-// with a consistency wait of at least d. A sequence of commands whose later steps read what the
-// earlier ones wrote (the demo seed reads the project it just created) needs read-your-writes
-// even where the operator set VEXIL_CONSISTENCY_WAIT to zero.
-func (a *Application) WithConsistencyWaitAtLeast(d time.Duration) *Application {
-	c := *a.Commands.c
-	c.wait = max(c.wait, d)
-	q := &Queries{c: &c}
-	return &Application{Commands: &Commands{c: &c, q: q}, Queries: q}
-}
-
 // Commands change aggregates. Each method is one command of the field (toggle a flag, start an
 // experiment, apply a scheduled change...), taking who acts (Meta) and a typed command, and
 // returning the aggregate after it with its version.

@@ -126,38 +126,3 @@ func TestTwoStreamCommandsWaitForTheReadModelsOnce(t *testing.T) {
 	}
 	expectOneDeadline("webhook trigger", domain.FlagStream(project, "checkout"), domain.TriggerStream(project, tr.Trigger.ID))
 }
-
-// The demo seed reads the project it has just created: with VEXIL_CONSISTENCY_WAIT=0s it failed
-// with "not found" whenever the projector had not caught up yet (the scale-out CI step ran it so).
-// WithConsistencyWaitAtLeast gives such a sequence read-your-writes and leaves the original alone.
-func TestConsistencyWaitAtLeastWaitsWhereTheConfiguredWaitIsZero(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	pool, store := pgtest.NewEventStore(t, postgres.WithInlineProjections(access.Projection{}))
-	waits := &readModelWaits{}
-	a, err := app.New(app.Config{Store: store, Pool: pool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		AwaitReadModels: waits.await})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := a.Commands.CreateProject(ctx, person, app.CreateProject{Key: project, Name: "Shop"}); err != nil {
-		t.Fatal(err)
-	}
-	if got := waits.take(); len(got) != 0 {
-		t.Fatalf("no consistency wait configured: %d waits, want none: %+v", len(got), got)
-	}
-	before := time.Now()
-	seeding := a.WithConsistencyWaitAtLeast(time.Minute)
-	createFlag(t, seeding, "checkout")
-	got := waits.take()
-	if len(got) != 1 || got[0].stream != domain.FlagStream(project, "checkout") {
-		t.Fatalf("with a floor of a minute: waits %+v, want one for the flag", got)
-	}
-	if d := got[0].deadline.Sub(before); d < 59*time.Second || d > 2*time.Minute {
-		t.Fatalf("waited under a deadline %s away, want about a minute", d)
-	}
-	createFlag(t, a, "search")
-	if got := waits.take(); len(got) != 0 {
-		t.Fatalf("the original application layer waits too: %+v", got)
-	}
-}

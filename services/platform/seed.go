@@ -38,15 +38,9 @@ type demoFlag struct {
 
 var seedMeta = app.Meta{Actor: "system:seed", Reason: "demo data"}
 
-// seedConsistencyWait bounds the seed's wait for its own writes; it is long because the seed runs
-// once, often beside a whole platform starting on a busy machine.
-const seedConsistencyWait = 30 * time.Second
-
 // SeedDemo creates the demo project idempotently: whatever exists already is left as it is, what is
 // missing is created. Running it twice changes nothing the second time.
 func SeedDemo(ctx context.Context, a *app.Application) (*SeedResult, error) {
-	// Each step reads what the one before wrote (the project's environments, its keys).
-	a = a.WithConsistencyWaitAtLeast(seedConsistencyWait)
 	envs := []domain.NewEnvironment{
 		{Key: "development", Name: "Development", Color: "#4caf50"},
 		{Key: "staging", Name: "Staging", Color: "#ff9800"},
