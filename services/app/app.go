@@ -53,7 +53,8 @@ func New(cfg Config) (*Application, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	c := &core{store: cfg.Store, pool: cfg.Pool, log: cfg.Log, wait: cfg.ConsistencyWait, now: cfg.Clock, await: cfg.AwaitReadModels}
+	c := &core{store: cfg.Store, pool: cfg.Pool, log: cfg.Log, wait: cfg.ConsistencyWait, now: cfg.Clock, await: cfg.AwaitReadModels,
+		infos: &catalogCache{}}
 	if c.await == nil {
 		c.await = func(ctx context.Context, streamID string, version int64, projections []string) error {
 			return projector.WaitFor(ctx, cfg.Pool, streamID, version, projections)

@@ -266,3 +266,36 @@ func TestCatalogInfoBackfillAgreesWithTheProjection(t *testing.T) {
 	f.exec(`UPDATE rm_segments SET info = vexil_segment_info(state), info_version = version`)
 	f.requireCurrent(flags, segments)
 }
+
+// Catalog entries are decoded once per row version: an unchanged row is taken from the process's
+// cache (here, even when its info is overwritten behind the projection's back), a row at a new
+// version is read again.
+func TestCatalogEntriesAreDecodedOncePerVersion(t *testing.T) {
+	t.Parallel()
+	f := newCatalogFixture(t)
+	for _, k := range []string{"checkout", "banner"} {
+		createFlag(t, f.a, k)
+		f.project(domain.FlagStream(project, k))
+	}
+	f.requireCurrent([]string{"checkout", "banner"}, nil)
+
+	f.exec(`UPDATE rm_flags SET info = '{"type":"string","variations":["x"]}' WHERE key = 'checkout'`)
+	if err := f.targeting("banner", "production", requires("checkout", "true")); err != nil {
+		t.Fatalf("a prerequisite on a flag whose entry was decoded before: %v", err)
+	}
+	f.project(domain.FlagStream(project, "banner"))
+	f.requireCurrent([]string{"checkout", "banner"}, nil)
+
+	// A new version of checkout (projected: its info is current again) replaces the entry.
+	if _, _, err := f.a.Commands.ArchiveFlag(context.Background(), person, app.ArchiveFlag{Project: project, Flag: "checkout"}); domain.ErrorCode(err) == "" {
+		t.Fatal("archived a flag another flag requires")
+	}
+	if err := f.targeting("checkout", "development", requires("banner", "true")); err != nil {
+		t.Fatal(err)
+	}
+	f.project(domain.FlagStream(project, "checkout"))
+	f.requireCurrent([]string{"checkout", "banner"}, nil)
+	if err := f.targeting("banner", "development", requires("checkout", "true")); domain.ErrorCode(err) != domain.EInvalid {
+		t.Fatalf("a prerequisite cycle through the new version of a cached entry: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
@@ -193,20 +194,50 @@ func catalogInfos[T any, PT aggregate[T], I any](ctx context.Context, c *core, p
 // readModelInfos loads the catalog entries the catalog read model holds for a project, by key. A
 // row whose info was not computed at its current version (written by a binary older than the
 // column, during a rolling upgrade) is read from its folded state instead.
+//
+// Every flag or segment write reads every entry of the project, and most have not changed since
+// the last write: entries already decoded at a row's version are taken from c.infos, and only the
+// others are fetched and decoded.
 func readModelInfos[T any, PT aggregate[T], I any](ctx context.Context, c *core, table, project string, infoOf func(PT) I) (map[string]I, error) {
-	rows, err := c.pool.Query(ctx, `SELECT key,
-		  CASE WHEN info_version = version THEN info END,
-		  CASE WHEN info_version IS DISTINCT FROM version THEN state END
+	rows, err := c.pool.Query(ctx, `SELECT key, version, updated_at, coalesce(info_version = version, false)
 		FROM `+table+` WHERE project = $1`, project)
 	if err != nil {
 		return nil, fmt.Errorf("app: catalog %s of %s: %w", table, project, err)
 	}
-	defer rows.Close()
 	out := map[string]I{}
+	var missing []string
 	for rows.Next() {
 		var key string
+		var at cachedAt
+		var current bool
+		if err := rows.Scan(&key, &at.version, &at.updatedAt, &current); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("app: catalog scan %s: %w", table, err)
+		}
+		if entry, ok := cachedInfo[I](c.infos, table, project, key, at); ok && current {
+			out[key] = entry
+		} else {
+			missing = append(missing, key)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(missing) == 0 {
+		return out, err
+	}
+
+	rows, err = c.pool.Query(ctx, `SELECT key, version, updated_at,
+		  CASE WHEN info_version = version THEN info END,
+		  CASE WHEN info_version IS DISTINCT FROM version THEN state END
+		FROM `+table+` WHERE project = $1 AND key = ANY($2)`, project, missing)
+	if err != nil {
+		return nil, fmt.Errorf("app: catalog %s of %s: %w", table, project, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var at cachedAt
 		var info, state []byte
-		if err := rows.Scan(&key, &info, &state); err != nil {
+		if err := rows.Scan(&key, &at.version, &at.updatedAt, &info, &state); err != nil {
 			return nil, fmt.Errorf("app: catalog scan %s: %w", table, err)
 		}
 		var entry I
@@ -214,6 +245,7 @@ func readModelInfos[T any, PT aggregate[T], I any](ctx context.Context, c *core,
 			if err := json.Unmarshal(info, &entry); err != nil {
 				return nil, fmt.Errorf("app: catalog decode %s info of %s/%s: %w", table, project, key, err)
 			}
+			c.infos.put(table, project, key, at, entry)
 		} else {
 			agg := PT(new(T))
 			if err := json.Unmarshal(state, agg); err != nil {
@@ -224,6 +256,50 @@ func readModelInfos[T any, PT aggregate[T], I any](ctx context.Context, c *core,
 		out[key] = entry
 	}
 	return out, rows.Err()
+}
+
+// catalogCache holds decoded catalog entries by table, project and key, with the row version and
+// updated_at they were read at. An entry at a stream's version never changes (events are
+// append-only, and updated_at tells a database restored to another history apart), so a hit needs
+// no invalidation; a row at another version is a miss and replaces the entry. It grows with the
+// flags and segments of the projects this process writes to (entries of a few hundred bytes).
+// Callers share the cached values: catalogs only read their entries, never modify them.
+type catalogCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedEntry
+}
+
+type cachedAt struct {
+	version   int64
+	updatedAt time.Time
+}
+
+type cachedEntry struct {
+	at   cachedAt
+	info any
+}
+
+func cacheKey(table, project, key string) string { return table + "\x00" + project + "\x00" + key }
+
+func cachedInfo[I any](c *catalogCache, table, project, key string, at cachedAt) (I, bool) {
+	c.mu.Lock()
+	e, ok := c.entries[cacheKey(table, project, key)]
+	c.mu.Unlock()
+	info, isI := e.info.(I)
+	if !ok || !isI || e.at.version != at.version || !e.at.updatedAt.Equal(at.updatedAt) {
+		var zero I
+		return zero, false
+	}
+	return info, true
+}
+
+func (c *catalogCache) put(table, project, key string, at cachedAt, info any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]cachedEntry{}
+	}
+	c.entries[cacheKey(table, project, key)] = cachedEntry{at: at, info: info}
 }
 
 // readModelStates loads the folded states (and their versions) the catalog read model holds for
