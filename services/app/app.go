@@ -57,7 +57,8 @@ func New(cfg Config) (*Application, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	c := &core{store: cfg.Store, pool: cfg.Pool, log: cfg.Log, wait: cfg.ConsistencyWait, now: cfg.Clock, await: cfg.AwaitReadModels}
+	c := &core{store: cfg.Store, pool: cfg.Pool, log: cfg.Log, wait: cfg.ConsistencyWait, now: cfg.Clock, await: cfg.AwaitReadModels,
+		infos: &catalogCache{}}
 	if c.await == nil {
 		checkpoints := cfg.Checkpoints
 		c.await = func(ctx context.Context, streamID string, version int64, projections []string) error {

@@ -99,6 +99,9 @@ type core struct {
 	// await waits for the named read models to reach a stream's version (projector.WaitFor on
 	// pool unless Config.AwaitReadModels replaces it).
 	await func(ctx context.Context, streamID string, version int64, projections []string) error
+	// infos holds the catalog entries already decoded (Queries.Catalog), shared by the copies
+	// WithConsistencyWaitAtLeast makes.
+	infos *catalogCache
 }
 
 // fold folds events into a fresh T.

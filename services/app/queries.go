@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/vexil-flags/vexil/domain"
@@ -120,8 +122,10 @@ func (q *Queries) ActiveRollout(ctx context.Context, project, flag, env string) 
 // Catalog gathers the reference data commands validate against: the project's environments,
 // flags and segments. It must be current, not eventually consistent (a segment created a moment
 // ago can be used at once, even while Redis or the projector is down), yet cheap for projects with
-// long histories: it starts from the catalog read model's folded states and folds on top only the
-// events each stream has beyond the version the read model holds.
+// many flags and long histories: it starts from the compact reference data the catalog read model
+// keeps for each flag and segment (domain.FlagInfo / SegmentInfo, column info), never decoding a
+// folded state it does not need, and folds only the streams that have events beyond the version
+// the read model holds (usually none, or the few writes the projector has not applied yet).
 func (q *Queries) Catalog(ctx context.Context, project string) (*domain.Catalog, error) {
 	p, _, err := q.Project(ctx, project)
 	if err != nil {
@@ -129,69 +133,188 @@ func (q *Queries) Catalog(ctx context.Context, project string) (*domain.Catalog,
 	}
 	cat := domain.NewCatalog()
 	cat.AddProject(p)
-	flags, err := catalogStates[domain.Flag](ctx, q.c, "flag/", "rm_flags", project)
-	if err != nil {
+	if cat.Flags, err = catalogInfos(ctx, q.c, "flag/", "rm_flags", project, domain.FlagInfoOf); err != nil {
 		return nil, err
 	}
-	for _, f := range flags {
-		cat.AddFlag(f)
-	}
-	segments, err := catalogStates[domain.Segment](ctx, q.c, "segment/", "rm_segments", project)
-	if err != nil {
+	if cat.Segments, err = catalogInfos(ctx, q.c, "segment/", "rm_segments", project, domain.SegmentInfoOf); err != nil {
 		return nil, err
-	}
-	for _, s := range segments {
-		cat.AddSegment(s)
 	}
 	return cat, nil
 }
 
-// catalogStates returns the current state of every stream of a kind in a project: the catalog
-// read model's folded states (table) brought up to date with the events beyond them.
-func catalogStates[T any, PT aggregate[T]](ctx context.Context, c *core, prefix, table, project string) (map[string]PT, error) {
-	states, versions, err := readModelStates[T, PT](ctx, c, table, prefix, project)
+// catalogInfos returns the current catalog entry (infoOf of the current state) of every stream of
+// a kind in a project, by key: the read model's entries (table) brought up to date with the events
+// beyond them.
+func catalogInfos[T any, PT aggregate[T], I any](ctx context.Context, c *core, prefix, table, project string, infoOf func(PT) I) (map[string]I, error) {
+	infos, err := readModelInfos(ctx, c, table, project, infoOf)
 	if err != nil {
 		return nil, err
 	}
-	newer, err := c.store.LoadPrefixNewerThan(ctx, prefix+project+"/", table, project)
+	streamPrefix := prefix + project + "/"
+	newer, err := c.store.LoadPrefixNewerThan(ctx, streamPrefix, table, project)
+	if err != nil || len(newer) == 0 {
+		return infos, err
+	}
+	// A stream with events beyond the read model needs its whole state to fold them onto: the read
+	// model's folded state when it is exactly one version behind them, else the stream itself.
+	var behind []string
+	for streamID, events := range newer {
+		if events[0].Version > 1 {
+			behind = append(behind, strings.TrimPrefix(streamID, streamPrefix))
+		}
+	}
+	states, versions, err := readModelStates[T, PT](ctx, c, table, project, behind)
 	if err != nil {
 		return nil, err
 	}
 	for streamID, events := range newer {
-		agg := states[streamID]
-		if events[0].Version == 1 {
-			agg = nil
-		} else if agg == nil || versions[streamID]+1 != events[0].Version {
-			// The read model moved between the two reads (or does not hold the stream yet):
-			// fold this stream whole rather than stitch a gap.
-			if events, err = c.store.Load(ctx, streamID); err != nil {
-				return nil, err
+		key := strings.TrimPrefix(streamID, streamPrefix)
+		agg := PT(new(T))
+		if events[0].Version > 1 {
+			if st, ok := states[key]; ok && versions[key]+1 == events[0].Version {
+				agg = st
+			} else {
+				// The read model moved between the reads (or does not hold the stream yet):
+				// fold this stream whole rather than stitch a gap.
+				if events, err = c.store.Load(ctx, streamID); err != nil {
+					return nil, err
+				}
 			}
-			agg = nil
-		}
-		if agg == nil {
-			agg = PT(new(T))
 		}
 		for _, e := range events {
 			if err := agg.ApplyRecorded(e); err != nil {
 				return nil, fmt.Errorf("app: catalog: fold %s v%d: %w", streamID, e.Version, err)
 			}
 		}
-		states[streamID] = agg
+		infos[key] = infoOf(agg)
 	}
-	return states, nil
+	return infos, nil
+}
+
+// readModelInfos loads the catalog entries the catalog read model holds for a project, by key. A
+// row whose info was not computed at its current version (written by a binary older than the
+// column, during a rolling upgrade) is read from its folded state instead.
+//
+// Every flag or segment write reads every entry of the project, and most have not changed since
+// the last write: entries already decoded at a row's version are taken from c.infos, and only the
+// others are fetched and decoded.
+func readModelInfos[T any, PT aggregate[T], I any](ctx context.Context, c *core, table, project string, infoOf func(PT) I) (map[string]I, error) {
+	rows, err := c.pool.Query(ctx, `SELECT key, version, updated_at, coalesce(info_version = version, false)
+		FROM `+table+` WHERE project = $1`, project)
+	if err != nil {
+		return nil, fmt.Errorf("app: catalog %s of %s: %w", table, project, err)
+	}
+	out := map[string]I{}
+	var missing []string
+	for rows.Next() {
+		var key string
+		var at cachedAt
+		var current bool
+		if err := rows.Scan(&key, &at.version, &at.updatedAt, &current); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("app: catalog scan %s: %w", table, err)
+		}
+		if entry, ok := cachedInfo[I](c.infos, table, project, key, at); ok && current {
+			out[key] = entry
+		} else {
+			missing = append(missing, key)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(missing) == 0 {
+		return out, err
+	}
+
+	rows, err = c.pool.Query(ctx, `SELECT key, version, updated_at,
+		  CASE WHEN info_version = version THEN info END,
+		  CASE WHEN info_version IS DISTINCT FROM version THEN state END
+		FROM `+table+` WHERE project = $1 AND key = ANY($2)`, project, missing)
+	if err != nil {
+		return nil, fmt.Errorf("app: catalog %s of %s: %w", table, project, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var at cachedAt
+		var info, state []byte
+		if err := rows.Scan(&key, &at.version, &at.updatedAt, &info, &state); err != nil {
+			return nil, fmt.Errorf("app: catalog scan %s: %w", table, err)
+		}
+		var entry I
+		if info != nil {
+			if err := json.Unmarshal(info, &entry); err != nil {
+				return nil, fmt.Errorf("app: catalog decode %s info of %s/%s: %w", table, project, key, err)
+			}
+			c.infos.put(table, project, key, at, entry)
+		} else {
+			agg := PT(new(T))
+			if err := json.Unmarshal(state, agg); err != nil {
+				return nil, fmt.Errorf("app: catalog decode %s state of %s/%s: %w", table, project, key, err)
+			}
+			entry = infoOf(agg)
+		}
+		out[key] = entry
+	}
+	return out, rows.Err()
+}
+
+// catalogCache holds decoded catalog entries by table, project and key, with the row version and
+// updated_at they were read at. An entry at a stream's version never changes (events are
+// append-only, and updated_at tells a database restored to another history apart), so a hit needs
+// no invalidation; a row at another version is a miss and replaces the entry. It grows with the
+// flags and segments of the projects this process writes to (entries of a few hundred bytes).
+// Callers share the cached values: catalogs only read their entries, never modify them.
+type catalogCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedEntry
+}
+
+type cachedAt struct {
+	version   int64
+	updatedAt time.Time
+}
+
+type cachedEntry struct {
+	at   cachedAt
+	info any
+}
+
+func cacheKey(table, project, key string) string { return table + "\x00" + project + "\x00" + key }
+
+func cachedInfo[I any](c *catalogCache, table, project, key string, at cachedAt) (I, bool) {
+	c.mu.Lock()
+	e, ok := c.entries[cacheKey(table, project, key)]
+	c.mu.Unlock()
+	info, isI := e.info.(I)
+	if !ok || !isI || e.at.version != at.version || !e.at.updatedAt.Equal(at.updatedAt) {
+		var zero I
+		return zero, false
+	}
+	return info, true
+}
+
+func (c *catalogCache) put(table, project, key string, at cachedAt, info any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]cachedEntry{}
+	}
+	c.entries[cacheKey(table, project, key)] = cachedEntry{at: at, info: info}
 }
 
 // readModelStates loads the folded states (and their versions) the catalog read model holds for
-// a project, by stream id.
-func readModelStates[T any, PT aggregate[T]](ctx context.Context, c *core, table, prefix, project string) (map[string]PT, map[string]int64, error) {
-	rows, err := c.pool.Query(ctx, `SELECT key, state, version FROM `+table+` WHERE project = $1`, project)
+// some keys of a project.
+func readModelStates[T any, PT aggregate[T]](ctx context.Context, c *core, table, project string, keys []string) (map[string]PT, map[string]int64, error) {
+	out := map[string]PT{}
+	versions := map[string]int64{}
+	if len(keys) == 0 {
+		return out, versions, nil
+	}
+	rows, err := c.pool.Query(ctx, `SELECT key, state, version FROM `+table+` WHERE project = $1 AND key = ANY($2)`, project, keys)
 	if err != nil {
 		return nil, nil, fmt.Errorf("app: catalog %s of %s: %w", table, project, err)
 	}
 	defer rows.Close()
-	out := map[string]PT{}
-	versions := map[string]int64{}
 	for rows.Next() {
 		var key string
 		var state []byte
@@ -199,13 +322,12 @@ func readModelStates[T any, PT aggregate[T]](ctx context.Context, c *core, table
 		if err := rows.Scan(&key, &state, &version); err != nil {
 			return nil, nil, fmt.Errorf("app: catalog scan %s: %w", table, err)
 		}
-		streamID := prefix + project + "/" + key
 		agg := PT(new(T))
 		if err := json.Unmarshal(state, agg); err != nil {
-			return nil, nil, fmt.Errorf("app: catalog decode %s: %w", streamID, err)
+			return nil, nil, fmt.Errorf("app: catalog decode %s state of %s/%s: %w", table, project, key, err)
 		}
-		out[streamID] = agg
-		versions[streamID] = version
+		out[key] = agg
+		versions[key] = version
 	}
 	return out, versions, rows.Err()
 }

@@ -29,8 +29,9 @@ func (s *EventStore) LoadPrefix(ctx context.Context, prefix string) (map[string]
 
 // LoadPrefixNewerThan is LoadPrefix restricted to the events each stream has beyond the version a
 // catalog read model table (rm_flags or rm_segments: columns project, key, version) holds for it;
-// streams the table does not know come whole. It lets callers start from the read model's folded
-// state and stay exactly current at the cost of the projector's lag only.
+// streams the table does not know come whole. It lets callers start from the read model's rows
+// (the catalog's compact info, app.Queries.Catalog) and stay exactly current at the cost of the
+// projector's lag only.
 func (s *EventStore) LoadPrefixNewerThan(ctx context.Context, prefix, table, project string) (map[string][]domain.RecordedEvent, error) {
 	if table != "rm_flags" && table != "rm_segments" {
 		return nil, fmt.Errorf("load newer than: unsupported table %q", table)
