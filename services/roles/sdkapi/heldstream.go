@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,8 @@ type heldStreams struct {
 	srv    *Server
 	shards []*streamShard
 	next   atomic.Uint32
+	// ended, when set (tests), is called after a held stream was closed.
+	ended func()
 }
 
 func newHeldStreams(srv *Server) *heldStreams {
@@ -67,6 +70,10 @@ type streamShard struct {
 
 	// The goroutine's buffers: an event, its chunk, and what clients send (discarded).
 	event, chunk, discard []byte
+	// sent is the notice and key kind that chunk was made for: after a change most streams are
+	// owed the same event, encoded once per shard instead of once per stream.
+	sent     notice
+	sentKind string
 }
 
 // heldStream is one SSE stream held by a shard.
@@ -78,9 +85,8 @@ type heldStream struct {
 	conn  net.Conn
 	sock  heldSocket // the connection's socket, written without blocking
 
-	// Guarded by shard.mu.
-	queued bool // in shard.ready
-	live   bool // registered: its connection is set and the shard writes to it
+	queued bool        // in shard.ready; guarded by shard.mu
+	live   atomic.Bool // registered: its connection is set and the shard writes to it
 
 	// The shard's goroutine's own.
 	backlog []byte // written by no socket yet
@@ -221,7 +227,7 @@ func (sh *streamShard) register(hs *heldStream) {
 		return
 	}
 	sh.streams[hs] = struct{}{}
-	hs.live = true
+	hs.live.Store(true)
 	if !sh.running {
 		sh.running = true
 		go sh.run()
@@ -273,10 +279,7 @@ func (sh *streamShard) run() {
 
 // serve writes what hs is owed: the end of its stream if its key went, else its pending notice.
 func (sh *streamShard) serve(hs *heldStream) {
-	sh.mu.Lock()
-	live := hs.live
-	sh.mu.Unlock()
-	if !live {
+	if !hs.live.Load() {
 		return // not registered yet (register signals it again), or already ended
 	}
 	if hs.sub.isGone() {
@@ -288,11 +291,22 @@ func (sh *streamShard) serve(hs *heldStream) {
 	if !ok {
 		return
 	}
-	sh.event = sh.owner.srv.appendEvent(sh.event[:0], hs.kind, n)
-	sh.chunk = appendChunk(sh.chunk[:0], sh.event)
+	if len(sh.chunk) == 0 || hs.kind != sh.sentKind || !sameNotice(n, sh.sent) {
+		sh.event = sh.owner.srv.appendEvent(sh.event[:0], hs.kind, n)
+		sh.chunk = appendChunk(sh.chunk[:0], sh.event)
+		sh.sent, sh.sentKind = n, hs.kind
+	} else {
+		sh.owner.srv.streams.pushes.Inc()
+	}
 	if err := hs.write(sh.chunk); err != nil {
 		sh.end(hs, "")
 	}
+}
+
+// sameNotice reports whether a and b are written as the same event.
+func sameNotice(a, b notice) bool {
+	return a.version == b.version && a.etag == b.etag && a.at.Equal(b.at) && a.all == b.all &&
+		(a.flags == nil) == (b.flags == nil) && slices.Equal(a.flags, b.flags)
 }
 
 // heartbeat writes a comment to every stream, and ends those whose client went away or stopped
@@ -360,7 +374,7 @@ func (hs *heldStream) write(p []byte) error {
 func (sh *streamShard) end(hs *heldStream, last string) {
 	sh.mu.Lock()
 	delete(sh.streams, hs)
-	hs.live = false
+	hs.live.Store(false)
 	sh.mu.Unlock()
 	hs.hub.unsubscribe(hs.sub)
 	if hs.conn == nil {
@@ -374,4 +388,7 @@ func (sh *streamShard) end(hs *heldStream, last string) {
 		_, _ = hs.sock.write(append(b, lastChunk...))
 	}
 	hs.conn.Close()
+	if sh.owner.ended != nil {
+		sh.owner.ended()
+	}
 }
