@@ -202,8 +202,13 @@ func (h *heldStreams) newStream(kind string) *heldStream {
 	return &heldStream{shard: sh, kind: kind}
 }
 
-// signal tells the shard that hs has a notice pending or its subscription closed.
+// signal tells the shard that hs has a notice pending or its subscription closed. Before hs is
+// registered (the notice waits in its subscriber: register signals it) and after it ended there
+// is nothing to do.
 func (hs *heldStream) signal() {
+	if !hs.live.Load() {
+		return
+	}
 	sh := hs.shard
 	sh.mu.Lock()
 	if !hs.queued {
@@ -220,8 +225,14 @@ func (hs *heldStream) signal() {
 // register hands hs, its headers written, to the shard; a notice already pending (a resume with
 // Last-Event-ID) is written at once.
 func (sh *streamShard) register(hs *heldStream) {
+	stopping := false
+	select {
+	case <-sh.owner.srv.stopping:
+		stopping = true
+	default:
+	}
 	sh.mu.Lock()
-	if sh.stopped {
+	if sh.stopped || stopping {
 		sh.mu.Unlock()
 		sh.end(hs, "")
 		return
@@ -280,7 +291,7 @@ func (sh *streamShard) run() {
 // serve writes what hs is owed: the end of its stream if its key went, else its pending notice.
 func (sh *streamShard) serve(hs *heldStream) {
 	if !hs.live.Load() {
-		return // not registered yet (register signals it again), or already ended
+		return // already ended
 	}
 	if hs.sub.isGone() {
 		// EventSource reconnects after a closed stream and then gets 401, which ends it.
