@@ -128,6 +128,7 @@ func (s *Server) hold(c echo.Context, kind, key string, snap *snapshot, env *env
 	h.Set("X-Accel-Buffering", "no") // proxies must not buffer the stream
 	h.Del("Content-Length")
 	h.Del("Transfer-Encoding")
+	h.Del("Date") // written below, as net/http would
 	conn, _, err := http.NewResponseController(res).Hijack()
 	if err != nil {
 		env.hub.unsubscribe(hs.sub)
