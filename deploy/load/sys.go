@@ -63,9 +63,10 @@ func raiseNoFile(want uint64) (uint64, string) {
 		return 0, "getrlimit: " + err.Error()
 	}
 	before := lim
+	var hardErr error
 	if lim.Max < want {
 		raised := syscall.Rlimit{Cur: want, Max: want}
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err == nil {
+		if hardErr = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); hardErr == nil {
 			return want, fmt.Sprintf("RLIMIT_NOFILE %d/%d -> %d/%d (hard limit raised)", before.Cur, before.Max, want, want)
 		}
 	}
@@ -75,7 +76,13 @@ func raiseNoFile(want uint64) (uint64, string) {
 	}
 	note := fmt.Sprintf("RLIMIT_NOFILE %d/%d -> %d/%d", before.Cur, before.Max, lim.Cur, lim.Max)
 	if lim.Cur < want {
-		note += fmt.Sprintf(" (below the %d needed)", want)
+		note += fmt.Sprintf(" (below the %d needed", want)
+		if hardErr != nil {
+			// Raising the hard limit takes CAP_SYS_RESOURCE, which containers often drop even for
+			// root (CapEff in /proc/self/status lacks bit 24).
+			note += fmt.Sprintf("; raising the hard limit: %v: run with a higher `ulimit -Hn`, or with CAP_SYS_RESOURCE", hardErr)
+		}
+		note += ")"
 	}
 	return lim.Cur, note
 }

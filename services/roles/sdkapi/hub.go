@@ -75,9 +75,12 @@ type hub struct {
 // subscriber is one SSE connection.
 type subscriber struct {
 	key, kind string
-	wake      chan struct{} // one slot: a notice is pending
+	wake      chan struct{} // one slot: a notice is pending (nil for a held stream: notify instead)
 	gone      chan struct{} // closed when key stops being valid for the environment
 	goneOnce  sync.Once
+	// notify, when set, is called after a notice is offered or the subscription closed: a held
+	// stream (heldstream.go) has no goroutine of its own to wake, its writer is told instead.
+	notify func()
 
 	mu      sync.Mutex
 	pending *notice
@@ -89,12 +92,20 @@ func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
 // version leaves it a pending notice of what it missed, atomically with joining, so no change
 // falls between the catch-up and the live feed.
 func (h *hub) subscribe(key, kind, lastID string) *subscriber {
-	s := &subscriber{key: key, kind: kind, wake: make(chan struct{}, 1), gone: make(chan struct{})}
+	return h.join(&subscriber{key: key, kind: kind, wake: make(chan struct{}, 1), gone: make(chan struct{})}, lastID)
+}
+
+// subscribeNotify is subscribe for a subscriber that is told by notify instead of a channel.
+func (h *hub) subscribeNotify(key, kind, lastID string, notify func()) *subscriber {
+	return h.join(&subscriber{key: key, kind: kind, gone: make(chan struct{}), notify: notify}, lastID)
+}
+
+func (h *hub) join(s *subscriber, lastID string) *subscriber {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.subs[s] = struct{}{}
 	if lastID != "" {
-		if n, ok := h.since(lastID, kind); ok {
+		if n, ok := h.since(lastID, s.kind); ok {
 			s.offer(n)
 		}
 	}
@@ -196,6 +207,10 @@ func (s *subscriber) offer(n notice) {
 		s.pending.merge(n)
 	}
 	s.mu.Unlock()
+	if s.notify != nil {
+		s.notify()
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default: // already woken; the notice is merged
@@ -214,4 +229,21 @@ func (s *subscriber) take() (notice, bool) {
 	return n, true
 }
 
-func (s *subscriber) close() { s.goneOnce.Do(func() { close(s.gone) }) }
+func (s *subscriber) close() {
+	s.goneOnce.Do(func() {
+		close(s.gone)
+		if s.notify != nil {
+			s.notify()
+		}
+	})
+}
+
+// isGone reports whether the subscription was closed.
+func (s *subscriber) isGone() bool {
+	select {
+	case <-s.gone:
+		return true
+	default:
+		return false
+	}
+}

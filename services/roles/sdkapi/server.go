@@ -77,6 +77,8 @@ type Server struct {
 	stoppingOnce sync.Once
 	// beats is the one heartbeat timer of every SSE stream (heartbeat.go).
 	beats *heartbeat
+	// held are the HTTP/1.1 SSE streams taken over from net/http (heldstream.go).
+	held *heldStreams
 }
 
 // StopStreams ends every open SSE stream (SDK streams and edges' change streams); clients
@@ -91,6 +93,7 @@ func New(snaps *Snapshots, log *slog.Logger, reg prometheus.Registerer, opts Opt
 		public: newPublicStreamMetrics(reg),
 		notes:  make(chan notification, 1024), resync: make(chan struct{}, 1), stopping: make(chan struct{}),
 		beats: newHeartbeat(opts.Heartbeat)}
+	s.held = newHeldStreams(s)
 	if opts.RateLimit > 0 {
 		s.limiter = httpapi.NewLimiter(opts.RateLimit, opts.RateLimit) // bursts of one second's worth
 	}

@@ -72,6 +72,11 @@ func (s *Server) stream(c echo.Context) error {
 	}
 	key := sdkKeyOf(c.Request(), true)
 	env := s.snaps.environment(snap.id, false)
+	if r := c.Request(); r.ProtoMajor == 1 && r.ProtoMinor >= 1 && hijackable(c.Response().Writer) {
+		// HTTP/1.1: the stream is held without a goroutine of its own (heldstream.go).
+		return s.hold(c, k.Kind, key, snap, env)
+	}
+	// HTTP/2 (or a writer that cannot be taken over): a goroutine per stream.
 	sub := env.hub.subscribe(key, k.Kind, c.Request().Header.Get("Last-Event-ID"))
 	defer env.hub.unsubscribe(sub)
 	// The keys may have been replaced between authorize and subscribe, after their sweep of the
@@ -88,15 +93,7 @@ func (s *Server) stream(c echo.Context) error {
 	h.Set("X-Accel-Buffering", "no") // proxies must not buffer the stream
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 512)
-	bw.WriteString("retry: 2000\n: connected to " + snap.id.environment + " at version " + strconv.FormatInt(snap.version, 10) + "\n")
-	if c.Request().Header.Get("Last-Event-ID") == "" {
-		// A data-less block sets the client's last event id without an event (EventSource sets
-		// lastEventId and dispatches nothing), so a stream dropped before its first change
-		// resumes from here and is told what changed meanwhile, instead of missing it. A client
-		// that sent an id keeps it until the resume event it is owed arrives.
-		bw.WriteString("id: " + strconv.FormatInt(snap.version, 10) + "\n")
-	}
-	bw.WriteString("\n")
+	bw.Write(streamPreamble(nil, snap, c.Request().Header.Get("Last-Event-ID") == ""))
 
 	done := c.Request().Context().Done()
 	for {
@@ -125,7 +122,33 @@ func (s *Server) stream(c echo.Context) error {
 	}
 }
 
+// streamPreamble appends the start of a stream: the reconnection delay and a comment naming the
+// version, and, for a client that sent no Last-Event-ID (fresh), that version as its last event
+// id.
+func streamPreamble(b []byte, snap *snapshot, fresh bool) []byte {
+	b = append(b, "retry: 2000\n: connected to "...)
+	b = append(b, snap.id.environment...)
+	b = append(b, " at version "...)
+	b = strconv.AppendInt(b, snap.version, 10)
+	b = append(b, '\n')
+	if fresh {
+		// A data-less block sets the client's last event id without an event (EventSource sets
+		// lastEventId and dispatches nothing), so a stream dropped before its first change
+		// resumes from here and is told what changed meanwhile, instead of missing it. A client
+		// that sent an id keeps it until the resume event it is owed arrives.
+		b = append(b, "id: "...)
+		b = strconv.AppendInt(b, snap.version, 10)
+		b = append(b, '\n')
+	}
+	return append(b, '\n')
+}
+
 func (s *Server) writeEvent(bw *bufio.Writer, kind string, n notice) {
+	bw.Write(s.appendEvent(nil, kind, n))
+}
+
+// appendEvent appends the SSE event telling a subscriber with a key of kind about n.
+func (s *Server) appendEvent(b []byte, kind string, n notice) []byte {
 	ev := streamEvent{Type: "refetchEvaluation", ETag: n.etag, LastModified: n.at.Unix(), Flags: n.flags}
 	if kind == domain.ServerSideKey {
 		ev.Type, ev.Version = "rulesetChanged", n.version
@@ -134,8 +157,11 @@ func (s *Server) writeEvent(bw *bufio.Writer, kind string, n notice) {
 		ev.Flags = []string{} // known: no flag's configuration changed (segments only)
 	}
 	data, _ := json.Marshal(ev)
-	bw.WriteString("id: " + strconv.FormatInt(n.version, 10) + "\nevent: message\ndata: ")
-	bw.Write(data)
-	bw.WriteString("\n\n")
+	b = append(b, "id: "...)
+	b = strconv.AppendInt(b, n.version, 10)
+	b = append(b, "\nevent: message\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
 	s.streams.pushes.Inc()
+	return b
 }

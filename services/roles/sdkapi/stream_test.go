@@ -101,9 +101,15 @@ type streamFixture struct {
 	snaps *Snapshots
 	rs    *testRuleset
 	base  string
+	srv   *Server
 }
 
 func newStreamFixture(t *testing.T) *streamFixture {
+	t.Helper()
+	return newStreamFixtureWith(t, Options{Heartbeat: time.Hour})
+}
+
+func newStreamFixtureWith(t *testing.T, opts Options) *streamFixture {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
@@ -114,7 +120,8 @@ func newStreamFixture(t *testing.T) *streamFixture {
 		testClientKey: {Project: testProject, Environment: testEnv, Kind: domain.ClientSideKey},
 		testServerKey: {Project: testProject, Environment: testEnv, Kind: domain.ServerSideKey},
 	})
-	srv := New(snaps, log, reg, Options{Heartbeat: time.Hour})
+	srv := New(snaps, log, reg, opts)
+	f.srv = srv
 	e := echo.New()
 	e.HTTPErrorHandler = httpapi.ErrorHandler(log)
 	e.Use(httpapi.Recover(log), httpapi.Requests(log, nil))
