@@ -36,9 +36,19 @@ type flagCounts struct {
 
 func newCounters(rs *domain.Ruleset) *counters {
 	c := &counters{flags: make(map[string]*flagCounts, len(rs.Flags))}
+	// One block for every flag's numbers, and one for the flags: a bulk evaluation touches them
+	// all, and adjacent numbers share cache lines instead of each being its own allocation.
+	slots := 0
+	for _, f := range rs.Flags {
+		slots += len(f.Variations) + 1
+	}
+	n, logged := make([]atomic.Int64, slots), make([]atomic.Int64, slots)
+	all := make([]flagCounts, 0, len(rs.Flags))
 	for key, f := range rs.Flags {
-		fc := &flagCounts{variations: make([]string, len(f.Variations)), n: make([]atomic.Int64, len(f.Variations)+1),
-			logged: make([]atomic.Int64, len(f.Variations)+1)}
+		k := len(f.Variations) + 1
+		all = append(all, flagCounts{variations: make([]string, len(f.Variations)), n: n[:k:k], logged: logged[:k:k]})
+		n, logged = n[k:], logged[k:]
+		fc := &all[len(all)-1]
 		for i, v := range f.Variations {
 			fc.variations[i] = v.Key
 		}
