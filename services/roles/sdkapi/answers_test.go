@@ -55,3 +55,40 @@ func TestCachedAnswersAreTheWrittenOnes(t *testing.T) {
 		t.Fatalf("out of place: answered %s, want %s", got, want)
 	}
 }
+
+// TestCachedAnswersUnderConcurrency: requests filling and reading one snapshot's cache at once
+// (run with -race) all get the written answers.
+func TestCachedAnswersUnderConcurrency(t *testing.T) {
+	rs := benchRuleset(t, "load", benchClientKey, benchServerKey, 200)
+	compiled, err := evaluation.Compile(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := newSnapshot(envID{rs.Project, rs.Environment}, rs, compiled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan string, 4)
+	for g := range 4 {
+		go func() {
+			r := rand.New(rand.NewPCG(uint64(g), 9))
+			for range 40 {
+				ctx := evaluation.FromOpenFeature(fixture.Context(r))
+				cursor := 0
+				for _, res := range compiled.EvaluateAll(ctx, nil) {
+					i := snap.counts.next(&cursor, res.FlagKey)
+					if got, want := snap.appendAnswer(nil, i, &res, domain.ServerSideKey), snap.appendSuccess(nil, &res, domain.ServerSideKey); !bytes.Equal(got, want) {
+						errs <- string(got) + " != " + string(want)
+						return
+					}
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 4 {
+		if e := <-errs; e != "" {
+			t.Fatal(e)
+		}
+	}
+}
