@@ -1,8 +1,10 @@
 package evaluation
 
 import (
+	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,11 +65,69 @@ type clause struct {
 	semvers []semver.Version // semver_eq: every value; semver_lt: the highest; semver_gt: the lowest
 	date    time.Time        // before: the latest value; after: the earliest
 	segs    []int            // in_segment: indexes of the live segments named
+
+	// memo is the clause's slot in the per-evaluation memo of clause results (state.memoKnown),
+	// shared by every identical clause of the ruleset, or -1. Rulesets repeat the same tests
+	// (a country list, an email pattern, an in_segment) across many flags: a bulk evaluation
+	// then runs each once per context instead of once per flag.
+	memo int
+}
+
+// maxMemoClauses is the number of distinct clauses whose results one evaluation memoizes; the
+// memo is a bit set in state, so it costs the evaluation nothing to clear.
+const maxMemoClauses = 512
+
+// memoSlot returns the memo slot of clauses testing what cl tests (the same attribute,
+// positive operator and values, whatever the negation), or -1 when the slots are used up or the
+// values have a type that is not keyed. The key is an exact encoding (Go quoting keeps invalid
+// UTF-8 apart, floats by their bits), so two clauses share a slot only if they decide alike.
+func (cp *Compiled) memoSlot(cl domain.Clause, op opcode) int {
+	var b strings.Builder
+	b.WriteString(strconv.Quote(cl.Attribute))
+	b.WriteByte(' ')
+	b.WriteString(strconv.Itoa(int(op)))
+	for _, v := range cl.Values {
+		b.WriteByte(' ')
+		switch x := v.(type) {
+		case string:
+			b.WriteString(strconv.Quote(x))
+		case float64:
+			b.WriteString("n")
+			b.WriteString(strconv.FormatUint(math.Float64bits(x), 16))
+		case bool:
+			b.WriteString(strconv.FormatBool(x))
+		default:
+			return -1
+		}
+	}
+	key := b.String()
+	if slot, ok := cp.memoSlots[key]; ok {
+		return slot
+	}
+	if len(cp.memoSlots) >= maxMemoClauses {
+		return -1
+	}
+	if cp.memoSlots == nil {
+		cp.memoSlots = map[string]int{}
+	}
+	slot := len(cp.memoSlots)
+	cp.memoSlots[key] = slot
+	return slot
 }
 
 // compileClause compiles a clause; problems are reported with field paths relative to the
 // clause. Segments must be registered (cp.segIndex) before.
 func (cp *Compiled) compileClause(cl domain.Clause) (clause, *domain.Error) {
+	c, err := cp.compileClauseOp(cl)
+	c.memo = -1
+	if err == nil {
+		// in_segment values are segment keys: the same keys name the same segments.
+		c.memo = cp.memoSlot(domain.Clause{Attribute: cl.Attribute, Values: cl.Values}, c.op)
+	}
+	return c, err
+}
+
+func (cp *Compiled) compileClauseOp(cl domain.Clause) (clause, *domain.Error) {
 	c := clause{invert: cl.Negate}
 	if cl.Operator == domain.OpInSegment {
 		// Validated here rather than by domain.ValidateClause, which insists that every segment
@@ -187,6 +247,15 @@ func matchClauses(cs []clause, st *state, all bool) bool {
 	for i := range cs {
 		c := &cs[i]
 		var r bool // the positive operator's result
+		m := uint(c.memo)
+		word, bit := m/64, uint64(1)<<(m%64)
+		if m < maxMemoClauses && st.memoKnown[word]&bit != 0 {
+			r = st.memoTrue[word]&bit != 0
+			if (r != c.invert) != all {
+				return !all
+			}
+			continue
+		}
 		switch {
 		case c.op == opInSegment:
 			for _, i := range c.segs {
@@ -242,6 +311,12 @@ func matchClauses(cs []clause, st *state, all bool) bool {
 				r = c.matchBool(x)
 			default:
 				r = c.matchValue(st, v)
+			}
+		}
+		if m < maxMemoClauses {
+			st.memoKnown[word] |= bit
+			if r {
+				st.memoTrue[word] |= bit
 			}
 		}
 		if (r != c.invert) != all {

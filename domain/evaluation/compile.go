@@ -26,6 +26,7 @@ type Compiled struct {
 	segments    []*segment
 	segIndex    map[string]int // live segment key -> index in segments
 	attrSlots   map[string]int // attribute -> slot in state.vals, for the most used attributes
+	memoSlots   map[string]int // clause key -> memo slot (clause.memo), while compiling
 	problems    []*domain.Error
 }
 
@@ -131,6 +132,7 @@ func Compile(rs *domain.Ruleset) (*Compiled, error) {
 		}
 	}
 	c.linkPrerequisites()
+	c.memoSlots = nil // only Compile assigns slots
 	return c, nil
 }
 

@@ -68,6 +68,10 @@ type state struct {
 	present uint32 // slots present in the context
 	vals    [maxAttrSlots]any
 
+	// The results of the clauses evaluated so far, by memo slot (clause.memo): known, and
+	// true among those.
+	memoKnown, memoTrue [maxMemoClauses / 64]uint64
+
 	// One-entry memos of the last string parsed as a semantic version and as a date: rules
 	// often test the same attribute more than once.
 	semverSet, semverOK bool

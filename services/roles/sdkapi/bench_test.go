@@ -259,6 +259,14 @@ func BenchmarkOFREPBulk100Server(b *testing.B) {
 	benchRun(b, e, reqs, checkBulk(100))
 }
 
+// BenchmarkOFREPBulk1000Server: bulk evaluation of all 1,000 flags with a server-side key (every
+// flag evaluated and counted): the load tool's bulk-1000 target (issue 19) without the network.
+func BenchmarkOFREPBulk1000Server(b *testing.B) {
+	e := benchEcho(b)
+	reqs := benchRequests(b, func(int) string { return "/ofrep/v1/evaluate/flags" }, benchServerKey)
+	benchRun(b, e, reqs, checkBulk(1000))
+}
+
 func discardBatch(context.Context, *telemetry.Batch) error { return nil }
 
 // BenchmarkOFREPExperiments: bulk evaluation with a server-side key over 100 flags, 10 of which

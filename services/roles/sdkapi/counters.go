@@ -36,9 +36,19 @@ type flagCounts struct {
 
 func newCounters(rs *domain.Ruleset) *counters {
 	c := &counters{flags: make(map[string]*flagCounts, len(rs.Flags))}
+	// One block for every flag's numbers, and one for the flags: a bulk evaluation touches them
+	// all, and adjacent numbers share cache lines instead of each being its own allocation.
+	slots := 0
+	for _, f := range rs.Flags {
+		slots += len(f.Variations) + 1
+	}
+	n, logged := make([]atomic.Int64, slots), make([]atomic.Int64, slots)
+	all := make([]flagCounts, 0, len(rs.Flags))
 	for key, f := range rs.Flags {
-		fc := &flagCounts{variations: make([]string, len(f.Variations)), n: make([]atomic.Int64, len(f.Variations)+1),
-			logged: make([]atomic.Int64, len(f.Variations)+1)}
+		k := len(f.Variations) + 1
+		all = append(all, flagCounts{variations: make([]string, len(f.Variations)), n: n[:k:k], logged: logged[:k:k]})
+		n, logged = n[k:], logged[k:]
+		fc := &all[len(all)-1]
 		for i, v := range f.Variations {
 			fc.variations[i] = v.Key
 		}
@@ -78,20 +88,28 @@ func (c *counters) inOrder(keys []string) {
 	}
 }
 
-// recordNext is record for the results of one bulk evaluation, in evaluation order: *cursor
-// starts at 0 and moves forward over the flags the filter skipped. A result out of that order
-// (none is) would still be counted, through the map.
-func (c *counters) recordNext(cursor *int, r *evaluation.Result, logged bool) {
+// next returns the position in the evaluation order of the flag of the next result of one bulk
+// evaluation, whose results come in that order: *cursor starts at 0 and moves forward over the
+// flags the filter skipped. -1 for a result out of that order (none is).
+func (c *counters) next(cursor *int, flagKey string) int {
 	for j := *cursor; j < len(c.keys); j++ {
-		if c.keys[j] == r.FlagKey {
+		if c.keys[j] == flagKey {
 			*cursor = j + 1
-			if fc := c.ordered[j]; fc != nil {
-				fc.record(r, logged)
-			}
-			return
+			return j
 		}
 	}
-	c.record(r, logged)
+	return -1
+}
+
+// recordAt is record for the flag at position i of the evaluation order (-1: look it up).
+func (c *counters) recordAt(i int, r *evaluation.Result, logged bool) {
+	if i < 0 || i >= len(c.ordered) || c.keys[i] != r.FlagKey {
+		c.record(r, logged)
+		return
+	}
+	if fc := c.ordered[i]; fc != nil {
+		fc.record(r, logged)
+	}
 }
 
 // record counts one evaluation result; logged says it is also stored as an exposure event.

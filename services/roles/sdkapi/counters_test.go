@@ -152,7 +152,7 @@ func TestBulkCountsFollowTheEvaluationOrder(t *testing.T) {
 	cursor := 0
 	for _, r := range []evaluation.Result{{FlagKey: "flag-0", VariationIndex: 0}, {FlagKey: "flag-2", VariationIndex: 1},
 		{FlagKey: "flag-5", VariationIndex: -1}, {FlagKey: "flag-1", VariationIndex: 0}, {FlagKey: "gone", VariationIndex: 0}} {
-		snap.counts.recordNext(&cursor, &r, false)
+		snap.counts.recordAt(snap.counts.next(&cursor, r.FlagKey), &r, false)
 	}
 	got := map[string]int64{}
 	f := newCounterFlusher(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))

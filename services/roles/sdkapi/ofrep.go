@@ -240,16 +240,17 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	if f, found := snap.compiled.Flag(key); !found || !visible(k.Kind, f) {
+	i, found := snap.compiled.Index(key)
+	if !found || i >= len(snap.configs) || !visible(k.Kind, snap.configs[i]) {
 		return ofrepError(c, http.StatusNotFound, key, codeFlagNotFound, "flag "+key+" is not found in this environment")
 	}
-	r := snap.compiled.Evaluate(key, ctx)
+	r := snap.compiled.EvaluateIndex(i, ctx)
 	// An exposure logged here carries its evaluation into the flag's stats: the counters keep it
 	// for /metrics only, so it is not stored twice.
 	logged := r.Experiment != "" && ctx.Key != "" && s.exposures.logs(snap.id) &&
 		s.exposures.record(snap.id, ctx.Key, time.Now(), &r)
 	if k.Kind == domain.ServerSideKey {
-		snap.counts.record(&r, logged)
+		snap.counts.recordAt(i, &r, logged)
 	}
 	out := st.buf[:0] // the request body is decoded: reuse its buffer for the answer
 	if r.IsError() {
@@ -258,7 +259,7 @@ func (s *Server) evaluateFlag(c echo.Context) error {
 		st.buf = out
 		return writeJSON(c, status, out)
 	}
-	out = append(snap.appendSuccess(out, &r, k.Kind), '\n')
+	out = append(snap.appendAnswer(out, i, &r, k.Kind), '\n')
 	st.buf = out
 	return writeJSON(c, http.StatusOK, out)
 }
@@ -317,9 +318,10 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 	out := append(st.buf[:0], `{"flags":[`...)
 	logExposures := ctx.Key != "" && s.exposures.logs(snap.id)
 	var now time.Time
-	cursor := 0 // counts.recordNext's position in the evaluation order
+	cursor := 0 // counts.next's position in the evaluation order
 	for i := range st.results {
 		r := &st.results[i]
+		at := snap.counts.next(&cursor, r.FlagKey)
 		logged := false
 		if logExposures && r.Experiment != "" {
 			if now.IsZero() {
@@ -328,7 +330,7 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 			logged = s.exposures.record(snap.id, ctx.Key, now, r)
 		}
 		if k.Kind == domain.ServerSideKey {
-			snap.counts.recordNext(&cursor, r, logged)
+			snap.counts.recordAt(at, r, logged)
 		}
 		if i > 0 {
 			out = append(out, ',')
@@ -338,7 +340,7 @@ func (s *Server) evaluateFlags(c echo.Context) error {
 			out = appendFailure(out, f)
 			continue
 		}
-		out = snap.appendSuccess(out, r, k.Kind)
+		out = snap.appendAnswer(out, at, r, k.Kind)
 	}
 	// The SSE endpoint is listed under both names the protocol's drafts used.
 	conn := append([]byte(`{"type":"sse","url":`), appendString(nil, streamURL(c, k.Kind))...)

@@ -122,7 +122,8 @@ func (p *flatParser) object() (map[string]any, bool) {
 		}
 		p.i++
 		p.space()
-		v, ok := p.scalar()
+		// Targeting keys are as many as users: interning them would only churn the table.
+		v, ok := p.scalar(k != evaluation.OpenFeatureTargetingKey)
 		if !ok {
 			return nil, false
 		}
@@ -143,12 +144,19 @@ func (p *flatParser) object() (map[string]any, bool) {
 	}
 }
 
-func (p *flatParser) scalar() (any, bool) {
+func (p *flatParser) scalar(intern bool) (any, bool) {
 	if p.eof() {
 		return nil, false
 	}
 	switch c := p.b[p.i]; {
 	case c == '"':
+		if intern {
+			b, ok := p.rawStr()
+			if !ok {
+				return nil, false
+			}
+			return attributeValues.strings.value(b, nil), true
+		}
 		return p.str()
 	case c == 't':
 		return true, p.literal("true")
@@ -157,7 +165,12 @@ func (p *flatParser) scalar() (any, bool) {
 	case c == 'n':
 		return nil, p.literal("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
+		start := p.i
+		v, ok := p.number()
+		if ok && intern {
+			v = attributeValues.numbers.value(p.b[start:p.i], v)
+		}
+		return v, ok
 	}
 	return nil, false // an object or an array: encoding/json builds those
 }
@@ -229,6 +242,50 @@ func (t *internTable) intern(b []byte) string {
 	s := string(b)
 	slot.Store(&s)
 	return s
+}
+
+// valueTable is internTable for attribute values, boxed: the same plans, countries, versions and
+// ages come in request after request, and a context's strings and numbers were half of its
+// allocations (the bytes, then the interface holding them). A hit returns the interface already
+// built; a miss builds one and takes the slot. Values longer than maxInternedValue (emails,
+// ids: rarely repeated) are not kept.
+type valueTable struct {
+	slots [1024]atomic.Pointer[internedValue]
+}
+
+type internedValue struct {
+	text string // the JSON string's contents, or the number's text
+	v    any
+}
+
+const maxInternedValue = 32
+
+// attributeValues: strings and numbers apart, since "42" and 42 are different values.
+var attributeValues struct{ strings, numbers valueTable }
+
+// value returns the value of text: v when given (a number, already parsed), else text as a
+// string.
+func (t *valueTable) value(text []byte, v any) any {
+	if len(text) > maxInternedValue {
+		if v == nil {
+			return string(text)
+		}
+		return v
+	}
+	h := uint32(2166136261) // FNV-1a
+	for _, c := range text {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	slot := &t.slots[h%uint32(len(t.slots))]
+	if e := slot.Load(); e != nil && e.text == string(text) {
+		return e.v
+	}
+	e := &internedValue{text: string(text), v: v}
+	if v == nil {
+		e.v = e.text
+	}
+	slot.Store(e)
+	return e.v
 }
 
 // number checks the JSON number grammar (strconv.ParseFloat alone accepts more: "+1", ".5",

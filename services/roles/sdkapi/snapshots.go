@@ -41,6 +41,10 @@ type snapshot struct {
 	counts   *counters
 	values   map[string][][]byte // flag key -> JSON of each variation's value, by index
 	client   clientView          // what client-side keys can observe; their ETags derive from it
+	// configs are the flags in the compiled ruleset's evaluation order (evaluation.Compiled.Index),
+	// so that a single evaluation looks its flag up once; answers caches their OFREP answers.
+	configs []*domain.FlagConfig
+	answers answerCache
 }
 
 // newSnapshot prepares what serving an environment needs beyond the compiled ruleset: the JSON
@@ -66,11 +70,18 @@ func newSnapshot(id envID, rs *domain.Ruleset, compiled *evaluation.Compiled) (*
 		return nil, err
 	}
 	counts := newCounters(rs)
+	var configs []*domain.FlagConfig
 	if compiled != nil {
-		counts.inOrder(compiled.Flags())
+		keys := compiled.Flags()
+		counts.inOrder(keys)
+		configs = make([]*domain.FlagConfig, len(keys))
+		for i, k := range keys {
+			configs[i] = rs.Flags[k]
+		}
 	}
 	return &snapshot{id: id, version: rs.Version, compiled: compiled, ruleset: body, values: values, client: client,
-		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: counts}, nil
+		etag: strconv.Quote(strconv.FormatInt(rs.Version, 10)), loadedAt: time.Now(), counts: counts,
+		configs: configs, answers: newAnswerCache(len(configs))}, nil
 }
 
 // valueJSON is the JSON of the value r served.
