@@ -111,7 +111,8 @@ func runIngest(args []string) error {
 	duration := fs.Duration("duration", 60*time.Second, "how long to post")
 	conns := fs.Int("connections", 8, "concurrent keep-alive HTTP connections")
 	size := fs.Int("batch", 100, "events per request")
-	workers := fs.Int("workers", 4, "telemetry projector workers")
+	workers := fs.Int("workers", 4, "telemetry projector workers (concurrent writes)")
+	group := fs.Int("group-messages", 8, "telemetry-group-messages: messages one projector write may store together (1: each alone)")
 	users := fs.Int("users", 10000, "distinct users")
 	flags := fs.Int("flags", 20, "distinct flags")
 	goalEvery := fs.Int("goal-every", 0, "one goal event every N events (0: evaluations only)")
@@ -132,7 +133,8 @@ func runIngest(args []string) error {
 	}
 	cfg, err := config.Parse("bench", []string{"--database-url", dbURL, "--redis-url", c.redisURL,
 		"--stream-prefix", prefix("ingest"), "--http-addr", "127.0.0.1:0", "--admin-token", adminToken,
-		"--telemetry-workers", strconv.Itoa(*workers), "--telemetry-max-lag", strconv.Itoa(*maxLag),
+		"--telemetry-workers", strconv.Itoa(*workers), "--telemetry-group-messages", strconv.Itoa(*group),
+		"--telemetry-max-lag", strconv.Itoa(*maxLag),
 		"--telemetry-stream-maxlen", strconv.Itoa(20 * *maxLag)}, func(string) (string, bool) { return "", false })
 	if err != nil {
 		return err
@@ -151,8 +153,8 @@ func runIngest(args []string) error {
 		return err
 	}
 	gen := generator{flags: *flags, users: *users, goalEvery: *goalEvery, runID: uint32(time.Now().Unix())}
-	fmt.Printf("ingest: %d connections, batches of %d, %d projector workers, %d users, %d flags, goal every %d; %s\n",
-		*conns, *size, *workers, *users, *flags, *goalEvery, machine())
+	fmt.Printf("ingest: %d connections, batches of %d, %d projector workers storing up to %d messages per write, %d users, %d flags, goal every %d; %s\n",
+		*conns, *size, *workers, *group, *users, *flags, *goalEvery, machine())
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
