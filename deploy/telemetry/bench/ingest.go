@@ -249,7 +249,19 @@ func runIngest(args []string) error {
 		return err
 	}
 	defer dpool.Close()
-	for _, full := range []bool{true, false} {
+	passes := []struct {
+		full  bool
+		group int
+	}{{true, 1}, {false, 1}}
+	if *group > 1 {
+		// The projector stores up to -group-messages messages per transaction: the same
+		// grouping without HTTP and Redis is the bound of what grouping alone can give.
+		passes = append(passes, struct {
+			full  bool
+			group int
+		}{true, *group})
+	}
+	for _, pass := range passes {
 		if _, err := dpool.Exec(ctx, `TRUNCATE evaluation_events, goal_events, goal_attributions, experiment_exposures,
 			experiment_user_goals, telemetry_batches`); err != nil {
 			return err
@@ -257,13 +269,16 @@ func runIngest(args []string) error {
 		if _, err := dpool.Exec(ctx, `CHECKPOINT`); err != nil {
 			return err
 		}
-		rate, err := directInsert(ctx, dpool, gen, want, *size, *workers, full)
+		rate, err := directInsert(ctx, dpool, gen, want, *size, *workers, pass.full, pass.group)
 		if err != nil {
 			return err
 		}
 		what := "the projector's whole write (events, exposures, attributions, batch log)"
-		if !full {
+		if !pass.full {
 			what = "the evaluation_events INSERT ... SELECT FROM unnest ... ON CONFLICT alone"
+		}
+		if pass.group > 1 {
+			what = fmt.Sprintf("the projector's whole write, %d batches per transaction as the projector groups them", pass.group)
 		}
 		fmt.Printf("direct: %d rows, %d writers, batches of %d, %s: %.0f rows/s; end to end / direct = %.2f\n",
 			want, *workers, *size, what, rate, e2eRate/rate)
@@ -285,7 +300,9 @@ func statusSummary(m *sync.Map) string {
 	return s
 }
 
-func directInsert(ctx context.Context, pool *pgxpool.Pool, gen generator, rows int64, size, writers int, full bool) (float64, error) {
+// directInsert writes rows as writers concurrent writers, in batches of size events, group
+// batches per transaction (WriteAll) when full, else only the evaluation_events insert.
+func directInsert(ctx context.Context, pool *pgxpool.Pool, gen generator, rows int64, size, writers int, full bool, group int) (float64, error) {
 	var next atomic.Int64
 	writer := ptelemetry.NewWriter(250_000) // as the projector's
 	var firstErr error
@@ -296,16 +313,24 @@ func directInsert(ctx context.Context, pool *pgxpool.Pool, gen generator, rows i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var batches []*ptelemetry.Batch
 			for {
-				k0 := next.Add(int64(size)) - int64(size)
-				if k0 >= rows {
+				batches = batches[:0]
+				for len(batches) < max(group, 1) {
+					k0 := next.Add(int64(size)) - int64(size)
+					if k0 >= rows {
+						break
+					}
+					batches = append(batches, gen.batch("bench", "production", k0, int(min(int64(size), rows-k0)), time.Now()))
+				}
+				if len(batches) == 0 {
 					return
 				}
-				b := gen.batch("bench", "production", k0, int(min(int64(size), rows-k0)), time.Now())
 				var err error
 				if full {
-					_, err = writer.Write(ctx, pool, b)
+					_, _, err = writer.WriteAll(ctx, pool, batches)
 				} else {
+					b := batches[0]
 					e := &b.Evaluations
 					_, err = pool.Exec(ctx, `INSERT INTO evaluation_events (occurred_at, event_id, project, environment, flag, variation,
 						reason, user_key, experiment, attributes, evaluations, received_at)
@@ -350,7 +375,7 @@ func setupProject(base, project string, flags int) (string, error) {
 		}
 	}
 	key := p.Environments["production"].ServerKey
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(2 * time.Minute); ; { // minutes: at load averages of 30 it took over 30 s
 		if call("GET", base+"/ofrep/v1/configuration", key, nil, 200, nil) == nil {
 			return key, nil
 		}
@@ -422,7 +447,7 @@ func directOnlyRun(ctx context.Context, c *common, gen generator, rows int64, si
 			experiment_user_goals, telemetry_batches`); err != nil {
 			return err
 		}
-		rate, err := directInsert(ctx, pool, gen, rows, size, workers, full)
+		rate, err := directInsert(ctx, pool, gen, rows, size, workers, full, 1)
 		if err != nil {
 			return err
 		}
