@@ -229,8 +229,8 @@ func runIngest(args []string) error {
 	}
 	fmt.Printf("end to end: %d rows stored (%d distinct evaluation event ids) in %v (drain %v after posting stopped) = %.0f events/s sustained HTTP -> Redis -> projector -> table\n",
 		stored, distinct, e2e.Round(time.Millisecond), (e2e - posted).Round(time.Millisecond), float64(stored)/e2e.Seconds())
-	fmt.Printf("CPU: this process (load generator + platform) %.1f s = %.1f µs/event; PostgreSQL backends of the database %.1f s = %.1f µs/event; over %.1f s on %d cores\n",
-		selfCPU, 1e6*selfCPU/float64(max(stored, 1)), pgCPU, 1e6*pgCPU/float64(max(stored, 1)), e2e.Seconds(), runtime.NumCPU())
+	fmt.Printf("CPU: this process (load generator + platform) %.1f s = %.1f µs/event; PostgreSQL backends of the database %.1f s = %.1f µs/event; over %.1f s on %d cores; %s\n",
+		selfCPU, 1e6*selfCPU/float64(max(stored, 1)), pgCPU, 1e6*pgCPU/float64(max(stored, 1)), e2e.Seconds(), runtime.NumCPU(), machine())
 	e2eRate := float64(stored) / e2e.Seconds()
 	p.Close()
 	if !*direct {
@@ -280,8 +280,10 @@ func runIngest(args []string) error {
 		if pass.group > 1 {
 			what = fmt.Sprintf("the projector's whole write, %d batches per transaction as the projector groups them", pass.group)
 		}
-		fmt.Printf("direct: %d rows, %d writers, batches of %d, %s: %.0f rows/s; end to end / direct = %.2f\n",
-			want, *workers, *size, what, rate, e2eRate/rate)
+		// The load beside each figure: on a shared machine it moves between the passes, and the
+		// ratios with it.
+		fmt.Printf("direct: %d rows, %d writers, batches of %d, %s: %.0f rows/s; end to end / direct = %.2f; %s\n",
+			want, *workers, *size, what, rate, e2eRate/rate, machine())
 	}
 	return nil
 }
