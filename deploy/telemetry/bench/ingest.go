@@ -232,6 +232,7 @@ func runIngest(args []string) error {
 	fmt.Printf("CPU: this process (load generator + platform) %.1f s = %.1f µs/event; PostgreSQL backends of the database %.1f s = %.1f µs/event; over %.1f s on %d cores; %s\n",
 		selfCPU, 1e6*selfCPU/float64(max(stored, 1)), pgCPU, 1e6*pgCPU/float64(max(stored, 1)), e2e.Seconds(), runtime.NumCPU(), machine())
 	e2eRate := float64(stored) / e2e.Seconds()
+	e2eCPU := (selfCPU + pgCPU) / float64(max(stored, 1))
 	p.Close()
 	if !*direct {
 		return nil
@@ -243,7 +244,7 @@ func runIngest(args []string) error {
 	if err != nil {
 		return err
 	}
-	pcfg.MaxConns = int32(*workers)
+	pcfg.MaxConns = int32(*workers) + 1 // and the CPU sampler's
 	dpool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return err
@@ -269,10 +270,16 @@ func runIngest(args []string) error {
 		if _, err := dpool.Exec(ctx, `CHECKPOINT`); err != nil {
 			return err
 		}
+		if err := warm(ctx, dpool, *workers+1); err != nil {
+			return err
+		}
+		cpu := startCPUSampler(dpool, c.database)
 		rate, err := directInsert(ctx, dpool, gen, want, *size, *workers, pass.full, pass.group)
+		self, pg := cpu.result()
 		if err != nil {
 			return err
 		}
+		directCPU := (self + pg) / float64(want)
 		what := "the projector's whole write (events, exposures, attributions, batch log)"
 		if !pass.full {
 			what = "the evaluation_events INSERT ... SELECT FROM unnest ... ON CONFLICT alone"
@@ -282,8 +289,28 @@ func runIngest(args []string) error {
 		}
 		// The load beside each figure: on a shared machine it moves between the passes, and the
 		// ratios with it.
-		fmt.Printf("direct: %d rows, %d writers, batches of %d, %s: %.0f rows/s; end to end / direct = %.2f; %s\n",
-			want, *workers, *size, what, rate, e2eRate/rate, machine())
+		// CPU per row is steadier than the rate on a shared machine: its ratio says how much CPU
+		// the whole path spends per event beside the insert alone, whatever the load did.
+		fmt.Printf("direct: %d rows, %d writers, batches of %d, %s: %.0f rows/s; end to end / direct = %.2f; CPU %.1f µs/row (this process + PostgreSQL), direct / end to end = %.2f; %s\n",
+			want, *workers, *size, what, rate, e2eRate/rate, 1e6*directCPU, directCPU/e2eCPU, machine())
+	}
+	return nil
+}
+
+// warm opens n connections of pool, so the CPU sampler sees every backend from its start.
+func warm(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
 	}
 	return nil
 }
