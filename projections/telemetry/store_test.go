@@ -605,3 +605,118 @@ func TestPlainRollupsKeepHistoryBeyondRawRetention(t *testing.T) {
 		}
 	})
 }
+
+// WriteAll stores several batches in one transaction exactly as writing them one by one would:
+// random batches (late and early exposures, several variations, goals before and after) leave
+// the same units, attributions and per-user sums whether written one by one or in groups, also
+// with a batch of another environment in every group, a message delivered twice within one
+// group, and the same events again under another batch id (an SDK retry).
+func TestWriteAllEqualsWritingOneByOne(t *testing.T) {
+	onBothDatabases(t, func(t *testing.T, db database) {
+		ctx := context.Background()
+		rng := rand.New(rand.NewPCG(3, 4))
+		grouped := telemetry.NewWriter(50)
+		var others, otherEvents int64
+		for round := 0; round < 40; round++ {
+			var group []*telemetry.Batch
+			for n := rng.IntN(6) + 1; n > 0; n-- {
+				one, many := telemetry.NewBatch("p", "one", time.Now()), telemetry.NewBatch("p", "many", time.Now())
+				for k := rng.IntN(8) + 1; k > 0; k-- {
+					minute, user := rng.IntN(120), "u"+strconv.Itoa(rng.IntN(6))
+					if rng.IntN(4) == 0 {
+						g := goal("purchase", user, minute, ptr(float64(rng.IntN(10))))
+						one.AddGoal(g)
+						g.EventID = telemetry.NewEventID()
+						many.AddGoal(g)
+						continue
+					}
+					e := eval("f"+strconv.Itoa(rng.IntN(2)), []string{"a", "b", "b"}[rng.IntN(3)], user, minute)
+					if rng.IntN(5) == 0 {
+						e.Experiment = "x"
+					}
+					one.AddEvaluation(e)
+					e.EventID = telemetry.NewEventID()
+					many.AddEvaluation(e)
+				}
+				db.write(t, one)
+				group = append(group, many)
+				switch rng.IntN(6) {
+				case 0: // the same message twice in the group
+					group = append(group, many)
+				case 1: // the same events in another message
+					retry := *many
+					retry.ID = telemetry.NewEventID()
+					group = append(group, &retry)
+				}
+			}
+			other := telemetry.NewBatch("p", "other", time.Now())
+			other.AddEvaluation(eval("f0", "a", "u0", rng.IntN(120)))
+			other.AddGoal(goal("purchase", "u0", rng.IntN(120), nil))
+			group = append(group, other)
+			others, otherEvents = others+1, otherEvents+2
+			res, isNew, err := grouped.WriteAll(ctx, db.pool, group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen, fresh := map[any]bool{}, 0
+			for i, b := range group {
+				if isNew[i] != !seen[b.ID] {
+					t.Fatalf("round %d: batch %d (%s) new = %v", round, i, b.ID, isNew[i])
+				}
+				if !seen[b.ID] {
+					fresh++
+				}
+				seen[b.ID] = true
+			}
+			if res.NewBatches != fresh || res.NewBatch != (fresh == len(group)) {
+				t.Fatalf("round %d: %+v for %d batches of which %d new", round, res, len(group), fresh)
+			}
+			// Written again (a redelivered group): nothing new.
+			if again, isNew, err := grouped.WriteAll(ctx, db.pool, group); err != nil || again.NewBatches != 0 || again.Rows() != 0 ||
+				again.NewExposures != 0 || again.Attributions != 0 || isNew[0] {
+				t.Fatalf("round %d: the group written again: %+v, %v", round, again, err)
+			}
+		}
+		for _, q := range []string{
+			`SELECT count(*)::text FROM evaluation_events WHERE environment = $1`,
+			`SELECT count(*)::text FROM goal_events WHERE environment = $1`,
+			`SELECT user_key, subject_kind, subject, variation, first_exposed_at::text, multiple_variations FROM experiment_exposures WHERE environment = $1`,
+			`SELECT user_key, subject_kind, subject, goal, conversions, value_sum, value_sum_squares, first_at::text, last_at::text FROM experiment_user_goals WHERE environment = $1`,
+			// Not the variation: an attribution records the variation of the first exposure known
+			// when it was made, and a group stores its evaluations before its goals, as one batch
+			// does, so arrival order decides it (as it does between batches written one by one).
+			`SELECT user_key, subject_kind, subject, occurred_at::text FROM goal_attributions WHERE environment = $1`,
+		} {
+			rows := map[string][]string{}
+			for _, env := range []string{"one", "many"} {
+				r, err := db.pool.Query(ctx, q, env)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for r.Next() {
+					v, err := r.Values()
+					if err != nil {
+						t.Fatal(err)
+					}
+					rows[env] = append(rows[env], fmt.Sprint(v))
+				}
+				if r.Err() != nil {
+					t.Fatal(r.Err())
+				}
+				sort.Strings(rows[env])
+			}
+			if len(rows["one"]) == 0 || strings.Join(rows["one"], "\n") != strings.Join(rows["many"], "\n") {
+				t.Fatalf("%s\none by one:\n%s\nin groups:\n%s", q, strings.Join(rows["one"], "\n"), strings.Join(rows["many"], "\n"))
+			}
+		}
+		if n := db.count(t, `SELECT count(*) FROM experiment_exposures WHERE environment = 'one' AND multiple_variations`); n == 0 {
+			t.Fatal("the random batches never marked a user: the test proves little")
+		}
+		if n := db.count(t, `SELECT (SELECT count(*) FROM evaluation_events WHERE environment = 'other') + (SELECT count(*) FROM goal_events WHERE environment = 'other')`); n != otherEvents {
+			t.Fatalf("%d events of the other environment stored, want %d", n, otherEvents)
+		}
+		if n := db.count(t, `SELECT count(*) FROM telemetry_batches WHERE environment = 'other'`); n != others {
+			t.Fatalf("%d batch log rows of the other environment, want %d", n, others)
+		}
+	})
+}

@@ -273,7 +273,7 @@ func (p *Platform) Start(ctx context.Context) error {
 		telemetryBus := bus
 		telemetryBus.MaxIdleTime = cfg.TelemetryRedeliverAfter
 		consumer, err := ingest.NewConsumer(ingest.ConsumerConfig{Pool: p.Pool, Bus: telemetryBus,
-			Workers: cfg.TelemetryWorkers, Metrics: telemetryMetrics, Logger: p.Log})
+			Workers: cfg.TelemetryWorkers, GroupMessages: cfg.TelemetryGroupMessages, Metrics: telemetryMetrics, Logger: p.Log})
 		if err != nil {
 			cancel()
 			return err

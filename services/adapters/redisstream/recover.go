@@ -28,6 +28,17 @@ func OnRecovered(fn func(ctx context.Context)) SubscriberOption {
 	return func(s *recoveringSubscriber) { s.onRecovered = fn }
 }
 
+// Subscriptions says how many subscriptions the subscriber will hold at once, so its Redis
+// client keeps a connection for each one's blocking read besides those its acks and claims
+// need: with fewer, acks wait in the pool for reads that block up to BlockTime.
+func Subscriptions(n int) SubscriberOption {
+	return func(s *recoveringSubscriber) { s.subscriptions = n }
+}
+
+// redisSpareConnections are the connections a subscriber's client keeps beyond one per
+// subscription (acks, claims, group creation).
+const redisSpareConnections = 8
+
 // retryInterval is how often a subscription in an incident tries Redis again: short, so
 // consumers resume well within seconds of Redis coming back, and cheap (one command).
 const retryInterval = 250 * time.Millisecond
@@ -52,6 +63,8 @@ type recoveringSubscriber struct {
 	log         *slog.Logger
 	wmLog       watermill.LoggerAdapter
 	onRecovered func(ctx context.Context)
+	// subscriptions expected at once (Subscriptions), to size the client's pool; 0: unknown.
+	subscriptions int
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -65,8 +78,9 @@ type recoveringSubscriber struct {
 	recoveredAt time.Time // when the last incident ended
 }
 
-func newRecoveringSubscriber(cfg Config, group string, client *redis.Client, opts []SubscriberOption) *recoveringSubscriber {
-	s := &recoveringSubscriber{cfg: cfg, group: group, consumer: watermill.NewShortUUID(), client: client,
+// newRecoveringSubscriber returns a subscriber without its client (set it before use).
+func newRecoveringSubscriber(cfg Config, group string, opts []SubscriberOption) *recoveringSubscriber {
+	s := &recoveringSubscriber{cfg: cfg, group: group, consumer: watermill.NewShortUUID(),
 		log: cfg.Logger.With("component", "redisstream"), closing: make(chan struct{})}
 	s.wmLog = quietReadErrors{watermill.NewSlogLogger(cfg.Logger)}
 	for _, o := range opts {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"time"
 
@@ -102,10 +103,17 @@ func (c Config) Group(role string) string { return c.Prefix + "-" + role }
 
 // NewClient returns a go-redis client for a redis:// or rediss:// URL. It does not connect until
 // first used.
-func NewClient(url string) (*redis.Client, error) {
+func NewClient(url string) (*redis.Client, error) { return newClient(url, 0) }
+
+// newClient is NewClient with at least minPool connections in the client's pool (0: go-redis's
+// default, 10 per CPU), unless the URL sets pool_size.
+func newClient(url string, minPool int) (*redis.Client, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redisstream: parse Redis URL: %w", err)
+	}
+	if minPool > 0 && opts.PoolSize == 0 {
+		opts.PoolSize = max(minPool, 10*runtime.GOMAXPROCS(0))
 	}
 	return redis.NewClient(opts), nil
 }
@@ -161,11 +169,17 @@ func newSubscriber(cfg Config, group string, opts []SubscriberOption) (message.S
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	client, err := NewClient(cfg.URL)
+	s := newRecoveringSubscriber(cfg, group, opts)
+	minPool := 0
+	if s.subscriptions > 0 {
+		minPool = s.subscriptions + redisSpareConnections
+	}
+	client, err := newClient(cfg.URL, minPool)
 	if err != nil {
 		return nil, err
 	}
-	return prefixedSubscriber{sub: newRecoveringSubscriber(cfg, group, client, opts), prefix: cfg.Prefix + ":"}, nil
+	s.client = client
+	return prefixedSubscriber{sub: s, prefix: cfg.Prefix + ":"}, nil
 }
 
 // prefixedPublisher refuses streams outside the prefix, so no role writes where another

@@ -58,7 +58,8 @@ type Config struct {
 	EventsMaxAge             time.Duration // oldest occurred_at accepted
 	TelemetryMaxLag          int64         // stream messages the projector may be behind before ingest answers 429
 	TelemetryStreamMaxLen    int64         // cap of the telemetry stream
-	TelemetryWorkers         int           // telemetry messages one projector process stores at once
+	TelemetryWorkers         int           // telemetry writes one projector process runs at once
+	TelemetryGroupMessages   int           // telemetry messages one write may store together
 	TelemetryRedeliverAfter  time.Duration // idle time after which a dead consumer's message is taken over
 	TelemetryRetention       time.Duration // raw events are kept this long
 	TelemetryCompressAfter   time.Duration // TimescaleDB: event chunks are compressed after this
@@ -126,7 +127,8 @@ var settings = []setting{
 	{"VEXIL_EVENTS_MAX_AGE", "events-max-age", "48h", "oldest occurred_at accepted (at most 60h, inside the rollups' refresh windows); older events are refused one by one"},
 	{"VEXIL_TELEMETRY_MAX_LAG", "telemetry-max-lag", "1000", "telemetry stream messages the projector may be behind before ingest answers 429 with Retry-After"},
 	{"VEXIL_TELEMETRY_STREAM_MAXLEN", "telemetry-stream-maxlen", "20000", "cap of the telemetry stream in messages (at least 4x telemetry-max-lag, so trimming drops only stored messages)"},
-	{"VEXIL_TELEMETRY_WORKERS", "telemetry-workers", "4", "telemetry messages one projector process stores at once"},
+	{"VEXIL_TELEMETRY_WORKERS", "telemetry-workers", "4", "telemetry writes (transactions) one projector process runs at once"},
+	{"VEXIL_TELEMETRY_GROUP_MESSAGES", "telemetry-group-messages", "8", "telemetry messages one write may store together, in one transaction (1: each alone)"},
 	{"VEXIL_TELEMETRY_REDELIVER_AFTER", "telemetry-redeliver-after", "30s", "how long a telemetry message held by a projector that died waits before another projector takes it"},
 	{"VEXIL_TELEMETRY_RETENTION", "telemetry-retention", "90d", "raw telemetry events are kept this long (at least 7d; rollups are kept longer on TimescaleDB)"},
 	{"VEXIL_TELEMETRY_COMPRESS_AFTER", "telemetry-compress-after", "7d", "TimescaleDB: event chunks older than this are compressed (more than events-max-age)"},
@@ -471,6 +473,13 @@ func (c *Config) parseTelemetry(vals map[string]*string) error {
 		return fmt.Errorf("config: telemetry-workers must be at most 64, got %d", n)
 	}
 	c.TelemetryWorkers = int(n)
+	if n, err = positive("telemetry-group-messages", 1); err != nil {
+		return err
+	}
+	if n > 64 {
+		return fmt.Errorf("config: telemetry-group-messages must be at most 64, got %d", n)
+	}
+	c.TelemetryGroupMessages = int(n)
 	if c.TelemetryRedeliverAfter, err = duration("telemetry-redeliver-after", time.Second); err != nil {
 		return err
 	}

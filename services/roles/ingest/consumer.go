@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -24,10 +25,15 @@ type ConsumerConfig struct {
 	// held by a consumer that died (SIGKILL, lost machine) waits before another consumer of the
 	// group takes it over. Required.
 	Bus redisstream.Config
-	// Workers is how many messages this process stores at once (one subscription each:
-	// watermill-redisstream delivers one message at a time per subscription and waits for its
-	// ack). Default 4.
+	// Workers is how many writes this process runs at once (database connections it uses).
+	// Default 4.
 	Workers int
+	// GroupMessages is how many messages one write may store together, in one transaction
+	// (WriteAll). The consumer holds Workers * GroupMessages subscriptions
+	// (watermill-redisstream delivers one message at a time per subscription and waits for its
+	// ack), so that while a write runs the next one's messages arrive. Default 8; 1 stores each
+	// message alone.
+	GroupMessages int
 	// MaxAttempts at a message failing with a non-transient error before it is dead-lettered.
 	// Default 5. Transient errors (database down) are retried until they stop.
 	MaxAttempts int
@@ -39,10 +45,8 @@ type ConsumerConfig struct {
 	// change their unit skip the exposure statements (see projections/telemetry.Writer).
 	// Default 250,000 (some 50 MB); -1 disables it.
 	UnitCache int
-	// OnStored, if set, is called after a message was stored (tests).
-	OnStored func(*ptelemetry.Batch, ptelemetry.WriteResult)
-	Metrics  *Metrics
-	Logger   *slog.Logger
+	Metrics   *Metrics
+	Logger    *slog.Logger
 }
 
 // Consumer is the telemetry projector: it stores every message of the telemetry stream, in the
@@ -50,11 +54,27 @@ type ConsumerConfig struct {
 // only after its write committed; the write is idempotent, so a message delivered again (its
 // consumer died before the ack, or the ack was lost) stores nothing twice. A message that cannot
 // be decoded, or keeps failing, goes to "<prefix>:dead-letter" and never blocks the stream.
+//
+// Messages are stored in groups: each subscription's handler decodes its message and hands it
+// to the writers, and each writer stores the messages waiting (up to GroupMessages, at most
+// maxGroupEvents events) in one transaction, then answers every handler, which acks. Grouping
+// costs no waiting: a writer takes what is there when it is free, so a quiet stream is stored
+// message by message and a busy one in groups.
 type Consumer struct {
 	cfg    ConsumerConfig
 	stream string
 	writer *ptelemetry.Writer
 	log    *slog.Logger
+}
+
+// maxGroupEvents bounds the events of one write, so one transaction's arrays stay moderate
+// (a message holds up to ptelemetry.MaxBatchEvents).
+const maxGroupEvents = 10_000
+
+// queued is a decoded message waiting for a writer; done receives the write's outcome.
+type queued struct {
+	batch *ptelemetry.Batch
+	done  chan error
 }
 
 // NewConsumer validates cfg.
@@ -64,6 +84,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
+	}
+	if cfg.GroupMessages <= 0 {
+		cfg.GroupMessages = 8
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
@@ -94,7 +117,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 func (c *Consumer) consume(ctx context.Context) error {
-	sub, err := redisstream.NewSubscriber(c.cfg.Bus, c.cfg.Bus.Group(Role))
+	subscriptions := c.cfg.Workers * c.cfg.GroupMessages
+	sub, err := redisstream.NewSubscriber(c.cfg.Bus, c.cfg.Bus.Group(Role), redisstream.Subscriptions(subscriptions))
 	if err != nil {
 		return err
 	}
@@ -121,34 +145,109 @@ func (c *Consumer) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	queue := make(chan queued)
+	writers, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
 	for w := 0; w < c.cfg.Workers; w++ {
-		h := router.AddConsumerHandler(fmt.Sprintf("telemetry-%d", w), c.stream, sub, c.handle)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.write(writers, queue)
+		}()
+	}
+	// The writers outlive the router: handlers still waiting for their write at shutdown get
+	// its outcome (and ack) before the writers stop.
+	defer func() {
+		stopWriters()
+		wg.Wait()
+	}()
+	handle := func(msg *message.Message) error { return c.handle(msg, queue) }
+	for s := 0; s < subscriptions; s++ {
+		h := router.AddConsumerHandler(fmt.Sprintf("telemetry-%d", s), c.stream, sub, handle)
 		h.AddMiddleware(mw)
 	}
-	c.log.Info("telemetry consumer started", "stream", c.stream, "workers", c.cfg.Workers)
+	c.log.Info("telemetry consumer started", "stream", c.stream, "workers", c.cfg.Workers, "group_messages", c.cfg.GroupMessages)
 	return router.Run(ctx) // closes the subscriber
 }
 
-// handle stores one message. Decoding failures are permanent (dead-lettered at once); database
-// failures are retried (transient ones until they stop).
-func (c *Consumer) handle(msg *message.Message) error {
+// handle decodes one message and waits until a writer stored it. Decoding failures are
+// permanent (dead-lettered at once); database failures are retried (transient ones until they
+// stop).
+func (c *Consumer) handle(msg *message.Message, queue chan<- queued) error {
 	b, err := ptelemetry.UnmarshalBatch(msg.Payload)
 	if err != nil {
 		c.cfg.Metrics.message("failed")
 		return redisstream.Permanent(fmt.Errorf("telemetry: message %s: %w", msg.UUID, err))
 	}
-	ctx, cancel := context.WithTimeout(msg.Context(), c.cfg.WriteTimeout)
+	q := queued{batch: b, done: make(chan error, 1)}
+	select {
+	case queue <- q:
+	case <-msg.Context().Done(): // shutting down: not acked, so delivered again
+		return fmt.Errorf("telemetry: message %s not stored: %w", msg.UUID, msg.Context().Err())
+	}
+	// Once queued, the write's outcome is awaited whatever happens to the message's context:
+	// answering before it could ack a message whose write then fails.
+	return <-q.done
+}
+
+// write stores queued messages in groups until ctx ends.
+func (c *Consumer) write(ctx context.Context, queue <-chan queued) {
+	group := make([]queued, 0, c.cfg.GroupMessages)
+	for {
+		group = group[:0]
+		select {
+		case q := <-queue:
+			group = append(group, q)
+		case <-ctx.Done():
+			return
+		}
+		events := group[0].batch.Len()
+	more:
+		for len(group) < c.cfg.GroupMessages && events < maxGroupEvents {
+			select {
+			case q := <-queue:
+				group = append(group, q)
+				events += q.batch.Len()
+			default:
+				break more
+			}
+		}
+		c.store(group)
+	}
+}
+
+// store writes a group and answers each of its handlers. When the group fails for a reason
+// other than a transient one, each message is written alone, so one that cannot be stored is
+// retried and dead-lettered by itself and the others are stored.
+func (c *Consumer) store(group []queued) {
+	batches := make([]*ptelemetry.Batch, len(group))
+	for i, q := range group {
+		batches[i] = q.batch
+	}
+	err := c.storeBatches(batches)
+	if err != nil && len(group) > 1 && !postgres.IsTransient(err) {
+		for i, q := range group {
+			q.done <- c.storeBatches(batches[i : i+1])
+		}
+		return
+	}
+	for _, q := range group {
+		q.done <- err
+	}
+}
+
+func (c *Consumer) storeBatches(batches []*ptelemetry.Batch) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := c.writer.Write(ctx, c.cfg.Pool, b)
+	res, isNew, err := c.writer.WriteAll(ctx, c.cfg.Pool, batches)
 	if err != nil {
-		c.cfg.Metrics.message("failed")
+		for range batches {
+			c.cfg.Metrics.message("failed")
+		}
 		return err
 	}
-	c.cfg.Metrics.stored(b, res, time.Since(start).Seconds(), time.Since(b.ReceivedAt).Seconds())
-	if c.cfg.OnStored != nil {
-		c.cfg.OnStored(b, res)
-	}
+	c.cfg.Metrics.stored(batches, isNew, res, time.Since(start).Seconds())
 	return nil
 }
 

@@ -5,7 +5,8 @@
 //
 // Flow: SDK batch -> validated, stamped once at the edge (event_id UUIDv7 if absent, occurred_at
 // if absent) -> ONE stream message per batch on "<prefix>:telemetry", published synchronously
-// before the 202 -> consumer group "<prefix>-telemetry" -> one idempotent write per message.
+// before the 202 -> consumer group "<prefix>-telemetry" -> idempotent writes, one transaction
+// per group of messages (Consumer).
 package ingest
 
 import (

@@ -106,7 +106,7 @@ func NewIngestor(cfg IngestConfig) (*Ingestor, error) {
 	}
 	bus := cfg.Bus
 	bus.MaxLen = cfg.StreamMaxLen
-	pub, err := redisstream.NewPublisher(bus)
+	pub, err := redisstream.NewPipelinedPublisher(bus)
 	if err != nil {
 		return nil, err
 	}

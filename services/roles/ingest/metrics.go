@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-flags/vexil/projections/telemetry"
@@ -41,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_telemetry_duplicate_events_total",
 			Help: "Events skipped because the same event_id and occurred_at was stored already, by table."}, []string{"table"}),
 		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vexil_telemetry_write_seconds",
-			Help: "Time to store one telemetry message.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+			Help: "Time of one telemetry write (the messages a projector worker stores together, in one transaction).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vexil_telemetry_end_to_end_seconds",
 			Help: "From the edge receiving a batch to its storage.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}),
 		maintenance: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vexil_telemetry_maintenance_seconds",
@@ -78,25 +80,29 @@ func (m *Metrics) setLag(n int64) {
 	}
 }
 
-func (m *Metrics) stored(b *telemetry.Batch, r telemetry.WriteResult, seconds, endToEnd float64) {
+// stored records one write: the messages it stored together (isNew: first stored now, else a
+// redelivered duplicate) and the rows it inserted.
+func (m *Metrics) stored(batches []*telemetry.Batch, isNew []bool, r telemetry.WriteResult, seconds float64) {
 	if m == nil {
 		return
 	}
-	outcome := "stored"
-	if !r.NewBatch {
-		outcome = "duplicate"
+	var evaluations, goals int64
+	for i, b := range batches {
+		evaluations, goals = evaluations+int64(len(b.Evaluations.EventID)), goals+int64(len(b.Goals.EventID))
+		if !isNew[i] {
+			m.messages.WithLabelValues("duplicate").Inc()
+			continue
+		}
+		m.messages.WithLabelValues("stored").Inc()
+		m.endToEnd.Observe(time.Since(b.ReceivedAt).Seconds())
 	}
-	m.messages.WithLabelValues(outcome).Inc()
 	m.rows.WithLabelValues("evaluation_events").Add(float64(r.Evaluations))
 	m.rows.WithLabelValues("goal_events").Add(float64(r.Goals))
 	m.rows.WithLabelValues("experiment_exposures").Add(float64(r.NewExposures))
 	m.rows.WithLabelValues("goal_attributions").Add(float64(r.Attributions))
-	m.duplicates.WithLabelValues("evaluation_events").Add(float64(int64(len(b.Evaluations.EventID)) - r.Evaluations))
-	m.duplicates.WithLabelValues("goal_events").Add(float64(int64(len(b.Goals.EventID)) - r.Goals))
+	m.duplicates.WithLabelValues("evaluation_events").Add(float64(evaluations - r.Evaluations))
+	m.duplicates.WithLabelValues("goal_events").Add(float64(goals - r.Goals))
 	m.writeSeconds.Observe(seconds)
-	if r.NewBatch {
-		m.endToEnd.Observe(endToEnd)
-	}
 }
 
 func (m *Metrics) message(outcome string) {
