@@ -139,6 +139,13 @@ FROM g CROSS JOIN LATERAL (
 		attributeAndSumEnd + `
 SELECT (SELECT count(*) FROM g), (SELECT count(*) FROM att)`
 
+	// The users whose events the batch stores, for the experiment analysis's incremental builds
+	// (services/roles/analysis/units.go): in the same transaction as the events, so a build that
+	// reads the log by snapshot sees a user's log row exactly when it sees the events. $3
+	// experiment[] ('' for goal events), $4 user[] ($1 project, $2 environment).
+	sqlLogTouchedUsers = `INSERT INTO experiment_touched_users (project, environment, experiment, user_key)
+SELECT $1, $2, x, u FROM unnest($3::text[], $4::text[]) AS t(x, u)`
+
 	// attributeAndSum ... attributeAndSumEnd wrap a SELECT of goal attributions: insert them
 	// (CTE att), and add the ones inserted to the per-user goal sums (sorted, so concurrent
 	// writers lock in one order).
@@ -218,6 +225,11 @@ func (w *Writer) Write(ctx context.Context, db Batcher, b *Batch) (WriteResult, 
 		pb.Queue(sqlInsertGoals, []time.Time(g.OccurredAt), g.EventID.PG(), b.Project, b.Environment, g.Goal, g.User, values, b.ReceivedAt)
 	}
 
+	touchedExperiments, touchedUsers := touchedUsers(b)
+	if len(touchedUsers) > 0 {
+		pb.Queue(sqlLogTouchedUsers, b.Project, b.Environment, touchedExperiments, touchedUsers)
+	}
+
 	var res WriteResult
 	var stored []unitRow
 	br := db.SendBatch(ctx, pb)
@@ -266,6 +278,11 @@ func (w *Writer) Write(ctx context.Context, db Batcher, b *Batch) (WriteResult, 
 			res.Goals = goals
 			res.Attributions += attributed
 		}
+		if len(touchedUsers) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("log touched users: %w", err)
+			}
+		}
 		return nil
 	}()
 	if cerr := br.Close(); err == nil && cerr != nil {
@@ -276,6 +293,31 @@ func (w *Writer) Write(ctx context.Context, db Batcher, b *Batch) (WriteResult, 
 	}
 	w.units.remember(b.Project, b.Environment, stored) // committed: Close read the implicit commit
 	return res, nil
+}
+
+// touchedUsers returns the distinct (experiment, user) pairs of a batch that the experiment
+// analysis must recompute: users exposed in an experiment (with the key the evaluation named),
+// and users with goal events (empty experiment), whose goals count for any experiment they are in.
+func touchedUsers(b *Batch) (experiments, users []string) {
+	type pair struct{ experiment, user string }
+	seen := map[pair]bool{}
+	add := func(x, u string) {
+		if u == "" || seen[pair{x, u}] {
+			return
+		}
+		seen[pair{x, u}] = true
+		experiments, users = append(experiments, x), append(users, u)
+	}
+	e := &b.Evaluations
+	for i := range e.EventID {
+		if e.Experiment[i] != "" && e.Variation[i] != "" {
+			add(e.Experiment[i], e.User[i])
+		}
+	}
+	for _, u := range b.Goals.User {
+		add("", u)
+	}
+	return experiments, users
 }
 
 // unitKey names an experiment unit within an environment.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,9 @@ type Analyzer struct {
 	queries *app.Queries // the experiments and goals analysed, current from the event store
 	log     *slog.Logger
 	now     func() time.Time
+
+	pruneMu  sync.Mutex
+	prunedAt time.Time // when RunOnce last pruned the touched-users log
 }
 
 // NewAnalyzer returns an analyzer reading and writing through pool, loading experiments and goals
@@ -154,6 +158,7 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 	if err != nil {
 		return nil, err
 	}
+	a.log.Debug("experiment units refreshed", "project", project, "experiment", key, "full", data.build.Full, "users", data.build.Users)
 	res := &Analysis{Project: project, Experiment: key, ComputedAt: a.now().UTC(), Users: data.total, ExcludedUsers: data.excluded,
 		AnalysisDetails: AnalysisDetails{Window: data.window, Settings: exp.Analysis, UnknownVariations: map[string]int64{}, GuardrailViolations: []GuardrailViolation{}},
 		Thresholds: map[string]float64{"win_chance_to_beat_control": WinThreshold, "max_relative_expected_loss": MaxRiskToShip,
@@ -310,8 +315,18 @@ func (a *Analyzer) Run(ctx context.Context, interval time.Duration) error {
 	}
 }
 
-// RunOnce analyses every running experiment once.
+// RunOnce analyses every running experiment once, and prunes the touched-users log at most
+// once an hour.
 func (a *Analyzer) RunOnce(ctx context.Context) {
+	a.pruneMu.Lock()
+	if time.Since(a.prunedAt) > time.Hour {
+		if err := a.pruneTouchedUsers(ctx); err != nil {
+			a.log.Warn("experiment analysis: cannot prune the touched-users log", "err", err)
+		} else {
+			a.prunedAt = time.Now()
+		}
+	}
+	a.pruneMu.Unlock()
 	running, err := experiments.Running(ctx, a.pool)
 	if err != nil {
 		a.log.Warn("experiment analysis: cannot list running experiments", "err", err)
