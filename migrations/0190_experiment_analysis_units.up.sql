@@ -35,6 +35,28 @@ CREATE TABLE experiment_analysis_unit_goals (
   PRIMARY KEY (project, experiment, user_key, goal)
 );
 
+-- The sums the models need per variation (goal '': the units), over the rows above, kept with
+-- them (a build subtracts the old rows of the users it recomputes and adds their new ones), so
+-- that an analysis reads a handful of rows. units counts the unit rows (goal '': the units seen
+-- in one variation; multiple_units those seen in several); converters the rows with n_post > 0;
+-- events Σ n_post; sum_y Σy, sum_y2 Σy², sum_x Σx, sum_x2 Σx², sum_xy Σxy.
+CREATE TABLE experiment_analysis_sums (
+  project        text             NOT NULL,
+  experiment     text             NOT NULL,
+  variation      text             NOT NULL,
+  goal           text             NOT NULL,
+  units          bigint           NOT NULL,
+  multiple_units bigint           NOT NULL,
+  converters     bigint           NOT NULL,
+  events         bigint           NOT NULL,
+  sum_y          double precision NOT NULL,
+  sum_y2         double precision NOT NULL,
+  sum_x          double precision NOT NULL,
+  sum_x2         double precision NOT NULL,
+  sum_xy         double precision NOT NULL,
+  PRIMARY KEY (project, experiment, variation, goal)
+);
+
 -- What the units of an experiment were built with: the settings' fingerprint and the snapshot of
 -- the touched-users log they include (pg_visible_in_snapshot: transactions committed later are
 -- the next build's).

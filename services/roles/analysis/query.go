@@ -36,22 +36,19 @@ type AnalysisWindow struct {
 	Stop  time.Time `json:"stop"`
 }
 
-// sqlStatistics computes, in one statement, the experiment's units and per variation and goal the
-// sums the models need, from the per-unit read model that refreshUnits keeps (units.go: the
-// rules of what a unit and its goals are live there).
+// sqlStatistics reads the experiment's units and per variation and goal the sums the models
+// need, kept by refreshUnits with the per-unit read model (units.go: the rules of what a unit and
+// its goals are live there). metric is read only by sqlRatios.
 //
 // $1 project, $2 experiment. Rows: ('u', variation, empty, users, excluded, 0...) per variation,
 // and ('g', variation, goal, converters, events, Σy, Σy², Σx, Σx², Σxy) per variation and goal.
 const sqlStatistics = `WITH metric AS (
   SELECT variation, user_key, goal, n_post, y, x FROM experiment_analysis_unit_goals WHERE project = $1 AND experiment = $2
 )
-SELECT 'u', variation, '', count(*) FILTER (WHERE NOT multiple), count(*) FILTER (WHERE multiple),
-  0::float8, 0::float8, 0::float8, 0::float8, 0::float8
-FROM experiment_analysis_units WHERE project = $1 AND experiment = $2 GROUP BY variation
-UNION ALL
-SELECT 'g', variation, goal, count(*) FILTER (WHERE n_post > 0), coalesce(sum(n_post), 0)::bigint,
-  coalesce(sum(y), 0), coalesce(sum(y * y), 0), coalesce(sum(x), 0), coalesce(sum(x * x), 0), coalesce(sum(x * y), 0)
-FROM metric GROUP BY variation, goal`
+SELECT CASE goal WHEN '' THEN 'u' ELSE 'g' END, variation, goal,
+  CASE goal WHEN '' THEN units ELSE converters END, CASE goal WHEN '' THEN multiple_units ELSE events END,
+  sum_y, sum_y2, sum_x, sum_x2, sum_xy
+FROM experiment_analysis_sums WHERE project = $1 AND experiment = $2`
 
 // sqlRatios is appended to sqlStatistics when the experiment has ratio metrics: per ratio and
 // unit the numerator goal's metric m and the denominator goal's events d, then per variation

@@ -107,6 +107,35 @@ SELECT $1, $4, user_key, goal, variation, n_post,
 FROM per_unit`
 }
 
+// sumsSQL adds to experiment_analysis_sums the rows of the units (all, or those of users when
+// it is a parameter such as "$4") of experiment $2 in project $1, each counted $3 times (-1: to
+// subtract them before they are replaced).
+func sumsSQL(users string) string {
+	filter := ""
+	if users != "" {
+		filter = " AND user_key = ANY(" + users + "::text[])"
+	}
+	return `INSERT INTO experiment_analysis_sums AS s (project, experiment, variation, goal, units, multiple_units,
+  converters, events, sum_y, sum_y2, sum_x, sum_x2, sum_xy)
+SELECT $1, $2, variation, '', $3::int * count(*) FILTER (WHERE NOT multiple), $3::int * count(*) FILTER (WHERE multiple),
+  0, 0, 0, 0, 0, 0, 0
+FROM experiment_analysis_units WHERE project = $1 AND experiment = $2` + filter + ` GROUP BY variation
+UNION ALL
+SELECT $1, $2, variation, goal, $3::int * count(*), 0, $3::int * count(*) FILTER (WHERE n_post > 0), ($3::int * sum(n_post))::bigint,
+  $3::int * sum(y), $3::int * sum(y * y), $3::int * sum(x), $3::int * sum(x * x), $3::int * sum(x * y)
+FROM experiment_analysis_unit_goals WHERE project = $1 AND experiment = $2` + filter + ` GROUP BY variation, goal
+ORDER BY 3, 4
+ON CONFLICT (project, experiment, variation, goal) DO UPDATE SET
+  units = s.units + excluded.units, multiple_units = s.multiple_units + excluded.multiple_units,
+  converters = s.converters + excluded.converters, events = s.events + excluded.events,
+  sum_y = s.sum_y + excluded.sum_y, sum_y2 = s.sum_y2 + excluded.sum_y2, sum_x = s.sum_x + excluded.sum_x,
+  sum_x2 = s.sum_x2 + excluded.sum_x2, sum_xy = s.sum_xy + excluded.sum_xy`
+}
+
+// sqlDropEmptySums deletes the sums left with no rows (a variation or goal whose last unit was
+// recomputed away), whatever rounding left in their float sums.
+const sqlDropEmptySums = `DELETE FROM experiment_analysis_sums WHERE project = $1 AND experiment = $2 AND units = 0 AND multiple_units = 0`
+
 // sqlTouchedUsers lists the users touched since the snapshot $3 that can matter to experiment
 // $4: those an evaluation naming it touched, and those a goal event touched who are already its
 // units (a goal of a user who is not a unit yet is read when the user's exposure, which touches
@@ -222,18 +251,19 @@ func refreshUnits(ctx context.Context, tx pgx.Tx, s unitSettings) (UnitBuild, er
 		users = nil
 		batch.Queue(`DELETE FROM experiment_analysis_units WHERE project = $1 AND experiment = $2`, s.Project, s.Experiment)
 		batch.Queue(`DELETE FROM experiment_analysis_unit_goals WHERE project = $1 AND experiment = $2`, s.Project, s.Experiment)
-	case len(users) > 0:
-		build.Users = len(users)
-		batch.Queue(`DELETE FROM experiment_analysis_units WHERE project = $1 AND experiment = $2 AND user_key = ANY($3)`, s.Project, s.Experiment, users)
-		batch.Queue(`DELETE FROM experiment_analysis_unit_goals WHERE project = $1 AND experiment = $2 AND user_key = ANY($3)`, s.Project, s.Experiment, users)
-	}
-	switch {
-	case build.Full:
+		batch.Queue(`DELETE FROM experiment_analysis_sums WHERE project = $1 AND experiment = $2`, s.Project, s.Experiment)
 		batch.Queue(insertUnitsSQL(""), s.window()...)
 		batch.Queue(insertUnitGoalsSQL(""), append(s.window(), s.Goals, s.Kinds, s.Caps, s.Windows, s.Lookback)...)
+		batch.Queue(sumsSQL(""), s.Project, s.Experiment, 1)
 	case len(users) > 0:
+		build.Users = len(users)
+		batch.Queue(sumsSQL("$4"), s.Project, s.Experiment, -1, users)
+		batch.Queue(`DELETE FROM experiment_analysis_units WHERE project = $1 AND experiment = $2 AND user_key = ANY($3)`, s.Project, s.Experiment, users)
+		batch.Queue(`DELETE FROM experiment_analysis_unit_goals WHERE project = $1 AND experiment = $2 AND user_key = ANY($3)`, s.Project, s.Experiment, users)
 		batch.Queue(insertUnitsSQL("$7"), append(s.window(), users)...)
 		batch.Queue(insertUnitGoalsSQL("$12"), append(s.window(), s.Goals, s.Kinds, s.Caps, s.Windows, s.Lookback, users)...)
+		batch.Queue(sumsSQL("$4"), s.Project, s.Experiment, 1, users)
+		batch.Queue(sqlDropEmptySums, s.Project, s.Experiment)
 	}
 	batch.Queue(`UPDATE experiment_analysis_builds SET fingerprint = $3, snapshot = $4::pg_snapshot, built_at = now()
 		WHERE project = $1 AND experiment = $2`, s.Project, s.Experiment, want, now)
