@@ -249,7 +249,7 @@ func runIngest(args []string) error {
 	defer dpool.Close()
 	for _, full := range []bool{true, false} {
 		if _, err := dpool.Exec(ctx, `TRUNCATE evaluation_events, goal_events, goal_attributions, experiment_exposures,
-			experiment_user_goals, telemetry_batches`); err != nil {
+			experiment_user_goals, experiment_touched_users, telemetry_batches`); err != nil {
 			return err
 		}
 		if _, err := dpool.Exec(ctx, `CHECKPOINT`); err != nil {
@@ -417,7 +417,7 @@ func directOnlyRun(ctx context.Context, c *common, gen generator, rows int64, si
 	defer pool.Close()
 	for _, full := range []bool{true, false} {
 		if _, err := pool.Exec(ctx, `TRUNCATE evaluation_events, goal_events, goal_attributions, experiment_exposures,
-			experiment_user_goals, telemetry_batches`); err != nil {
+			experiment_user_goals, experiment_touched_users, telemetry_batches`); err != nil {
 			return err
 		}
 		rate, err := directInsert(ctx, pool, gen, rows, size, workers, full)

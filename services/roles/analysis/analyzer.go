@@ -1,7 +1,7 @@
 // Package experiments is the `experiment` role's analysis: it computes each running experiment's
 // per-variation sufficient statistics from the raw telemetry inside the experiment's window (first
-// exposure decides the variation; users exposed to several variations are excluded and counted;
-// see sqlStatistics), runs the Bayesian or frequentist models of domain/stats per goal (with
+// exposure decides the variation; users exposed to several variations are excluded and counted),
+// through a per-unit read model it keeps up to date incrementally (units.go), runs the Bayesian or frequentist models of domain/stats per goal (with
 // CUPED and multiple-comparison corrections when configured), checks the sample ratio and the
 // guardrails, writes a plain-language verdict, and
 // stores every run as points in time (experiment_analyses, experiment_results) so reports show
