@@ -146,6 +146,13 @@ FROM g CROSS JOIN LATERAL (
 		attributeAndSumEnd + `
 SELECT (SELECT count(*) FROM g), (SELECT count(*) FROM att)`
 
+	// The users whose events the batch stores, for the experiment analysis's incremental builds
+	// (services/roles/analysis/units.go): in the same transaction as the events, so a build that
+	// reads the log by snapshot sees a user's log row exactly when it sees the events. $3
+	// experiment[] ('' for goal events), $4 user[] ($1 project, $2 environment).
+	sqlLogTouchedUsers = `INSERT INTO experiment_touched_users (project, environment, experiment, user_key)
+SELECT $1, $2, x, u FROM unnest($3::text[], $4::text[]) AS t(x, u)`
+
 	// attributeAndSum ... attributeAndSumEnd wrap a SELECT of goal attributions: insert them
 	// (CTE att), and add the ones inserted to the per-user goal sums (sorted, so concurrent
 	// writers lock in one order).
@@ -254,6 +261,10 @@ func (w *Writer) WriteAll(ctx context.Context, db Batcher, batches []*Batch) (re
 			pb.Queue(sqlInsertGoals, []time.Time(gc.OccurredAt), gc.EventID.PG(), g.project, g.environment, gc.Goal, gc.User,
 				values, g.goalsReceivedAt)
 		}
+		g.touchedExperiments, g.touchedUsers = touchedUsers(&g.evaluations, g.goals.User)
+		if len(g.touchedUsers) > 0 {
+			pb.Queue(sqlLogTouchedUsers, g.project, g.environment, g.touchedExperiments, g.touchedUsers)
+		}
 	}
 
 	stored := make([][]unitRow, len(groups))
@@ -319,6 +330,11 @@ func (w *Writer) WriteAll(ctx context.Context, db Batcher, batches []*Batch) (re
 				res.Goals += goals
 				res.Attributions += attributed
 			}
+			if len(g.touchedUsers) > 0 {
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("log touched users: %w", err)
+				}
+			}
 		}
 		return nil
 	}()
@@ -345,6 +361,33 @@ type envGroup struct {
 	goals                 GoalColumns
 	goalsReceivedAt       []time.Time
 	units                 units
+	// touchedExperiments and touchedUsers are the (experiment, user) pairs logged for the
+	// experiment analysis (touchedUsers).
+	touchedExperiments, touchedUsers []string
+}
+
+// touchedUsers returns the distinct (experiment, user) pairs that the experiment analysis must
+// recompute: users exposed in an experiment (with the key the evaluation named), and users with
+// goal events (empty experiment), whose goals count for any experiment they are in.
+func touchedUsers(e *EvaluationColumns, goalUsers []string) (experiments, users []string) {
+	type pair struct{ experiment, user string }
+	seen := map[pair]bool{}
+	add := func(x, u string) {
+		if u == "" || seen[pair{x, u}] {
+			return
+		}
+		seen[pair{x, u}] = true
+		experiments, users = append(experiments, x), append(users, u)
+	}
+	for i := range e.EventID {
+		if e.Experiment[i] != "" && e.Variation[i] != "" {
+			add(e.Experiment[i], e.User[i])
+		}
+	}
+	for _, u := range goalUsers {
+		add("", u)
+	}
+	return experiments, users
 }
 
 // groupByEnvironment merges batches per environment, in the order environments first appear.

@@ -264,7 +264,7 @@ func runIngest(args []string) error {
 	}
 	for _, pass := range passes {
 		if _, err := dpool.Exec(ctx, `TRUNCATE evaluation_events, goal_events, goal_attributions, experiment_exposures,
-			experiment_user_goals, telemetry_batches`); err != nil {
+			experiment_user_goals, experiment_touched_users, telemetry_batches`); err != nil {
 			return err
 		}
 		if _, err := dpool.Exec(ctx, `CHECKPOINT`); err != nil {
@@ -473,7 +473,7 @@ func directOnlyRun(ctx context.Context, c *common, gen generator, rows int64, si
 	defer pool.Close()
 	for _, full := range []bool{true, false} {
 		if _, err := pool.Exec(ctx, `TRUNCATE evaluation_events, goal_events, goal_attributions, experiment_exposures,
-			experiment_user_goals, telemetry_batches`); err != nil {
+			experiment_user_goals, experiment_touched_users, telemetry_batches`); err != nil {
 			return err
 		}
 		rate, err := directInsert(ctx, pool, gen, rows, size, workers, full, 1)

@@ -1,7 +1,7 @@
 // Package experiments is the `experiment` role's analysis: it computes each running experiment's
 // per-variation sufficient statistics from the raw telemetry inside the experiment's window (first
-// exposure decides the variation; users exposed to several variations are excluded and counted;
-// see sqlStatistics), runs the Bayesian or frequentist models of domain/stats per goal (with
+// exposure decides the variation; users exposed to several variations are excluded and counted),
+// through a per-unit read model it keeps up to date incrementally (units.go), runs the Bayesian or frequentist models of domain/stats per goal (with
 // CUPED and multiple-comparison corrections when configured), checks the sample ratio and the
 // guardrails, writes a plain-language verdict, and
 // stores every run as points in time (experiment_analyses, experiment_results) so reports show
@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,9 @@ type Analyzer struct {
 	queries *app.Queries // the experiments and goals analysed, current from the event store
 	log     *slog.Logger
 	now     func() time.Time
+
+	pruneMu  sync.Mutex
+	prunedAt time.Time // when RunOnce last pruned the touched-users log
 }
 
 // NewAnalyzer returns an analyzer reading and writing through pool, loading experiments and goals
@@ -157,6 +161,7 @@ func (a *Analyzer) Analyze(ctx context.Context, project, key string) (*Analysis,
 	if err != nil {
 		return nil, err
 	}
+	a.log.Debug("experiment units refreshed", "project", project, "experiment", key, "full", data.build.Full, "users", data.build.Users)
 	quantiles, err := a.quantiles(ctx, exp, goals, data.window, data.users)
 	if err != nil {
 		return nil, err
@@ -318,8 +323,18 @@ func (a *Analyzer) Run(ctx context.Context, interval time.Duration) error {
 	}
 }
 
-// RunOnce analyses every running experiment once.
+// RunOnce analyses every running experiment once, and prunes the touched-users log at most
+// once an hour.
 func (a *Analyzer) RunOnce(ctx context.Context) {
+	a.pruneMu.Lock()
+	if time.Since(a.prunedAt) > time.Hour {
+		if err := a.pruneTouchedUsers(ctx); err != nil {
+			a.log.Warn("experiment analysis: cannot prune the touched-users log", "err", err)
+		} else {
+			a.prunedAt = time.Now()
+		}
+	}
+	a.pruneMu.Unlock()
 	running, err := experiments.Running(ctx, a.pool)
 	if err != nil {
 		a.log.Warn("experiment analysis: cannot list running experiments", "err", err)

@@ -3,7 +3,6 @@ package analysis
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +18,7 @@ type data struct {
 	goals    map[string]map[string]*goalSums // goal -> variation -> sums
 	ratios   map[string]map[string]*goalSums // ratio metric -> variation -> Σm, Σm² (y), Σd, Σd² (x), Σmd
 	window   AnalysisWindow
+	build    UnitBuild // what the refresh of the units did
 }
 
 // goalSums are one goal's sums over one variation's units. y is the goal's metric per unit
@@ -36,66 +36,24 @@ type AnalysisWindow struct {
 	Stop  time.Time `json:"stop"`
 }
 
-// sqlStatistics computes, in one statement, the experiment's units and per variation and goal the
-// sums the models need.
+// sqlStatistics reads the experiment's units and per variation and goal the sums the models
+// need, kept by refreshUnits with the per-unit read model (units.go: the rules of what a unit and
+// its goals are live there). metric is read only by sqlRatios.
 //
-// Units are read from the raw evaluation events, not from the projector's per-user tables,
-// because what a unit is depends on the experiment (issue 21): only evaluations of the
-// experiment's own flag that carry its key count (an evaluation of another flag naming the
-// experiment does not), only inside [start, stop] (an exposure stamped before the start does
-// not), and the goals of a unit depend on its first exposure in that window, the goal's optional
-// conversion window and the CUPED lookback before it. A user served two variations in the window
-// is excluded and counted. Goal events count from the first exposure to the end of the window
-// (and of the goal's conversion window); the CUPED covariate is the same goal in the lookback
-// before the first exposure.
-//
-// $1 project, $2 environment, $3 flag, $4 experiment, $5 start, $6 stop, $7 goal[], $8 kind[],
-// $9 cap[] (Infinity: none), $10 conversion window in seconds[] (0: none), $11 lookback seconds.
-// Rows: ('u', variation, ”, users, excluded, 0...) per variation, and ('g', variation, goal,
-// converters, events, Σy, Σy², Σx, Σx², Σxy) per variation and goal.
-const sqlStatistics = `WITH units AS MATERIALIZED (
-  SELECT user_key, min(occurred_at) AS first_at, min(variation) AS variation, min(variation) <> max(variation) AS multiple
-  FROM evaluation_events
-  WHERE project = $1 AND environment = $2 AND experiment = $4 AND flag = $3
-    AND user_key IS NOT NULL AND variation <> '' AND occurred_at >= $5 AND occurred_at <= $6
-  GROUP BY user_key
-),
-goals AS (
-  SELECT * FROM unnest($7::text[], $8::text[], $9::float8[], $10::float8[]) AS c(goal, kind, cap, window_s)
-),
-per_unit AS (
-  SELECT u.variation, u.user_key, g.goal, c.kind, c.cap,
-    count(*) FILTER (WHERE g.occurred_at >= u.first_at) AS n_post,
-    coalesce(sum(g.value) FILTER (WHERE g.occurred_at >= u.first_at), 0) AS v_post,
-    count(*) FILTER (WHERE g.occurred_at < u.first_at) AS n_pre,
-    coalesce(sum(g.value) FILTER (WHERE g.occurred_at < u.first_at), 0) AS v_pre
-  FROM units u
-  JOIN goal_events g ON g.project = $1 AND g.environment = $2 AND g.user_key = u.user_key
-  JOIN goals c ON c.goal = g.goal
-  WHERE NOT u.multiple
-    AND g.occurred_at >= $5::timestamptz - make_interval(secs => $11) AND g.occurred_at <= $6
-    AND g.occurred_at >= u.first_at - make_interval(secs => $11)
-    AND (c.window_s = 0 OR g.occurred_at <= u.first_at + make_interval(secs => c.window_s))
-  GROUP BY u.variation, u.user_key, g.goal, c.kind, c.cap
-),
-metric AS (
-  SELECT variation, user_key, goal, n_post,
-    CASE kind WHEN 'conversion' THEN (n_post > 0)::int::float8 WHEN 'count' THEN n_post::float8 ELSE least(v_post, cap) END AS y,
-    CASE kind WHEN 'conversion' THEN (n_pre > 0)::int::float8 WHEN 'count' THEN n_pre::float8 ELSE least(v_pre, cap) END AS x
-  FROM per_unit
+// $1 project, $2 experiment. Rows: ('u', variation, empty, users, excluded, 0...) per variation,
+// and ('g', variation, goal, converters, events, Σy, Σy², Σx, Σx², Σxy) per variation and goal.
+const sqlStatistics = `WITH metric AS (
+  SELECT variation, user_key, goal, n_post, y, x FROM experiment_analysis_unit_goals WHERE project = $1 AND experiment = $2
 )
-SELECT 'u', variation, '', count(*) FILTER (WHERE NOT multiple), count(*) FILTER (WHERE multiple),
-  0::float8, 0::float8, 0::float8, 0::float8, 0::float8
-FROM units GROUP BY variation
-UNION ALL
-SELECT 'g', variation, goal, count(*) FILTER (WHERE n_post > 0), coalesce(sum(n_post), 0)::bigint,
-  coalesce(sum(y), 0), coalesce(sum(y * y), 0), coalesce(sum(x), 0), coalesce(sum(x * x), 0), coalesce(sum(x * y), 0)
-FROM metric GROUP BY variation, goal`
+SELECT CASE goal WHEN '' THEN 'u' ELSE 'g' END, variation, goal,
+  CASE goal WHEN '' THEN units ELSE converters END, CASE goal WHEN '' THEN multiple_units ELSE events END,
+  sum_y, sum_y2, sum_x, sum_x2, sum_xy
+FROM experiment_analysis_sums WHERE project = $1 AND experiment = $2`
 
 // sqlRatios is appended to sqlStatistics when the experiment has ratio metrics: per ratio and
 // unit the numerator goal's metric m and the denominator goal's events d, then per variation
-// ('r', variation, ratio, 0, 0, Σm, Σm², Σd, Σd², Σmd). $12 ratio[], $13 numerator[],
-// $14 denominator[]. (Only then: a second reference to metric makes PostgreSQL materialize it.)
+// ('r', variation, ratio, 0, 0, Σm, Σm², Σd, Σd², Σmd). $3 ratio[], $4 numerator[],
+// $5 denominator[]. (Only then: a second reference to metric makes PostgreSQL materialize it.)
 const sqlRatios = `
 UNION ALL
 SELECT 'r', variation, key, 0, 0, coalesce(sum(m), 0), coalesce(sum(m * m), 0), coalesce(sum(d), 0), coalesce(sum(d * d), 0), coalesce(sum(m * d), 0)
@@ -103,7 +61,7 @@ FROM (
   SELECT r.key, x.variation, x.user_key,
     sum(CASE WHEN x.goal = r.num THEN x.y ELSE 0 END) AS m,
     sum(CASE WHEN x.goal = r.den THEN x.n_post ELSE 0 END)::float8 AS d
-  FROM unnest($12::text[], $13::text[], $14::text[]) AS r(key, num, den)
+  FROM unnest($3::text[], $4::text[], $5::text[]) AS r(key, num, den)
   JOIN metric x ON x.goal IN (r.num, r.den)
   GROUP BY r.key, x.variation, x.user_key
 ) per_unit_ratio GROUP BY variation, key`
@@ -118,35 +76,28 @@ func (a *Analyzer) window(exp *domain.Experiment) AnalysisWindow {
 	return w
 }
 
-// sufficientStatistics reads the experiment's statistics in one round trip (sqlStatistics).
+// sufficientStatistics brings the experiment's units up to date (refreshUnits) and reads its
+// statistics (sqlStatistics), in one transaction.
 func (a *Analyzer) sufficientStatistics(ctx context.Context, exp *domain.Experiment, goals map[string]*domain.Goal) (*data, error) {
 	d := &data{users: map[string]int64{}, goals: map[string]map[string]*goalSums{}, ratios: map[string]map[string]*goalSums{}, window: a.window(exp)}
-	var names, kinds []string
-	var caps, windows []float64
 	for _, k := range exp.Goals() {
-		g := goals[k]
-		names = append(names, k)
-		kinds = append(kinds, string(g.Kind))
-		c := math.Inf(1)
-		if g.ValueCap > 0 {
-			c = g.ValueCap
-		}
-		caps = append(caps, c)
-		windows = append(windows, exp.Analysis.GoalSettings(k).ConversionWindowHours*3600)
 		d.goals[k] = map[string]*goalSums{}
 	}
-	lookback := float64(exp.Analysis.CUPEDLookbackDays) * 86400
-	err := pgx.BeginTxFunc(ctx, a.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		// The statement aggregates per unit twice (units, then units × goals): with the default
+	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		// A full build aggregates per unit twice (units, then units × goals): with the default
 		// 4 MB of work memory a million units spill to disk in 64 partitions and take tens of
 		// seconds; in memory they take about a second. JIT compilation costs more than it saves
-		// on a statement run once per analysis, and TimescaleDB's per-chunk partial aggregation
+		// on statements run once per analysis, and TimescaleDB's per-chunk partial aggregation
 		// hashes every unit twice (per chunk, then to finalize) when units span chunks.
 		if _, err := tx.Exec(ctx, analysisSettings); err != nil {
 			return err
 		}
-		sql, args := sqlStatistics, []any{exp.Project, exp.Environment, exp.Flag, exp.Key, d.window.Start, d.window.Stop,
-			names, kinds, caps, windows, lookback}
+		build, err := refreshUnits(ctx, tx, unitSettingsOf(exp, goals))
+		if err != nil {
+			return err
+		}
+		d.build = build
+		sql, args := sqlStatistics, []any{exp.Project, exp.Key}
 		if rs := exp.Analysis.RatioMetrics; len(rs) > 0 {
 			var keys, nums, dens []string
 			for _, r := range rs {
@@ -168,9 +119,11 @@ func (a *Analyzer) sufficientStatistics(ctx context.Context, exp *domain.Experim
 	return d, nil
 }
 
-// analysisSettings are the session settings of the statistics statement (SET LOCAL: the
-// transaction's only).
-const analysisSettings = `SET LOCAL work_mem = '256MB'; SET LOCAL jit = off; SET LOCAL timescaledb.enable_chunkwise_aggregation = off`
+// analysisSettings are the session settings of the analysis transaction (SET LOCAL: the
+// transaction's only). No parallel workers: the analysis is background work that should not
+// take cores from the serving queries (and its CPU cost is then its backend's, as measured).
+const analysisSettings = `SET LOCAL work_mem = '256MB'; SET LOCAL jit = off; SET LOCAL timescaledb.enable_chunkwise_aggregation = off;
+SET LOCAL max_parallel_workers_per_gather = 0`
 
 // scan reads the rows of sqlStatistics into d.
 func (d *data) scan(rows pgx.Rows) error {
