@@ -76,11 +76,8 @@ type Config struct {
 	// projection is behind on, e.g. after messages were trimmed or dead-lettered, or a projection
 	// was added).
 	SkipCatchUp bool
-	// ServerCheckInterval is how often the projector asks whether the database server restarted
-	// (then it catches up: its commits do not wait for the WAL flush). Default 5s.
-	ServerCheckInterval time.Duration
-	Metrics             Metrics
-	Logger              *slog.Logger
+	Metrics     Metrics
+	Logger      *slog.Logger
 }
 
 // Runner applies projections. Create it with New.
@@ -159,16 +156,6 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.log.Warn("catch-up failed; continuing with the stream", "err", err)
 		}
 	}
-	watchDone := make(chan struct{})
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	go func() {
-		defer close(watchDone)
-		r.watchServerRestarts(watchCtx)
-	}()
-	defer func() {
-		stopWatch()
-		<-watchDone
-	}()
 	r.log.Info("projector started", "stream", r.cfg.Topic, "projections", r.names)
 	resubscribe.Loop(ctx, r.log, "domain stream subscription ended; resubscribing", "projector stopped",
 		func(ctx context.Context) error { return r.consume(ctx, dead) })
@@ -306,14 +293,6 @@ func (r *Runner) applyProjection(ctx context.Context, p projections.Projection, 
 	last := events[len(events)-1].Version
 	var applied int
 	err := pgx.BeginFunc(ctx, r.cfg.Pool, func(tx pgx.Tx) error {
-		// A read model is derived from the event store, so its commit need not wait for the WAL
-		// flush (an fsync: about 10 ms on a busy machine, four times per message, one per
-		// projection; docs/write-path.md). The commit is visible at once, and a server crash
-		// can lose only the last few hundred milliseconds of such commits: read model and
-		// checkpoint together, so watchServerRestarts' catch-up re-applies them.
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
 		// The row must exist for FOR UPDATE to lock anything; DO NOTHING waits for a concurrent
 		// insert of the same row and then sees it.
 		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (projection, stream_id, version)
@@ -351,40 +330,6 @@ func (r *Runner) applyProjection(ctx context.Context, p projections.Projection, 
 		return 0, fmt.Errorf("projector: %s on %s: %w", p.Name(), streamID, err)
 	}
 	return applied, nil
-}
-
-// watchServerRestarts runs CatchUp when the database server has restarted since the projector
-// last looked (pg_postmaster_start_time changed; a failover to another server changes it too).
-// The projector commits without waiting for the WAL flush, so a server crash can lose its last
-// commits while the domain stream's messages that led to them are already acknowledged; the
-// catch-up re-applies whatever the checkpoints say is missing.
-func (r *Runner) watchServerRestarts(ctx context.Context) {
-	interval := r.cfg.ServerCheckInterval
-	if interval <= 0 {
-		interval = 5 * time.Second
-	}
-	var started time.Time
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		var now time.Time
-		if err := r.cfg.Pool.QueryRow(ctx, `SELECT pg_postmaster_start_time()`).Scan(&now); err == nil {
-			if !started.IsZero() && !now.Equal(started) {
-				r.log.Info("the database server restarted; catching up what its last commits may have lost", "server_started", now)
-				if err := r.CatchUp(ctx, ""); err != nil && ctx.Err() == nil {
-					r.log.Warn("catch-up after the database server restarted failed; each stream is repaired by its next notification",
-						"err", err)
-					now = started // try again at the next check
-				}
-			}
-			started = now
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // CatchUp applies every stream whose id starts with prefix ("" for all) on which some projection
