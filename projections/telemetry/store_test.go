@@ -511,21 +511,7 @@ func TestWriterCacheIsOnlyAnOptimization(t *testing.T) {
 	} {
 		rows := map[string][]string{}
 		for _, env := range []string{"plain", "cached"} {
-			r, err := db.pool.Query(ctx, q, env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for r.Next() {
-				v, err := r.Values()
-				if err != nil {
-					t.Fatal(err)
-				}
-				rows[env] = append(rows[env], fmt.Sprint(v))
-			}
-			if r.Err() != nil {
-				t.Fatal(r.Err())
-			}
-			sort.Strings(rows[env])
+			rows[env] = sortedRows(ctx, t, db.pool, q, env)
 		}
 		if len(rows["plain"]) == 0 || strings.Join(rows["plain"], "\n") != strings.Join(rows["cached"], "\n") {
 			t.Fatalf("%s\nwithout cache:\n%s\nwith cache:\n%s", q, strings.Join(rows["plain"], "\n"), strings.Join(rows["cached"], "\n"))
@@ -689,21 +675,7 @@ func TestWriteAllEqualsWritingOneByOne(t *testing.T) {
 		} {
 			rows := map[string][]string{}
 			for _, env := range []string{"one", "many"} {
-				r, err := db.pool.Query(ctx, q, env)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for r.Next() {
-					v, err := r.Values()
-					if err != nil {
-						t.Fatal(err)
-					}
-					rows[env] = append(rows[env], fmt.Sprint(v))
-				}
-				if r.Err() != nil {
-					t.Fatal(r.Err())
-				}
-				sort.Strings(rows[env])
+				rows[env] = sortedRows(ctx, t, db.pool, q, env)
 			}
 			if len(rows["one"]) == 0 || strings.Join(rows["one"], "\n") != strings.Join(rows["many"], "\n") {
 				t.Fatalf("%s\none by one:\n%s\nin groups:\n%s", q, strings.Join(rows["one"], "\n"), strings.Join(rows["many"], "\n"))
@@ -719,4 +691,27 @@ func TestWriteAllEqualsWritingOneByOne(t *testing.T) {
 			t.Fatalf("%d batch log rows of the other environment, want %d", n, others)
 		}
 	})
+}
+
+// sortedRows runs q with args and returns its rows, each printed, sorted: two writes of the same
+// events compare equal whatever order their rows were stored in.
+func sortedRows(ctx context.Context, t *testing.T, pool *pgxpool.Pool, q string, args ...any) []string {
+	t.Helper()
+	r, err := pool.Query(ctx, q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for r.Next() {
+		v, err := r.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, fmt.Sprint(v))
+	}
+	if r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	sort.Strings(rows)
+	return rows
 }

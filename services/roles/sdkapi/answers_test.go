@@ -14,15 +14,7 @@ import (
 // contexts, with both kinds of key (ruleId goes to server keys only), every answer taken from the
 // cache is byte for byte the one appendSuccess writes for that result.
 func TestCachedAnswersAreTheWrittenOnes(t *testing.T) {
-	rs := benchRuleset(t, "load", benchClientKey, benchServerKey, 1000)
-	compiled, err := evaluation.Compile(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := newSnapshot(envID{rs.Project, rs.Environment}, rs, compiled)
-	if err != nil {
-		t.Fatal(err)
-	}
+	compiled, snap := loadSnapshot(t, 1000)
 	r := rand.New(rand.NewPCG(3, 5))
 	cachedAnswers := 0
 	for range 300 {
@@ -59,15 +51,7 @@ func TestCachedAnswersAreTheWrittenOnes(t *testing.T) {
 // TestCachedAnswersUnderConcurrency: requests filling and reading one snapshot's cache at once
 // (run with -race) all get the written answers.
 func TestCachedAnswersUnderConcurrency(t *testing.T) {
-	rs := benchRuleset(t, "load", benchClientKey, benchServerKey, 200)
-	compiled, err := evaluation.Compile(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := newSnapshot(envID{rs.Project, rs.Environment}, rs, compiled)
-	if err != nil {
-		t.Fatal(err)
-	}
+	compiled, snap := loadSnapshot(t, 200)
 	errs := make(chan string, 4)
 	for g := range 4 {
 		go func() {
@@ -91,4 +75,19 @@ func TestCachedAnswersUnderConcurrency(t *testing.T) {
 			t.Fatal(e)
 		}
 	}
+}
+
+// loadSnapshot compiles the load fixture (its first n flags) into a snapshot.
+func loadSnapshot(t *testing.T, n int) (*evaluation.Compiled, *snapshot) {
+	t.Helper()
+	rs := benchRuleset(t, "load", benchClientKey, benchServerKey, n)
+	compiled, err := evaluation.Compile(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := newSnapshot(envID{rs.Project, rs.Environment}, rs, compiled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return compiled, snap
 }
